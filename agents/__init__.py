@@ -1,0 +1,1 @@
+"""Agents (LLM generators and scorers, scripted bots, a human) and learners."""

@@ -1,0 +1,71 @@
+"""A person at the terminal as a player (`--seat verifier=human`).
+
+Text seats type a reply (end with an empty line); Box seats type a number.
+Each move records `seconds` (time to answer) in its extras, so a game can report a
+person's accuracy and speed -- the legibility study of Kirchner et al., in a terminal.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from gymnasium import spaces
+from rich.console import Console
+from rich.panel import Panel
+
+from arena.specs import AgentContext
+from arena.types import ArenaError, Move
+
+
+class HumanAgent:
+    """Asks a person for each move; not checkpointable (there is nothing to save)."""
+
+    def __init__(self, space: spaces.Space, seat: str, console: Console | None = None,
+                 read_line: Callable[[str], str] = input):
+        self.space, self.seat = space, seat
+        self.console = console or Console()
+        self.read_line = read_line
+
+    def reset(self, seed: int) -> None:
+        pass
+
+    def act(self, observations: Sequence[dict[str, str]]) -> list[Move]:
+        return [self._ask(obs) for obs in observations]
+
+    def _ask(self, obs: dict[str, str]) -> Move:
+        self.console.print(Panel(obs.get("prompt", ""), title=f"you are {self.seat}"))
+        t0 = time.monotonic()
+        if isinstance(self.space, spaces.Box):
+            action: Any = np.array([self._number()], dtype=np.float32)
+        else:
+            action = self._text()
+        return Move(action, {"seconds": time.monotonic() - t0, "human": True})
+
+    def _number(self) -> float:
+        while True:
+            raw = self._read("score (a number; > 0 = convincing/correct, < 0 = not): ")
+            try:
+                return float(raw)
+            except ValueError:
+                self.console.print(f"[red]not a number: {raw!r}[/red]")
+
+    def _text(self) -> str:
+        lines = []
+        self.console.print("your reply (end with an empty line):")
+        while (line := self._read("")) != "":
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _read(self, prompt: str) -> str:
+        try:
+            return self.read_line(prompt)
+        except EOFError:
+            raise ArenaError("the human agent needs a terminal (stdin closed)") from None
+
+
+def build(arg: str, ctx: AgentContext) -> HumanAgent:
+    if not sys.stdin.isatty() and arg != "pipe":
+        raise ArenaError("the human agent needs an interactive terminal (or use human:pipe to read stdin)")
+    return HumanAgent(ctx.action_space, ctx.seat)

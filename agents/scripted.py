@@ -1,0 +1,99 @@
+"""Scripted agents: the game's own bots (`ctx.game_cls.bots`) and generic ones.
+
+    scripted:<bot>[?k=v&...]   a bot the game provides (e.g. scripted:role-play)
+    scripted:random            uniform samples of the seat's action space
+    scripted:constant?value=x  always the same score (Box seats) or text (Text seats)
+
+Generic bots draw from a hash of (seed, observation): a move depends only on
+what the bot sees.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from gymnasium import spaces
+
+from arena.registry import load_attr
+from arena.seeding import stable_hash
+from arena.specs import AgentContext
+from arena.types import ArenaError
+
+STATE_FILE = "scripted.json"
+
+
+class RandomAgent:
+    """Samples the seat's action space (garbage for Text seats: a useful fuzzer)."""
+
+    kind = "scripted"
+    name = "random"
+
+    def __init__(self, space: spaces.Space):
+        self.space, self.seed = space, 0
+
+    def reset(self, seed: int) -> None:
+        self.seed = seed
+
+    def act(self, observations: Sequence[dict[str, str]]) -> list[Any]:
+        out = []
+        for obs in observations:
+            self.space.seed(stable_hash(self.seed, obs.get("prompt", "")) % 2**32)
+            out.append(self.space.sample())
+        return out
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": {}}))
+
+    def load(self, directory: Path) -> None:
+        pass
+
+
+class ConstantAgent(RandomAgent):
+    """Always the same action: `value` as a score on Box seats, as text on Text seats."""
+
+    name = "constant"
+
+    def __init__(self, space: spaces.Space, value: str = "0"):
+        super().__init__(space)
+        self.value = value
+
+    def act(self, observations):
+        if isinstance(self.space, spaces.Box):
+            return [np.full(self.space.shape, float(self.value), dtype=np.float32) for _ in observations]
+        return [self.value for _ in observations]
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": {"value": self.value}}))
+
+    def load(self, directory: Path) -> None:
+        self.value = json.loads((Path(directory) / STATE_FILE).read_text())["params"]["value"]
+
+
+def build(arg: str, ctx: AgentContext):
+    """Factory for the `scripted` kind (also rebuilds scripted checkpoints)."""
+    state_file = Path(arg) / STATE_FILE if arg else None
+    if state_file is not None and state_file.is_file():
+        name = json.loads(state_file.read_text())["bot"]
+        agent = _make(name, "", ctx)
+        agent.load(Path(arg))
+        return agent
+    name, _, options = arg.partition("?")
+    return _make(name, options, ctx)
+
+
+def _make(name: str, options: str, ctx: AgentContext):
+    bots = getattr(ctx.game_cls, "bots", {})
+    if name in bots:
+        try:
+            return load_attr(bots[name])(seat=ctx.seat, options=options)
+        except (TypeError, ValueError) as e:
+            raise ArenaError(f"bad options for scripted:{name}: {options!r} ({e})") from None
+    if name == "random":
+        return RandomAgent(ctx.action_space)
+    if name == "constant":
+        value = dict(kv.split("=", 1) for kv in options.split("&") if "=" in kv).get("value", "0")
+        return ConstantAgent(ctx.action_space, value)
+    known = ", ".join(sorted([*bots, "random", "constant"]))
+    raise ArenaError(f"unknown scripted agent {name!r} for {ctx.game_id}; known: {known}")

@@ -1,0 +1,162 @@
+"""The live terminal view: a snapshot dataclass, a pure `render`, and thin loops.
+
+`Snapshot.apply(event)` folds the run's events (the same ones in events.jsonl)
+into the snapshot; `render(snapshot)` turns it into a rich renderable and is
+tested with a capture console. `LiveView` drives a `rich.live.Live` while
+training (or prints one plain line per round when stdout is not a terminal);
+`watch` tails another process's events.jsonl into the same view.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from arena.store import read_events
+
+
+@dataclass
+class Snapshot:
+    """Everything the view shows; built only from events."""
+
+    run: str = ""
+    game: str = ""
+    rounds_total: int = 0
+    episodes_per_round: int = 0
+    seats: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    current_round: int | None = None
+    episodes_done: int = 0
+    phase: str = "starting"
+    finished: bool = False
+
+    def apply(self, event: dict[str, Any]) -> "Snapshot":
+        kind = event.get("type")
+        if kind == "run_start":
+            self.run, self.game = event["run"], event["game"]
+            self.rounds_total, self.episodes_per_round = event["rounds"], event["episodes"]
+            self.seats = list(event.get("seats", []))
+            self.rows = list(event.get("history", []))
+            self.finished = False
+        elif kind == "round_start":
+            self.current_round, self.episodes_done, self.phase = event["round"], 0, "playing"
+        elif kind == "episode":
+            self.episodes_done = event["done"]
+        elif kind == "learner_start":
+            self.phase = f"training {event['seat']}"
+        elif kind == "round_end":
+            self.rows = [r for r in self.rows if r["round"] != event["round"]] + [event["summary"]]
+            self.current_round, self.phase = None, "between rounds"
+        elif kind == "run_end":
+            self.finished, self.phase = True, "finished"
+        return self
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}"
+    return str(x)
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def round_table(snap: Snapshot) -> Table:
+    """One row per finished round."""
+    headline = snap.rows[-1].get("headline", []) if snap.rows else []
+    seats = snap.seats or sorted({s for r in snap.rows for s in r.get("mean_reward", {})})
+    loss_keys = sorted({f"{seat}.{k}" for r in snap.rows for seat, m in r.get("losses", {}).items() for k in m})
+    table = Table(title=f"{snap.run} · {snap.game}", expand=False, header_style="bold")
+    for col in ["round", "eps", *[f"R:{s}" for s in seats], *headline, *loss_keys, "eps/s", "tok/s", "elapsed", "ETA"]:
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in snap.rows:
+        losses = {f"{seat}.{k}": v for seat, m in r.get("losses", {}).items() for k, v in m.items()}
+        table.add_row(
+            str(r["round"]), str(r["episodes"]),
+            *[_fmt(r.get("mean_reward", {}).get(s, float("nan"))) for s in seats],
+            *[_fmt(r.get("metrics", {}).get(h, float("nan"))) for h in headline],
+            *[_fmt(losses.get(k, float("nan"))) for k in loss_keys],
+            f"{r['episodes_per_s']:.1f}", f"{r['tokens_per_s']:.0f}",
+            _duration(r["elapsed_s"]), _duration(r["eta_s"]),
+        )
+    return table
+
+
+def render(snap: Snapshot) -> Group:
+    """The whole view: the rounds table and, while a round runs, its progress."""
+    parts: list[Any] = [round_table(snap)]
+    if snap.current_round is not None:
+        total = max(1, snap.episodes_per_round)
+        line = Table.grid(padding=(0, 1))
+        line.add_row(Text(f"round {snap.current_round + 1}/{snap.rounds_total}", style="bold"),
+                     ProgressBar(total=total, completed=min(snap.episodes_done, total), width=30),
+                     Text(f"{snap.episodes_done}/{total} episodes · {snap.phase}"))
+        parts.append(line)
+    elif snap.finished:
+        parts.append(Text(f"finished {len(snap.rows)} rounds", style="green"))
+    return Group(*parts)
+
+
+def plain_line(summary: dict[str, Any]) -> str:
+    """The non-terminal log: one line per finished round."""
+    rewards = " ".join(f"R:{s}={_fmt(v)}" for s, v in summary.get("mean_reward", {}).items())
+    metrics = " ".join(f"{h}={_fmt(summary['metrics'][h])}" for h in summary.get("headline", [])
+                       if h in summary.get("metrics", {}))
+    losses = " ".join(f"{s}.{k}={_fmt(v)}" for s, m in summary.get("losses", {}).items() for k, v in m.items())
+    return (f"round {summary['round']} episodes={summary['episodes']} {rewards} {metrics} {losses} "
+            f"eps/s={summary['episodes_per_s']:.1f} tok/s={summary['tokens_per_s']:.0f} "
+            f"elapsed={_duration(summary['elapsed_s'])} eta={_duration(summary['eta_s'])}").replace("  ", " ")
+
+
+class LiveView:
+    """Feeds events to a snapshot and shows it: live on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 4):
+        self.console = console or Console()
+        self.snapshot = Snapshot()
+        self.live: Live | None = None
+        if self.console.is_terminal:
+            self.live = Live(render(self.snapshot), console=self.console,
+                             refresh_per_second=refresh_per_second, transient=False)
+
+    def __enter__(self) -> "LiveView":
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live:
+            self.live.update(render(self.snapshot))
+            self.live.__exit__(*exc)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.snapshot.apply(event)
+        if self.live:
+            self.live.update(render(self.snapshot))
+        elif event.get("type") == "round_end":
+            self.console.print(plain_line(event["summary"]), soft_wrap=True, highlight=False, markup=False)
+
+
+def watch(run_dir: Path, console: Console | None = None, poll_s: float = 0.5,
+          follow: bool = True, timeout_s: float | None = None) -> Snapshot:
+    """Show a run's view from its events.jsonl until it finishes (or once, if not following)."""
+    offset, t0 = 0, time.monotonic()
+    with LiveView(console) as view:
+        while True:
+            events, offset = read_events(run_dir, offset)
+            for e in events:
+                view(e)
+            if view.snapshot.finished or not follow:
+                return view.snapshot
+            if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                return view.snapshot
+            time.sleep(poll_s)

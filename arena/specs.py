@@ -1,0 +1,102 @@
+"""Agent spec strings: `kind:arg`, resolved through the `arena.agents` entry points.
+
+    scripted:random          a generic or game-provided scripted bot
+    hf:<dir or hub id>       a Hugging Face model (agents package)
+    ckpt:<run>/<seat>/round-<k>   any checkpoint this engine wrote
+    human                    a person at the terminal
+
+`arena` does not import `agents`: it finds each kind's factory by name. A factory
+is `build(arg: str, ctx: AgentContext) -> Agent`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from arena.types import ArenaError
+
+AGENT_GROUP = "arena.agents"
+SPEC_RE = re.compile(r"^([a-z][a-z0-9_-]*)(?::(.*))?$")
+CHECKPOINT_META = "arena_checkpoint.json"
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What a factory may need to know about the seat it fills."""
+
+    game_id: str
+    game_cls: type
+    seat: str
+    runs_dir: Path
+    device: str | None = None
+    action_space: Any = None
+    """The seat's gymnasium action space (`Text` seats generate, `Box` seats score)."""
+
+    @classmethod
+    def for_seat(cls, game_spec: Any, seat: str, runs_dir: Path, device: str | None = None,
+                 **env_kwargs: Any) -> "AgentContext":
+        env = game_spec.make(**env_kwargs)
+        if seat not in env.possible_agents:
+            raise ArenaError(f"unknown seat {seat!r} for {game_spec.id}; seats: {', '.join(env.possible_agents)}")
+        return cls(game_spec.id, game_spec.load(), seat, Path(runs_dir), device, env.action_space(seat))
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    m = SPEC_RE.match(spec.strip())
+    if not m:
+        raise ArenaError(f"malformed agent spec {spec!r}: expected kind:arg, e.g. scripted:random or hf:<dir>")
+    return m.group(1), m.group(2) or ""
+
+
+def agent_factories() -> dict[str, Callable[..., Any]]:
+    return {ep.name: ep for ep in entry_points(group=AGENT_GROUP)}
+
+
+def build_agent(spec: str, ctx: AgentContext):
+    """Build the agent a spec string names, for the seat in `ctx`."""
+    kind, arg = parse_spec(spec)
+    if kind == "ckpt":
+        return load_checkpoint_agent(resolve_checkpoint(arg, ctx.runs_dir), ctx)
+    factories = agent_factories()
+    if kind not in factories:
+        raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {', '.join(sorted([*factories, 'ckpt']))}")
+    return factories[kind].load()(arg, ctx)
+
+
+def resolve_checkpoint(arg: str, runs_dir: Path) -> Path:
+    """`<run>/<seat>/round-<k>` (run by name or path) or a checkpoint directory."""
+    direct = Path(arg)
+    if (direct / CHECKPOINT_META).is_file():
+        return direct
+    parts = arg.rstrip("/").split("/")
+    if len(parts) < 3 or not re.fullmatch(r"round-\d+", parts[-1]):
+        raise ArenaError(f"malformed checkpoint spec {arg!r}: expected ckpt:<run>/<seat>/round-<k>")
+    run, seat, rnd = "/".join(parts[:-2]), parts[-2], parts[-1]
+    run_dir = Path(run) if Path(run).is_dir() else runs_dir / run
+    path = run_dir / "checkpoints" / seat / rnd
+    if not (path / CHECKPOINT_META).is_file():
+        raise ArenaError(f"no checkpoint at {path}")
+    return path
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / CHECKPOINT_META).read_text())
+    except (OSError, ValueError) as e:
+        raise ArenaError(f"unreadable checkpoint metadata in {path}: {e}") from e
+
+
+def load_checkpoint_agent(path: Path, ctx: AgentContext):
+    """Rebuild an agent from a checkpoint dir via the factory named in its metadata."""
+    meta = read_checkpoint_meta(path)
+    if meta.get("game") and meta["game"] != ctx.game_id:
+        raise ArenaError(f"checkpoint {path} is for game {meta['game']!r}, not {ctx.game_id!r}")
+    kind = meta.get("kind")
+    factories = agent_factories()
+    if kind not in factories:
+        raise ArenaError(f"checkpoint {path} names unknown agent kind {kind!r}")
+    return factories[kind].load()(str(path), ctx)

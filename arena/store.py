@@ -1,0 +1,194 @@
+"""The run directory and its SQLite store.
+
+    runs/<run>/config.json          the resolved config
+    runs/<run>/arena.db             SQLite (WAL): rounds, episodes, checkpoints, ...
+    runs/<run>/events.jsonl         one JSON event per line (what `arena watch` tails)
+    runs/<run>/checkpoints/<seat>/round-<k>/
+
+A round's rows are committed in one transaction together with its `completed`
+mark; rows of a round that never completed are dropped on resume, and rows of a
+completed round are never rewritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from arena.types import ArenaError, Episode
+
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    completed INTEGER NOT NULL DEFAULT 0,
+    started REAL, finished REAL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    round INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    rewards TEXT NOT NULL,
+    info TEXT NOT NULL,
+    transcript TEXT NOT NULL,
+    PRIMARY KEY (round, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    round INTEGER NOT NULL,
+    seat TEXT NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (round, seat)
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def runs_dir(flag: str | os.PathLike | None = None) -> Path:
+    """`--runs-dir`, else `$ARENA_RUNS_DIR`, else `./runs`."""
+    return Path(flag or os.environ.get("ARENA_RUNS_DIR") or "runs")
+
+
+def check_run_name(name: str) -> str:
+    if ".." in name or "/" in name or "\\" in name or not RUN_NAME_RE.match(name):
+        raise ArenaError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+    return name
+
+
+def find_run(name_or_path: str, base: Path) -> Path:
+    """An existing run by name (under `base`) or by path."""
+    p = Path(name_or_path)
+    if (p / "arena.db").is_file():
+        return p
+    if "/" in name_or_path or os.sep in name_or_path:
+        raise ArenaError(f"no run at {name_or_path} (no arena.db there)")
+    check_run_name(name_or_path)
+    if not (base / name_or_path / "arena.db").is_file():
+        raise ArenaError(f"no run named {name_or_path!r} in {base}/")
+    return base / name_or_path
+
+
+class RunStore:
+    """SQLite access for one run directory."""
+
+    def __init__(self, run_dir: Path, *, create: bool = False):
+        self.dir = Path(run_dir)
+        db = self.dir / "arena.db"
+        if not create and not db.is_file():
+            raise ArenaError(f"no arena.db in {self.dir}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("SELECT count(*) FROM rounds").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise ArenaError(f"corrupt or unreadable run database {db}: {e}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- key/value (run metadata) --------------------------------------------
+    def set(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- rounds ---------------------------------------------------------------
+    def completed_rounds(self) -> list[int]:
+        return [r for (r,) in self.conn.execute("SELECT round FROM rounds WHERE completed=1 ORDER BY round")]
+
+    def round_summaries(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT summary FROM rounds WHERE completed=1 ORDER BY round")
+        return [json.loads(s) for (s,) in rows]
+
+    def discard_incomplete(self) -> None:
+        """Drop what an interrupted round left behind (it is replayed from scratch)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM episodes WHERE round NOT IN (SELECT round FROM rounds WHERE completed=1)")
+            c.execute("DELETE FROM checkpoints WHERE round NOT IN (SELECT round FROM rounds WHERE completed=1)")
+            c.execute("DELETE FROM rounds WHERE completed=0")
+
+    def start_round(self, k: int) -> None:
+        if k in self.completed_rounds():
+            raise ArenaError(f"round {k} is already completed in {self.dir}")
+        self.conn.execute("INSERT OR REPLACE INTO rounds(round, completed, started) VALUES (?, 0, ?)", (k, time.time()))
+
+    def add_episode(self, ep: Episode) -> None:
+        d = ep.to_json()
+        self.conn.execute(
+            "INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?)",
+            (ep.round, ep.index, ep.seed, json.dumps(d["rewards"]), json.dumps(d["info"]),
+             json.dumps(d["transcript"])))
+
+    def complete_round(self, k: int, summary: dict[str, Any], checkpoints: dict[str, Path]) -> None:
+        with self.transaction() as c:
+            for seat, path in checkpoints.items():
+                c.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
+                          (k, seat, str(Path(path).relative_to(self.dir))))
+            c.execute("UPDATE rounds SET completed=1, finished=?, summary=? WHERE round=?",
+                      (time.time(), json.dumps(summary), k))
+
+    def episodes(self, round: int | None = None) -> list[Episode]:
+        q = "SELECT round, idx, seed, rewards, info, transcript FROM episodes"
+        rows = self.conn.execute(q + (" WHERE round=? ORDER BY idx" if round is not None else " ORDER BY round, idx"),
+                                 (() if round is None else (round,)))
+        return [Episode.from_json({"index": idx, "seed": seed, "round": rnd, "rewards": json.loads(rw),
+                                   "info": json.loads(info), "transcript": json.loads(tr)})
+                for rnd, idx, seed, rw, info, tr in rows]
+
+    def checkpoints(self) -> dict[str, dict[int, Path]]:
+        """seat -> round -> checkpoint directory, for completed rounds only."""
+        out: dict[str, dict[int, Path]] = {}
+        rows = self.conn.execute(
+            "SELECT c.seat, c.round, c.path FROM checkpoints c JOIN rounds r ON r.round=c.round "
+            "WHERE r.completed=1 ORDER BY c.seat, c.round")
+        for seat, rnd, path in rows:
+            out.setdefault(seat, {})[rnd] = self.dir / path
+        return out
+
+
+def append_event(run_dir: Path, event: dict[str, Any]) -> None:
+    """Append one event line; a line is written whole with a single write."""
+    line = json.dumps({"time": time.time(), **event}, default=str) + "\n"
+    with open(Path(run_dir) / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+
+
+def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Events appended since byte `offset`, and the new offset (partial lines wait)."""
+    path = Path(run_dir) / "events.jsonl"
+    if not path.is_file():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    return events, offset + end
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

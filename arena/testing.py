@@ -1,0 +1,127 @@
+"""Contract checks any game or agent can be put through (library code, not tests).
+
+    from arena.testing import check_game
+    check_game(lambda: MyEnv())
+
+runs PettingZoo's own `api_test` and `seed_test`, feeds garbage actions to every
+seat (random strings, empty and very long strings, NaN/inf scores, wrong types)
+and asserts the game takes them as (invalid) moves without raising, and checks
+that the same seed gives the same transcript with the same actions.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from gymnasium import spaces
+
+GARBAGE_TEXT = ["", " ", "\x00\x01\x02", "a" * 100_000, "Answer: ", "ünïcødé ☃ 🙂", "NaN", "-1e999"]
+GARBAGE_SCORES = [np.array([np.nan], dtype=np.float32), np.array([np.inf], dtype=np.float32),
+                  np.array([-np.inf], dtype=np.float32), float("nan"), "not a number", None,
+                  np.zeros(3, dtype=np.float32), np.array([1e30], dtype=np.float32)]
+
+
+def check_game(env_fn: Callable[[], Any], *, num_cycles: int = 30, seeds: Sequence[int] = (0, 1, 2)) -> None:
+    """Raise AssertionError (or the env's exception) if the game breaks the contract."""
+    from pettingzoo.test import api_test, seed_test
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api_test(env_fn(), num_cycles=num_cycles)
+        seed_test(env_fn, num_cycles=num_cycles)
+    check_observations_are_text(env_fn)
+    check_garbage_actions(env_fn, seeds)
+    check_determinism(env_fn, seeds)
+
+
+def check_observations_are_text(env_fn: Callable[[], Any]) -> None:
+    env = env_fn()
+    for agent in env.possible_agents:
+        space = env.observation_space(agent)
+        assert isinstance(space, spaces.Dict), f"{agent}: observation space must be a Dict of Text fields"
+        assert "prompt" in space.spaces, f"{agent}: observations need a 'prompt' field"
+        for name, sub in space.spaces.items():
+            assert isinstance(sub, spaces.Text), f"{agent}.{name}: every observation field must be Text"
+        action = env.action_space(agent)
+        assert isinstance(action, (spaces.Text, spaces.Box)), f"{agent}: action space must be Text or Box"
+
+
+def _garbage_for(space: spaces.Space) -> list[Any]:
+    return GARBAGE_TEXT + [None, 12345] if isinstance(space, spaces.Text) else GARBAGE_SCORES + ["", "x" * 1000]
+
+
+def play_scripted(env: Any, seed: int, choose: Callable[[str, int], Any], max_steps: int = 10_000) -> list[tuple]:
+    """Play one episode choosing actions with `choose(agent, step)`; return the transcript."""
+    env.reset(seed=seed)
+    transcript = []
+    for step in range(max_steps):
+        if not env.agents:
+            return transcript
+        agent = env.agent_selection
+        if env.terminations[agent] or env.truncations[agent]:
+            env.step(None)
+            continue
+        obs = env.observe(agent)
+        assert env.observation_space(agent).contains(obs), f"{agent}: observation outside its space: {obs!r:.200}"
+        action = choose(agent, step)
+        env.step(action)
+        transcript.append((agent, _freeze(obs), _freeze(action), _freeze(dict(env.rewards))))
+    raise AssertionError(f"episode did not end within {max_steps} steps")
+
+
+def check_garbage_actions(env_fn: Callable[[], Any], seeds: Sequence[int]) -> None:
+    """Every seat playing garbage: no exception, episode ends, rewards finite."""
+    env = env_fn()
+    for seed in seeds:
+        for k in range(max(len(_garbage_for(env.action_space(a))) for a in env.possible_agents)):
+            def choose(agent: str, step: int) -> Any:
+                options = _garbage_for(env.action_space(agent))
+                return options[(k + step) % len(options)]
+
+            transcript = play_scripted(env, seed, choose)
+            for _, _, _, rewards in transcript:
+                for agent, r in rewards:
+                    assert isinstance(r, (int, float)) and math.isfinite(r), \
+                        f"non-finite reward {r!r} for {agent} after garbage actions"
+
+
+def check_determinism(env_fn: Callable[[], Any], seeds: Sequence[int]) -> None:
+    """Same seed and same actions -> same transcript (two fresh envs)."""
+    for seed in seeds:
+        runs = []
+        for _ in range(2):
+            env = env_fn()
+            for agent in env.possible_agents:
+                env.action_space(agent).seed(seed)
+            runs.append(play_scripted(env, seed, lambda agent, step, env=env: env.action_space(agent).sample()))
+        assert runs[0] == runs[1], f"seed {seed}: two envs with the same seed and actions diverged"
+
+
+def check_agent(agent: Any, observations: Sequence[dict[str, str]]) -> list[Any]:
+    """An agent is batched and seedable: one action per observation, same seed -> same actions."""
+    agent.reset(123)
+    first = agent.act(list(observations))
+    assert len(first) == len(observations), "act must return one action per observation"
+    agent.reset(123)
+    again = agent.act(list(observations))
+    assert _freeze(_actions(first)) == _freeze(_actions(again)), "same seed gave different actions"
+    return first
+
+
+def _actions(actions: Sequence[Any]) -> list[Any]:
+    return [getattr(a, "action", a) for a in actions]
+
+
+def _freeze(x: Any) -> Any:
+    if isinstance(x, dict):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_freeze(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return ("ndarray", x.dtype.str, tuple(np.nan_to_num(x.astype(np.float64), nan=1e308).ravel().tolist())
+                if x.dtype.kind in "fiu" else tuple(x.ravel().tolist()))
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    return x

@@ -1,0 +1,132 @@
+"""The engine's contracts: agents, learners, moves and episodes.
+
+`arena` knows no game and no model. A game is a PettingZoo `AECEnv`; a player
+is anything with a batched `act`; a learner is anything with `update`. These
+protocols are the whole interface between the three packages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+Observation = dict[str, str]
+"""Named text fields. The field `prompt` is the text an LLM player reads."""
+
+
+class ArenaError(Exception):
+    """A user-facing error: the CLI prints its message on one line and exits 2."""
+
+
+@dataclass
+class Move:
+    """An action plus what the agent wants recorded next to it.
+
+    Agents may return plain actions; an LLM agent returns `Move`s so that the
+    prompt/completion token ids and per-token log-probs reach the learners.
+    `extras["completion_tokens"]` (an int) is summed into tokens/s.
+    """
+
+    action: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """One seat's player, batched over concurrent episodes."""
+
+    def act(self, observations: Sequence[Observation]) -> list[Any]:
+        """Return one action (or `Move`) per observation, in order."""
+        ...
+
+    def reset(self, seed: int) -> None:
+        """Re-seed the agent's own RNG; called by the runner before each play."""
+        ...
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """An agent (or learner) whose state can be written and restored in place.
+
+    `kind` names the agent factory (`arena.agents` entry point) that can build
+    the agent back from the directory alone, e.g. for `ckpt:` specs.
+    """
+
+    kind: str
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """Updates one seat's agent between rounds."""
+
+    def update(self, agent: Agent, episodes: Sequence["Episode"]) -> dict[str, float]:
+        """Train `agent` in place on this round's episodes; return metrics."""
+        ...
+
+
+@dataclass
+class Step:
+    """One move in a transcript."""
+
+    seat: str
+    observation: Observation
+    action: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seat": self.seat, "observation": self.observation,
+                "action": _jsonable(self.action), "extras": self.extras}
+
+
+@dataclass
+class Episode:
+    """A finished episode: who played, what was said, what it paid."""
+
+    index: int
+    seed: int
+    rewards: dict[str, float]
+    info: dict[str, dict[str, Any]]
+    """The env's final `infos` per seat (games put correctness, role, scores here)."""
+    transcript: list[Step]
+    round: int = 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(int(s.extras.get("completion_tokens", 0)) for s in self.transcript)
+
+    def moves(self, seat: str) -> list[Step]:
+        return [s for s in self.transcript if s.seat == seat]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "seed": self.seed, "round": self.round,
+                "rewards": self.rewards, "info": _jsonable(self.info),
+                "transcript": [s.to_json() for s in self.transcript]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Episode":
+        steps = [Step(s["seat"], s["observation"], s["action"], s.get("extras", {}))
+                 for s in d["transcript"]]
+        return cls(d["index"], d["seed"], d["rewards"], d["info"], steps, d.get("round", 0))
+
+
+def _jsonable(x: Any) -> Any:
+    """Numpy scalars/arrays and NaN-safe floats to plain JSON values."""
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x

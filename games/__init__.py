@@ -1,0 +1,1 @@
+"""Games: one sub-package per game (pure rules + a thin PettingZoo env + its recipes)."""

@@ -1,0 +1,131 @@
+"""duel-v0: two policies answer the same prompt; a judge (or a gold scoring function) decides.
+
+The game tournaments use to rate policy checkpoints like an arena.
+
+| | |
+|---|---|
+| Agents | `policy_a`, `policy_b` (Text actions); `judge` (Box action) unless `judge="gold"` |
+| Turn order | policy_a, policy_b (each sees only the prompt), then judge |
+| Observation | Dict of Text: `prompt` (what an LLM reads), `task_prompt`, `answer_a`, `answer_b` |
+| Judge prompt | `Prompt: <p>\\nAnswer A: <a>\\nAnswer B: <b>\\nWhich is better?` |
+| Judge action | one float: > 0 prefers A, < 0 prefers B, 0 is a draw; NaN/inf is invalid |
+| Policy rewards | +1 win, -1 loss, 0 draw (zero-sum); an invalid judge score is a draw |
+| Judge reward | +1 if its verdict agrees with the gold verdict, -1 if not (or invalid), 0 on a gold draw |
+| Info | gold_a, gold_b, gold_verdict, verdict, valid_score |
+
+`task` is a name in `rules.TASKS` (default `sum`) or a `module:attr` import path to an
+object with `sample(rng)` and `score(prompt, answer)`. Seats `policy_a` and
+`policy_b` are symmetric (tournaments play them round robin).
+
+Version history: v0 -- first version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo import AECEnv
+
+from arena.registry import load_attr
+from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
+from games.duel import rules
+
+FIELDS = ("prompt", "task_prompt", "answer_a", "answer_b")
+MAX_ANSWER = 1024
+
+
+class DuelEnv(AECEnv):
+    """Two policies answer the same prompt; a judge or a gold scoring function decides."""
+
+    metadata = {
+        "name": "duel-v0",
+        "description": "Two policies answer the same prompt; a judge or gold score decides the winner.",
+        "is_parallelizable": False,
+        "render_modes": [],
+        "headline": ["win_rate_a", "draw_rate", "judge_agreement"],
+        "symmetric_seats": ["policy_a", "policy_b"],
+    }
+
+    def __init__(self, task: str = "sum", judge: str = "seat", render_mode: str | None = None):
+        super().__init__()
+        if judge not in ("seat", "gold"):
+            raise ValueError(f"judge must be 'seat' or 'gold', not {judge!r}")
+        self.task = rules.TASKS[task] if task in rules.TASKS else load_attr(task)
+        self.judge_mode = judge
+        self.render_mode = render_mode
+        self.possible_agents = ["policy_a", "policy_b"] + (["judge"] if judge == "seat" else [])
+        self._obs_spaces = {a: text_dict_space(*FIELDS) for a in self.possible_agents}
+        self._act_spaces = {"policy_a": text_space(MAX_ANSWER), "policy_b": text_space(MAX_ANSWER),
+                            "judge": score_space()}
+
+    def observation_space(self, agent: str):
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str):
+        return self._act_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.task_prompt = sanitize(self.task.sample(self.rng))
+        self.answers = {"policy_a": "", "policy_b": ""}
+        self.agents = list(self.possible_agents)
+        self.rewards = {a: 0.0 for a in self.agents}
+        self._cumulative_rewards = {a: 0.0 for a in self.agents}
+        self.terminations = {a: False for a in self.agents}
+        self.truncations = {a: False for a in self.agents}
+        self.infos = {a: {} for a in self.agents}
+        self.agent_selection = "policy_a"
+
+    def observe(self, agent: str) -> dict[str, str]:
+        a, b = (sanitize(self.answers[s], MAX_ANSWER) for s in ("policy_a", "policy_b"))
+        if agent == "judge":
+            prompt = f"Prompt: {self.task_prompt}\nAnswer A: {a}\nAnswer B: {b}\nWhich is better?"
+            return {"prompt": prompt, "task_prompt": self.task_prompt, "answer_a": a, "answer_b": b}
+        return {"prompt": self.task_prompt, "task_prompt": self.task_prompt, "answer_a": "", "answer_b": ""}
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        self._clear_rewards()
+        if agent in self.answers:
+            self.answers[agent] = as_text(action) or ""
+            if agent == "policy_a":
+                self.agent_selection = "policy_b"
+            elif self.judge_mode == "seat":
+                self.agent_selection = "judge"
+            else:
+                self._decide(None)
+        else:
+            self._decide(as_score(action))
+        self._accumulate_rewards()
+
+    def _decide(self, judge_score: float | None) -> None:
+        gold_a = float(self.task.score(self.task_prompt, self.answers["policy_a"]))
+        gold_b = float(self.task.score(self.task_prompt, self.answers["policy_b"]))
+        gold = rules.verdict(gold_a, gold_b)
+        if self.judge_mode == "gold":
+            decided, valid = gold, True
+        else:
+            valid = judge_score is not None
+            decided = int(np.sign(judge_score)) if valid else 0
+            self.rewards["judge"] = -1.0 if not valid else (0.0 if gold == 0 else (1.0 if decided == gold else -1.0))
+        self.rewards["policy_a"], self.rewards["policy_b"] = float(decided), float(-decided)
+        info = {"gold_a": gold_a, "gold_b": gold_b, "gold_verdict": gold, "verdict": decided, "valid_score": valid}
+        self.infos = {a: dict(info) for a in self.agents}
+        self.terminations = {a: True for a in self.agents}
+
+    @staticmethod
+    def round_metrics(episodes) -> dict[str, float]:
+        infos = [next(iter(ep.info.values())) for ep in episodes if ep.info]
+        infos = [i for i in infos if "verdict" in i]
+        n = max(1, len(infos))
+        judged = [i for i in infos if i["gold_verdict"] != 0]
+        return {
+            "win_rate_a": sum(i["verdict"] > 0 for i in infos) / n,
+            "draw_rate": sum(i["verdict"] == 0 for i in infos) / n,
+            "judge_agreement": sum(i["verdict"] == i["gold_verdict"] for i in judged) / max(1, len(judged)),
+            "gold_a": float(np.mean([i["gold_a"] for i in infos])) if infos else 0.0,
+            "gold_b": float(np.mean([i["gold_b"] for i in infos])) if infos else 0.0,
+        }

@@ -1,0 +1,32 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+EXTERNAL = Path(__file__).parent / "external"
+
+
+@pytest.fixture
+def external_game_path(monkeypatch):
+    """Put the out-of-repo game (tests/external) on sys.path, as a user's own package would be."""
+    monkeypatch.syspath_prepend(str(EXTERNAL))
+    return EXTERNAL
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A private runs dir, also for subprocesses (ARENA_RUNS_DIR)."""
+    d = tmp_path / "runs"
+    monkeypatch.setenv("ARENA_RUNS_DIR", str(d))
+    return d
+
+
+def arena_cmd() -> list[str]:
+    return [sys.executable, "-m", "arena.cli"]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

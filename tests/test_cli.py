@@ -1,0 +1,89 @@
+"""Bad input is one line `error: ...` on stderr and exit status 2, never a traceback."""
+import sqlite3
+
+import pytest
+
+from arena.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(capsys, argv, pattern):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["play", "prover-verifer-v0"], "did you mean prover-verifier-v0"),
+    (["train", "nonsense-v0", "--rounds", "1"], "unknown game 'nonsense-v0'"),
+    (["play", "prover-verifier-v0", "--seat", "judge=scripted:random"], "unknown seat(s) judge"),
+    (["train", "prover-verifier-v0", "--recipe", "scripted", "--seat", "judge=scripted:random"], "unknown seat(s) judge"),
+    (["play", "prover-verifier-v0", "--seat", "prover=Bad Spec!"], "malformed agent spec"),
+    (["play", "prover-verifier-v0", "--seat", "prover"], "malformed --seat"),
+    (["play", "prover-verifier-v0", "--seat", "prover=warp:drive"], "unknown agent kind 'warp'"),
+    (["play", "prover-verifier-v0", "--seat", "prover=scripted:telepath"], "unknown scripted agent 'telepath'"),
+    (["play", "prover-verifier-v0", "--seat", "prover=ckpt:nope/prover/round-0"], "no checkpoint at"),
+    (["play", "prover-verifier-v0", "--seat", "prover=ckpt:nope"], "malformed checkpoint spec"),
+    (["play", "prover-verifier-v0", "--env", "reward=bogus"], "cannot make prover-verifier-v0"),
+    (["train", "prover-verifier-v0", "--recipe", "scripted", "--run", "../escape"], "invalid run name"),
+    (["train", "prover-verifier-v0", "--recipe", "scripted", "--run", "a/b"], "invalid run name"),
+    (["train", "prover-verifier-v0", "--recipe", "nope"], "has no recipe 'nope'"),
+    (["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "0"], "--rounds must be at least 1"),
+    (["resume", "never-was"], "no run named 'never-was'"),
+    (["resume", "../x"], "no run at ../x"),
+    (["watch", "never-was"], "no run named 'never-was'"),
+    (["experiment", "no-such-experiment"], "unknown experiment 'no-such-experiment'"),
+])
+def test_bad_input_is_a_one_line_error(capsys, runs, argv, pattern):
+    assert_one_line_error(capsys, argv, pattern)
+
+
+def test_corrupt_database_is_a_one_line_error(capsys, runs):
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "1", "--episodes", "4",
+                 "--run", "r", "--plain"]) == 0
+    (runs / "r" / "arena.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (runs / "r" / f"arena.db{suffix}").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert_one_line_error(capsys, ["resume", "r"], "corrupt or unreadable run database")
+
+
+def test_games_lists_every_game_with_description(capsys):
+    code, out, _ = run(capsys, "games")
+    assert code == 0 and "prover-verifier-v0" in out and "duel-v0" in out and "scripted" in out
+
+
+def test_play_prints_transcripts_and_results(capsys):
+    code, out, _ = run(capsys, "play", "prover-verifier-v0", "-n", "3", "--seat", "prover=scripted:helpful",
+                       "--seat", "verifier=scripted:spot-check?check_rate=1")
+    assert code == 0
+    assert out.count("episode ") >= 3 and "Answer:" in out
+    assert "helpful_accuracy=1" in out  # the helpful bot is always right
+
+
+def test_train_then_resume_a_finished_run(capsys, runs):
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
+                 "--run", "done", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("round ") >= 2 and "helpful_accuracy=" in out
+    code, out, _ = run(capsys, "resume", str(runs / "done"))
+    assert code == 0 and "already completed its 2 rounds" in out
+    code, out, _ = run(capsys, "resume", "done", "--rounds", "3", "--plain")
+    assert code == 0 and "round 2 " in out
+    with sqlite3.connect(runs / "done" / "arena.db") as c:
+        assert c.execute("SELECT count(*) FROM rounds WHERE completed=1").fetchone()[0] == 3
+
+
+def test_help_explains_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("games", "play", "train", "resume", "watch", "pretrain", "experiment"):
+        assert command in out

@@ -1,0 +1,58 @@
+from rich.console import Console
+
+from arena.dashboard import Snapshot, plain_line, render
+
+
+def summary(k, reward, acc):
+    return {"round": k, "episodes": 64, "mean_reward": {"prover": reward, "verifier": -reward},
+            "metrics": {"helpful_accuracy": acc, "other": 9.0}, "headline": ["helpful_accuracy"],
+            "losses": {"verifier": {"loss": 0.25 + k}}, "episodes_per_s": 12.5, "tokens_per_s": 3000.0,
+            "wall_s": 10.0, "elapsed_s": 10.0 * (k + 1), "eta_s": 10.0 * (2 - k)}
+
+
+def snapshot_after(events):
+    snap = Snapshot()
+    for e in events:
+        snap.apply(e)
+    return snap
+
+
+def capture(renderable):
+    console = Console(record=True, width=220, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+START = {"type": "run_start", "run": "demo", "game": "prover-verifier-v0", "rounds": 3, "episodes": 64,
+         "seats": ["prover", "verifier"], "history": []}
+
+
+def test_render_shows_one_row_per_finished_round_and_progress():
+    snap = snapshot_after([START, {"type": "round_start", "round": 0, "episodes": 64},
+                           {"type": "round_end", "round": 0, "summary": summary(0, 0.5, 0.75)},
+                           {"type": "round_start", "round": 1, "episodes": 64},
+                           {"type": "episode", "round": 1, "done": 16, "total": 64}])
+    text = capture(render(snap))
+    assert "demo · prover-verifier-v0" in text
+    for header in ("R:prover", "R:verifier", "helpful_accuracy", "verifier.loss", "eps/s", "tok/s", "ETA"):
+        assert header in text
+    row = next(line for line in text.splitlines() if line.split("│")[1:2] == ["     0 "])
+    assert "0.5" in row and "-0.5" in row and "0.75" in row and "0.25" in row and "0:10" in row and "0:20" in row
+    assert "round 2/3" in text and "16/64 episodes" in text
+    assert "other" not in text  # only headline metrics get a column
+
+
+def test_finished_view_and_history_from_resume():
+    history = [summary(0, 0.1, 0.5), summary(1, 0.2, 0.6)]
+    snap = snapshot_after([{**START, "history": history},
+                           {"type": "round_end", "round": 2, "summary": summary(2, 0.3, 0.7)},
+                           {"type": "run_end"}])
+    assert [r["round"] for r in snap.rows] == [0, 1, 2] and snap.finished
+    text = capture(render(snap))
+    assert "finished 3 rounds" in text and "0.7" in text
+
+
+def test_plain_line_has_the_round_figures():
+    line = plain_line(summary(1, 0.5, 0.75))
+    assert line.startswith("round 1 episodes=64 R:prover=0.5 R:verifier=-0.5 helpful_accuracy=0.75")
+    assert "verifier.loss=1.25" in line and "eps/s=12.5" in line and "tok/s=3000" in line
