@@ -98,3 +98,17 @@ def test_dead_steps_are_handled_for_games_with_early_termination():
     assert len(episodes) == 6
     for ep in episodes:
         assert ep.rewards["policy_a"] == -ep.rewards["policy_b"]
+
+
+def test_duel_bots_follow_their_strength_and_the_checker_agrees_with_gold():
+    g = registry.spec("duel-v0")
+    specs = {"policy_a": "scripted:adder?noise=0", "policy_b": "scripted:adder?noise=6", "judge": "scripted:checker"}
+    agents = {s: build_agent(spec, AgentContext.for_seat(g, s, Path("runs"))) for s, spec in specs.items()}
+    for a in agents.values():
+        a.reset(0)
+    episodes, _ = play(g.make, agents, 40, concurrency=8, seed=2)
+    metrics = g.load().round_metrics(episodes)
+    assert metrics["judge_agreement"] == 1.0
+    assert metrics["gold_a"] == 1.0 and metrics["gold_b"] < 1.0
+    assert all(ep.rewards["policy_a"] >= 0 for ep in episodes)
+    assert metrics["win_rate_a"] > 0.5

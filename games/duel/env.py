@@ -45,6 +45,7 @@ class DuelEnv(AECEnv):
         "headline": ["win_rate_a", "draw_rate", "judge_agreement"],
         "symmetric_seats": ["policy_a", "policy_b"],
     }
+    bots = {"adder": "games.duel.bots:Adder", "checker": "games.duel.bots:Checker"}
 
     def __init__(self, task: str = "sum", judge: str = "seat", render_mode: str | None = None):
         super().__init__()
