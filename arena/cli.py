@@ -60,7 +60,10 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 def cmd_games(args: argparse.Namespace) -> int:
     from arena import registry
 
-    table = Table("game", "seats", "recipes", "description", header_style="bold")
+    table = Table(header_style="bold")
+    table.add_column("game", no_wrap=True)
+    for col in ("seats", "recipes", "description"):
+        table.add_column(col)
     for gid in registry.list_games():
         spec = registry.spec(gid)
         env = spec.make()
@@ -280,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("rest", nargs=argparse.REMAINDER, help="the experiment's own arguments")
     s.set_defaults(func=cmd_experiment)
 
+    from arena.tournament import add_parser as add_tournament_parser
+
+    add_tournament_parser(sub)
     _add_plugin_parsers(sub)
     return p
 
