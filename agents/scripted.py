@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
+from arena.game import parse_options
 from arena.registry import load_attr
 from arena.seeding import stable_hash
 from arena.specs import AgentContext
@@ -93,7 +94,7 @@ def _make(name: str, options: str, ctx: AgentContext):
     if name == "random":
         return RandomAgent(ctx.action_space)
     if name == "constant":
-        value = dict(kv.split("=", 1) for kv in options.split("&") if "=" in kv).get("value", "0")
+        value = parse_options(options).get("value", "0")
         return ConstantAgent(ctx.action_space, value)
     known = ", ".join(sorted([*bots, "random", "constant"]))
     raise ArenaError(f"unknown scripted agent {name!r} for {ctx.game_id}; known: {known}")

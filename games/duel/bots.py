@@ -14,14 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+from arena.game import parse_options
 from arena.seeding import stable_hash
 from games.duel.rules import NUMBER_RE, TASKS, verdict
 
 STATE_FILE = "scripted.json"
-
-
-def _options(options: str) -> dict[str, str]:
-    return dict(kv.split("=", 1) for kv in options.split("&") if "=" in kv)
 
 
 class Adder:
@@ -36,7 +33,7 @@ class Adder:
         """Largest error added to the right answer."""
 
     def __init__(self, seat: str = "", options: str = ""):
-        self.params = self.Params(**{k: int(v) for k, v in _options(options).items()})
+        self.params = self.Params(**{k: int(v) for k, v in parse_options(options).items()})
         self.seed = 0
 
     def reset(self, seed: int) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pettingzoo import AECEnv
 
+from arena.game import end_episode, start_episode
 from arena.registry import load_attr
 from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
 from games.duel import rules
@@ -69,13 +70,7 @@ class DuelEnv(AECEnv):
         self.rng = np.random.default_rng(seed)
         self.task_prompt = sanitize(self.task.sample(self.rng))
         self.answers = {"policy_a": "", "policy_b": ""}
-        self.agents = list(self.possible_agents)
-        self.rewards = {a: 0.0 for a in self.agents}
-        self._cumulative_rewards = {a: 0.0 for a in self.agents}
-        self.terminations = {a: False for a in self.agents}
-        self.truncations = {a: False for a in self.agents}
-        self.infos = {a: {} for a in self.agents}
-        self.agent_selection = "policy_a"
+        start_episode(self, "policy_a")
 
     def observe(self, agent: str) -> dict[str, str]:
         a, b = (sanitize(self.answers[s], MAX_ANSWER) for s in ("policy_a", "policy_b"))
@@ -114,8 +109,7 @@ class DuelEnv(AECEnv):
             self.rewards["judge"] = -1.0 if not valid else (0.0 if gold == 0 else (1.0 if decided == gold else -1.0))
         self.rewards["policy_a"], self.rewards["policy_b"] = float(decided), float(-decided)
         info = {"gold_a": gold_a, "gold_b": gold_b, "gold_verdict": gold, "verdict": decided, "valid_score": valid}
-        self.infos = {a: dict(info) for a in self.agents}
-        self.terminations = {a: True for a in self.agents}
+        end_episode(self, info)
 
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
