@@ -138,8 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     base = _runs_dir(args)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     trainer = new_run(cfg, base, on_event=view)
-    with view:
-        trainer.run(trainer.restore())
+    try:
+        with view:
+            trainer.run(trainer.restore())
+    finally:
+        trainer.close()
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)")
     return 0
 
@@ -153,15 +156,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = find_run(args.run, base)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     trainer = load_run(run_dir, base, on_event=view)
-    if args.rounds is not None:
-        trainer.cfg.rounds = args.rounds
-        trainer.save_config()
-    start = trainer.restore()
-    if start >= trainer.cfg.rounds:
-        Console().print(f"run {run_dir} already completed its {trainer.cfg.rounds} rounds (use --rounds N to extend)")
-        return 0
-    with view:
-        trainer.run(start)
+    try:
+        if args.rounds is not None:
+            trainer.cfg.rounds = args.rounds
+            trainer.save_config()
+        start = trainer.restore()
+        if start >= trainer.cfg.rounds:
+            Console().print(f"run {run_dir} already completed its {trainer.cfg.rounds} rounds "
+                            "(use --rounds N to extend)")
+            return 0
+        with view:
+            trainer.run(start)
+    finally:
+        trainer.close()
     Console().print(f"run {run_dir} resumed and finished")
     return 0
 

@@ -185,6 +185,9 @@ class Trainer:
         self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
         self.on_event = on_event or (lambda e: None)
 
+    def close(self) -> None:
+        self.store.close()
+
     def emit(self, event: dict[str, Any]) -> None:
         append_event(self.run_dir, event)
         self.on_event(event)
