@@ -6,6 +6,7 @@ database...) print one line `error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -143,8 +144,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.run(trainer.restore())
     finally:
         trainer.close()
+    print_report(trainer)
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)")
     return 0
+
+
+def print_report(trainer) -> None:
+    """A game's own end-of-run report (`metadata["report"]`, e.g. ReST's table in the paper's layout)."""
+    from arena.registry import load_attr
+
+    entry = getattr(trainer.game_cls, "metadata", {}).get("report")
+    if entry:
+        Console().print(load_attr(entry)(trainer.run_dir))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -169,6 +180,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             trainer.run(start)
     finally:
         trainer.close()
+    print_report(trainer)
     Console().print(f"run {run_dir} resumed and finished")
     return 0
 
@@ -212,6 +224,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         names = sorted(ep.name for ep in entry_points(group=EXPERIMENTS_GROUP))
         Console().print("experiments: " + (", ".join(names) or "none"))
         return 0
+    if args.runs_dir:
+        os.environ["ARENA_RUNS_DIR"] = args.runs_dir  # experiments read it
     return int(_plugin(EXPERIMENTS_GROUP, args.name)(args.rest) or 0)
 
 

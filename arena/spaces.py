@@ -19,6 +19,7 @@ MAX_TEXT = 8192
 
 
 def text_space(max_length: int = MAX_TEXT) -> spaces.Text:
+    # A fresh space per call: a space carries its own sampling RNG, which api_test seeds.
     return spaces.Text(max_length=max_length, min_length=0, charset=CHARSET)
 
 

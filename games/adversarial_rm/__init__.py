@@ -1,0 +1,1 @@
+"""adversarial-rm-v0: policy vs adversarial reward model (RPO)."""

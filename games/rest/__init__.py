@@ -1,0 +1,1 @@
+"""rest-v0: ReST's Grow/Improve self-training on a toy translation task (`env`, `rules`, `recipe`)."""

@@ -1,0 +1,275 @@
+"""Recipes for rest-v0: ReST (Gulcehre et al. 2023) and ReST-EM (Singh et al. 2023).
+
+How ReST maps onto the engine's rounds:
+
+| ReST | here |
+|---|---|
+| behaviour cloning on D | before round 0: SFT of the tiny model on D (`pretrain`; cached in `<runs>/_cache/rest/`) |
+| Grow step g | round g-1's play: `--episodes` sources of D (or `fresh_sources`), `samples` completions each at `temperature`, every pair scored once by the env |
+| D_g = samples ∪ D | the learner adds D (scored once with the same reward) to the round's samples |
+| Improve steps 1..I | the learner: one per threshold of `thresholds`, filtered NLL, LR x `lr_decay` each step, evaluated after each |
+| best checkpoint | the step with the best validation reward seeds the next Grow step (`keep_best`) |
+
+| recipe | D_g | reward | fine-tuning starts from | filter |
+|---|---|---|---|---|
+| `default` / `rest` | samples ∪ D | chrF++ (or `reward=model`) in [0, 1] | the previous Improve step | R > τ_i, τ rising |
+| `em` (ReST-EM) | samples only, on sources outside D | binary: R >= `binary_cut` | the base (BC) model, every Grow step | R = 1, at most `cap` per source |
+
+ReST-EM's "base model" is the behaviour-cloned one: the tiny model knows no
+Zorbish before it. Its Grow steps sample sources that D does not translate
+(`fresh_sources`): the BC policy has memorised D's own sources, so its correct
+samples there would teach it nothing new.
+
+The defaults are sized so that `arena train rest-v0` (3 rounds = 3 Grow steps,
+64 sources each) finishes in minutes on a 2-core CPU. `--set model=<dir or hub
+id>` behaviour-clones another causal LM instead (`bc_steps=0`: use it as it is).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
+from arena.types import ArenaError
+from games.rest import rules
+
+
+@dataclass
+class Params:
+    """Hyper-parameters of the ReST recipe (`--set name=value`)."""
+
+    samples: int = 4
+    """N: completions sampled per source in a Grow step (sources per step = --episodes)."""
+    temperature: float = 0.8
+    """Sampling temperature of the Grow step (the paper's 0.8)."""
+    top_k: int = 0
+    """Top-k of the Grow step's sampling (0 = off)."""
+    thresholds: tuple[float, ...] = (0.0, 0.7, 0.8, 0.9, 0.95)
+    """Rising thresholds τ_0 < τ_1 < ...: one Improve step each (the paper's list, without 0.99)."""
+    lr: float = 1e-3
+    """AdamW learning rate of each Grow step's first Improve step."""
+    lr_decay: float = 0.5
+    """Each Improve step's learning rate is the previous one's times this."""
+    epochs: int = 1
+    """Passes over the kept pairs per Improve step."""
+    batch_size: int = 32
+    """Pairs per gradient step."""
+    keep_best: bool = True
+    """Seed the next Grow step with the Improve step that scored best on the validation set."""
+    reward: str = "chrf"
+    """R: `chrf` (chrF++ against the reference) or `model` (a learned reward model; see reward_model)."""
+    reward_model: str = ""
+    """With reward=model: the scorer's dir; empty = fit one on scored pairs (cached)."""
+    n_data: int = 512
+    """|D|: original (source, translation) pairs; the Grow steps draw their sources from these."""
+    noise: float = 0.3
+    """Fraction of D's translations with one mistake (the "human" data is good, not perfect)."""
+    data_seed: int = 0
+    """Seed of the sources and of D's mistakes."""
+    fresh_sources: int = 0
+    """Grow steps draw from this many train sources outside D (no human translation; the reward
+    still scores them) instead of D's own sources (0, as in the paper)."""
+    n_valid: int = 128
+    """Validation sources (pick the best Improve step)."""
+    n_test: int = 128
+    """Test sources (the table's numbers)."""
+    bon_sources: int = 64
+    """Test sources of the Best-of-N curve."""
+    bon_max: int = 32
+    """Largest N of the Best-of-N curve."""
+    max_new_tokens: int = 48
+    """Longest translation the policy may write (the longest reference is 47 characters)."""
+    model: str = ""
+    """Causal LM to behaviour-clone (dir or hub id); empty = a fresh tiny model."""
+    tiny_shape: str = ""
+    """Overrides of the fresh tiny model's shape, e.g. `hidden_size=64,num_hidden_layers=2`
+    (empty: `agents.tiny.TINY_DEFAULTS`, 0.88M parameters)."""
+    bc_steps: int = 300
+    """SFT steps of behaviour cloning on D (0: use `model` as the BC policy as it is)."""
+    bc_lr: float = 3e-3
+    """Peak learning rate of behaviour cloning."""
+    binary_cut: float = -1.0
+    """ReST-EM: R >= cut is correct (1), else 0; negative = real-valued rewards (ReST)."""
+    cap: int = 0
+    """ReST-EM: at most this many kept samples per source per Grow step (0 = no cap)."""
+    original_data: bool = True
+    """Mix D into D_g (ReST); ReST-EM uses samples only."""
+    restart: bool = False
+    """Restart every Grow step's fine-tuning from the BC model (ReST-EM) instead of continuing."""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default). One is fastest for the tiny model's small matrices,
+    and on a shared 2-core machine a second thread made training steps ~10x slower."""
+
+    def __post_init__(self) -> None:
+        if self.reward not in ("chrf", "model"):
+            raise ArenaError(f"reward must be 'chrf' or 'model', not {self.reward!r}")
+        try:
+            rules.thresholds(self.thresholds)
+        except ValueError as e:
+            raise ArenaError(str(e)) from None
+        if self.samples < 1 or self.n_data < 1 or self.bon_max < 1:
+            raise ArenaError("samples, n_data and bon_max must be at least 1")
+
+
+@dataclass
+class EMParams(Params):
+    """ReST-EM's settings (Singh et al. 2023): binary reward, samples only, restart from the base model,
+    temperature 0.7 and top-k 40, at most `cap` correct samples kept per source."""
+
+    samples: int = 8
+    temperature: float = 0.7
+    top_k: int = 40
+    thresholds: tuple[float, ...] = (0.5,)
+    binary_cut: float = 1.0
+    cap: int = 3
+    original_data: bool = False
+    restart: bool = True
+    lr: float = 2e-4
+    lr_decay: float = 1.0
+    epochs: int = 2
+    fresh_sources: int = 2048
+
+
+# -- data and the behaviour-cloned policy ---------------------------------------------
+
+def original_data(p: Params) -> list[tuple[str, str]]:
+    """D: (source, "human" translation) pairs."""
+    srcs = rules.sources("train", p.n_data, p.data_seed)
+    return list(zip(srcs, rules.human_translations(srcs, p.noise, p.data_seed)))
+
+
+def sampling(p: Params):
+    from agents.hf import SamplingConfig
+
+    return SamplingConfig(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens, stop=("\n",))
+
+
+def behaviour_clone(p: Params, out_dir: Path, *, seed: int = 0, progress: bool = False) -> Path:
+    """SFT on D (prompt `<source> =`, completion ` <translation>` + EOS); a standard HF dir in `out_dir`."""
+    from agents.tiny import pretrain as sft
+
+    pairs = [(rules.prompt(s), rules.target(y)) for s, y in original_data(p)]
+    sft(pairs, out_dir, steps=p.bc_steps, seed=seed, lr=p.bc_lr, batch_size=32, warmup=30,
+        init=p.model or None, progress=progress, log=(lambda s: None) if progress else print,
+        sampling=sampling(p), **({} if p.model else tiny_shape(p.tiny_shape)))
+    return Path(out_dir)
+
+
+def tiny_shape(spec: str) -> dict[str, int | float]:
+    """`hidden_size=64,num_hidden_layers=2` -> {"hidden_size": 64, "num_hidden_layers": 2}."""
+    out: dict[str, int | float] = {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            raise ArenaError(f"bad tiny_shape item {item!r}: expected key=number") from None
+    return out
+
+
+def pretrain(out_dir: Path, *, steps: int = 300, seed: int = 0) -> Path:
+    """`arena pretrain rest-v0`: the behaviour-cloned tiny policy (the recipe's BC step) in `out_dir`."""
+    return behaviour_clone(Params(bc_steps=steps), Path(out_dir), seed=seed, progress=sys.stderr.isatty())
+
+
+def _cached(ctx: RecipeContext, kind: str, key: dict[str, Any], build) -> Path:
+    """A directory built once per key under `<runs>/_cache/rest/` (atomically: built aside, then renamed)."""
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=6).hexdigest()
+    out = Path(ctx.runs_dir) / "_cache" / "rest" / f"{kind}-{digest}"
+    if not (out / "config.json").is_file():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build(tmp)
+        (tmp / "cache_key.json").write_text(json.dumps(key, indent=2))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+def bc_model(p: Params, ctx: RecipeContext) -> str:
+    """The behaviour-cloned policy's directory (trained once per data/settings/seed, then cached)."""
+    if p.bc_steps == 0:
+        if not p.model:
+            raise ArenaError("bc_steps=0 needs model=<dir or hub id> (the policy to start from)")
+        return p.model
+    key = {"model": p.model, "shape": p.tiny_shape, "n_data": p.n_data, "noise": p.noise, "data_seed": p.data_seed,
+           "steps": p.bc_steps, "lr": p.bc_lr, "seed": ctx.seed, "max_new_tokens": p.max_new_tokens}
+
+    def build(tmp: Path) -> None:
+        print(f"behaviour cloning on D ({p.n_data} pairs, {p.bc_steps} steps; cached in {tmp.parent}) ...",
+              file=sys.stderr, flush=True)
+        behaviour_clone(p, tmp, seed=ctx.seed, progress=sys.stderr.isatty())
+
+    return str(_cached(ctx, "bc", key, build))
+
+
+def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
+    if p.reward_model:
+        return p.reward_model
+    from games.rest.reward_model import train_reward_model
+
+    key = {"base": base, "seed": ctx.seed, "version": 2}
+
+    def build(tmp: Path) -> None:
+        print("fitting the reward model on scored pairs (cached) ...", file=sys.stderr, flush=True)
+        train_reward_model(base, tmp, seed=ctx.seed, device=ctx.device)
+
+    return str(_cached(ctx, "rm", key, build))
+
+
+# -- the recipes ---------------------------------------------------------------------
+
+def rest(ctx: RecipeContext) -> Setup:
+    """ReST: BC, then per round one Grow step and the Improve steps of `thresholds`."""
+    return build(ctx, resolve_params(Params, ctx.params))
+
+
+def rest_em(ctx: RecipeContext) -> Setup:
+    """ReST-EM: binary reward, samples only, each Grow step fine-tunes the base model afresh."""
+    return build(ctx, resolve_params(EMParams, ctx.params))
+
+
+def build(ctx: RecipeContext, p: Params) -> Setup:
+    import torch
+
+    from agents.hf import LoadConfig, ScorerAgent
+    from games.rest.learner import ChrfReward, Evaluation, ModelReward, ReSTLearner
+
+    on_cpu = ctx.device.startswith("cpu") if ctx.device else not torch.cuda.is_available()
+    if p.threads and on_cpu:
+        torch.set_num_threads(p.threads)
+    base = bc_model(p, ctx)
+    s = sampling(p)
+    policy, policy_spec = ctx.agent("policy", f"hf:{base}?temperature={s.temperature}&top_k={s.top_k}"
+                                              f"&max_new_tokens={s.max_new_tokens}&stop=%0A")
+    if not (hasattr(policy, "model") and hasattr(policy, "tokenizer")):
+        raise ArenaError("rest-v0's policy seat needs a Hugging Face generator (hf:<model>) to be trained")
+    seats: dict[str, SeatSetup] = {}
+    env_kwargs: dict[str, Any] = {"samples": p.samples, "data_seed": p.data_seed,
+                                  **({"pool": p.fresh_sources, "skip": p.n_data} if p.fresh_sources
+                                     else {"pool": p.n_data})}
+    if p.reward == "model":
+        rm_dir = reward_model_dir(p, ctx, base)
+        scorer = ScorerAgent.from_pretrained(rm_dir, load=LoadConfig(device=ctx.device or ""))
+        scorer.model.requires_grad_(False)
+        reward = ModelReward(scorer, "clip")
+        seats["reward"] = SeatSetup(scorer, None, f"hf:{rm_dir}")
+        env_kwargs.update(reward="seat", normalisation="clip")
+    else:
+        reward = ChrfReward()
+    test = rules.sources("test", p.n_test, p.data_seed)
+    evaluation = Evaluation(reward, rules.sources("valid", p.n_valid, p.data_seed), test,
+                            test[:p.bon_sources], p.bon_max, p.temperature, seed=ctx.seed)
+    learner = ReSTLearner(
+        original=original_data(p) if p.original_data else [], reward=reward, evaluation=evaluation,
+        thresholds=p.thresholds, lr=p.lr, lr_decay=p.lr_decay, epochs=p.epochs, batch_size=p.batch_size,
+        keep_best=p.keep_best, binary_cut=p.binary_cut if p.binary_cut >= 0 else None, cap=p.cap,
+        restart_from=base if p.restart else None, out_dir=Path(ctx.run_dir) / "rest")
+    seats = {"policy": SeatSetup(policy, learner, policy_spec), **seats}
+    return Setup(seats, env_kwargs, params=p)
+

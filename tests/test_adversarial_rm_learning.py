@@ -1,0 +1,156 @@
+"""adversarial-rm-v0 with real (tiny) models: the implicit and explicit adversarial reward, the probe, the experiment.
+
+Uses the shipped tiny base (`games/adversarial_rm/assets/base`, made by
+`arena pretrain adversarial-rm-v0 --out games/adversarial_rm/assets --steps 600 --seed 0`).
+"""
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents.hf import GeneratorAgent, SamplingConfig, ScorerAgent
+from agents.learners import BradleyTerryLearner, DPOLearner, Optimization, freeze, read_implicit_reward
+from agents.tiny import new_tiny_scorer
+from arena.runner import play
+from arena.types import Episode
+from games.adversarial_rm import rules
+from games.adversarial_rm.env import AdversarialRMEnv, rm_input
+from games.adversarial_rm.recipe import ASSETS, RoundProbe, _policy_and_baseline_texts
+
+BASE = ASSETS / "base"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def base_dir():
+    assert (BASE / "config.json").is_file(), f"missing shipped tiny base {BASE}"
+    return str(BASE)
+
+
+def test_implicit_reward_of_a_briefly_trained_policy_orders_held_out_pairs_like_the_data(base_dir):
+    """β·log(π/π_ref) read out of a DPO-trained policy ranks unseen pairs as their labels do."""
+    policy = GeneratorAgent.from_pretrained(base_dir)
+    reference = freeze(copy.deepcopy(policy.model))
+    train = [p for p in rules.preference_data(11, 512, 0.0, "train") if p.gold_chosen - p.gold_rejected >= 1]
+    learner = DPOLearner(data=[(p.prompt, p.chosen, p.rejected) for p in train], reference=reference, beta=0.1,
+                         opt=Optimization(lr=1e-3, batch_size=64, epochs=2))
+    learner.reset(0)
+    before = read_implicit_reward(policy, reference, ["ceg>"], ["ceg"], 0.1)
+    assert before.abs().max() < 1e-5  # π = π_ref: the implicit reward is zero everywhere
+    learner.update(policy, [])
+
+    # one held-out pair, by hand: all three prompt letters vs four wrong ones (gold 3 vs -2)
+    r = read_implicit_reward(policy, reference, ["bdf>", "bdf>"], ["dbf", "aceh"], 0.1)
+    assert r[0] > r[1]
+    # and the held-out split (never trained on), where the labels are clear
+    held = [p for p in rules.preference_data(11, 256, 0.0, "heldout") if p.gold_chosen - p.gold_rejected >= 1.5]
+    rc = read_implicit_reward(policy, reference, [p.prompt for p in held], [p.chosen for p in held], 0.1)
+    rr = read_implicit_reward(policy, reference, [p.prompt for p in held], [p.rejected for p in held], 0.1)
+    assert float((rc > rr).float().mean()) > 0.7
+
+
+def _scorer(seed=0):
+    model, tok = new_tiny_scorer(seed, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)
+    return ScorerAgent(model, tok)
+
+
+def _fixed_batch():
+    """Policy answers that exploit length/repeats vs the data's chosen answers, as episodes would carry them."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(16):
+        prompt = rules.sample_prompt(rng)
+        letters = rules.prompt_letters(prompt)
+        info = {"prompt": prompt, "answer": letters * 4, "baseline": letters[:2]}
+        episodes.append(Episode(i, i, {}, {"policy": info, "reward_model": info}, []))
+    return episodes
+
+
+def _margin(scorer, episodes):
+    policy, baseline = _policy_and_baseline_texts(episodes)
+    return float(scorer.scores(policy).mean() - scorer.scores(baseline).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_explicit_reward_model_update_prices_policy_answers_below_baseline_answers(seed):
+    """L_D(r) + η·(mean r(policy) − mean r(baseline)): the policy's answers lose score relative to the baseline's."""
+    episodes = _fixed_batch()
+    data = [(rm_input(p.prompt, p.chosen), rm_input(p.prompt, p.rejected))
+            for p in rules.preference_data(seed, 64, 0.5)]
+    opt = Optimization(lr=3e-3, batch_size=16, epochs=2)
+    adversarial, plain = _scorer(seed), _scorer(seed)
+    start = _margin(adversarial, episodes)
+    assert start == pytest.approx(_margin(plain, episodes))
+    for scorer, learner in ((adversarial, BradleyTerryLearner(data=data, adversarial=_policy_and_baseline_texts,
+                                                               eta=1.0, opt=opt)),
+                            (plain, BradleyTerryLearner(data=data, opt=opt))):
+        learner.reset(seed)
+        metrics = learner.update(scorer, episodes)
+        assert metrics["steps"] == 8
+    assert _margin(adversarial, episodes) < start - 0.5
+    assert _margin(adversarial, episodes) < _margin(plain, episodes) - 0.5
+
+
+def test_probe_measures_the_reference_policy_as_zero_kl(base_dir):
+    policy = GeneratorAgent.from_pretrained(base_dir, sampling=SamplingConfig(max_new_tokens=8))
+    proxy = ScorerAgent.from_pretrained(base_dir)
+    reference = freeze(copy.deepcopy(policy.model))
+    pairs = list(rules.preference_data(0, 32))
+    heldout = list(rules.preference_data(0, 8, 0.5, "heldout"))
+
+    class Nothing:
+        def reset(self, seed):
+            pass
+
+        def update(self, agent, episodes):
+            return {"loss": 0.0}
+
+    probe = RoundProbe(inner=Nothing(), reference=reference, proxy=proxy, chosen=[(p.prompt, p.chosen) for p in pairs],
+                       heldout=heldout, beta=0.1, batch_size=16)
+    episodes, _ = play(lambda: AdversarialRMEnv(pairs=pairs), {"policy": policy, "reward_model": proxy}, 16,
+                       concurrency=16, seed=3)
+    m = probe.update(policy, episodes)
+    assert m["loss"] == 0.0
+    assert m["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert m["implicit_accuracy"] == 0.5  # β·log(π/π_ref) = 0: every pair is a tie
+    assert m["gold_win_rate_vs_ref"] == 0.5  # round 0 is the reference
+    assert np.isfinite(m["chosen_logp"]) and m["chosen_logp"] < 0
+    texts = [rm_input(e.info["policy"]["prompt"], e.info["policy"]["answer"]) for e in episodes]
+    assert m["proxy"] == pytest.approx(float(proxy.scores(texts).mean()), abs=1e-5)
+
+
+def test_experiment_writes_csv_png_and_summary_and_reuses_finished_runs(tmp_path, base_dir, capsys):
+    from games.adversarial_rm.experiment import COLUMNS, METHODS, main
+
+    args = ["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--rounds", "2",
+            "--episodes", "8", "--model", base_dir, "-q",
+            "--set", "n_pairs=32", "--set", "heldout_pairs=8", "--set", "proxy_epochs=1", "--set", "rm_pairs=16",
+            "--set", "probe_chosen=8", "--set", "batch_size=16", "--set", "max_new_tokens=8"]
+    assert main(args) == 0
+    with open(tmp_path / "out" / "overoptimization.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["round"]) for r in rows] == [(m, str(k)) for m in METHODS for k in (0, 1)]
+    assert list(rows[0]) == list(COLUMNS)
+    # every method starts from the same reference policy, proxy and data
+    first = {r["method"]: r for r in rows if r["round"] == "0"}
+    assert len({(r["gold"], r["proxy"], r["kl"]) for r in first.values()}) == 1
+    assert float(first["dpo"]["kl"]) == pytest.approx(0.0, abs=1e-4)
+    assert (tmp_path / "out" / "overoptimization.png").stat().st_size > 10_000
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [s["method"] for s in summary] == list(METHODS)
+    assert "gold peak" in capsys.readouterr().out
+    # a second call with the same settings reuses the finished runs and writes the same figures
+    before = (tmp_path / "out" / "overoptimization.csv").read_text()
+    assert main(args) == 0
+    assert (tmp_path / "out" / "overoptimization.csv").read_text() == before

@@ -1,0 +1,222 @@
+"""rest-v0: the toy translation rules, ReST's filter and D_g, the env contract, and a short real run."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from arena import registry
+from arena.testing import check_game
+from arena.types import Episode
+from games.rest import rules
+from games.rest.env import RestEnv
+
+
+# -- the language -------------------------------------------------------------------
+
+def test_translation_rules_reorder_agree_and_pluralise():
+    assert rules.translate("ta tolo ru mira zan sima") == "the red dogs see the big bird"
+    assert rules.translate("kuna vor gos dura") == "the cat finds the old river"
+    assert rules.translate("kuna sima") == "" and rules.translate("") == ""
+
+
+def test_splits_are_disjoint_and_sources_parse():
+    train, valid, test = (set(rules.sources(s, 200, 0)) for s in rules.SPLITS)
+    assert len(train) == 200 and not (train & valid) and not (train & test) and not (valid & test)
+    assert all(rules.parse(s) is not None for s in train | valid | test)
+
+
+def test_human_data_has_the_requested_share_of_flawed_translations():
+    srcs = rules.sources("train", 400, 0)
+    human = rules.human_translations(srcs, 0.3, 0)
+    flawed = [h != rules.translate(s) for s, h in zip(srcs, human)]
+    assert 0.2 < np.mean(flawed) < 0.4
+    assert rules.human_translations(srcs, 0.0, 0) == [rules.translate(s) for s in srcs]
+
+
+def test_chrf_reward_is_normalised_and_penalises_dropped_spaces():
+    ref = "the red dogs see the big bird"
+    assert rules.chrf(ref, ref) == 1.0 and rules.chrf("", ref) == 0.0
+    assert 0.0 < rules.chrf("thereddogs see the big bird", ref) < 0.95
+    assert rules.normalise(float("nan")) == 0.0 and rules.normalise(3.0) == 1.0
+    assert rules.normalise(0.0, "sigmoid") == 0.5
+
+
+# -- ReST's filter, thresholds, D_g ------------------------------------------------------
+
+def _pairs(rewards):
+    return [rules.Scored(f"s{i % 3}", f"y{i}", r) for i, r in enumerate(rewards)]
+
+
+def test_filter_keeps_exactly_the_pairs_strictly_above_the_threshold():
+    pairs = _pairs([0.0, 0.7, 0.70001, 0.95, 1.0, 0.3])
+    assert [p.completion for p in rules.keep(pairs, 0.7)] == ["y2", "y3", "y4"]
+    assert [p.completion for p in rules.keep(pairs, 0.0)] == ["y1", "y2", "y3", "y4", "y5"]
+    assert rules.keep(pairs, 1.0) == []
+
+
+def test_thresholds_must_rise():
+    assert rules.thresholds((0.0, 0.7, 0.8, 0.9, 0.95)) == [0.0, 0.7, 0.8, 0.9, 0.95]
+    assert rules.thresholds((0.0, 0.7, 0.8), steps=2) == [0.0, 0.7]
+    for bad in [(0.0, 0.7, 0.7), (0.8, 0.7), (0.5, 1.0)]:
+        with pytest.raises(ValueError):
+            rules.thresholds(bad)
+
+
+def test_grow_dataset_holds_the_original_data_unless_rest_em():
+    samples, data = _pairs([0.5, 0.9]), [rules.Scored("s", "ref", 1.0, "data")]
+    assert rules.grow_dataset(samples, data) == samples + data
+    assert rules.grow_dataset(samples, data, include_original=False) == samples
+
+
+def test_cap_per_source_keeps_at_most_k_of_each_source():
+    pairs = _pairs([1.0] * 9)  # sources s0, s1, s2 three times each
+    capped = rules.cap_per_source(pairs, 2, np.random.default_rng(0))
+    assert len(capped) == 6 and all(sum(p.source == s for p in capped) == 2 for s in ("s0", "s1", "s2"))
+
+
+def test_best_of_n_is_the_exact_expectation():
+    r = [0.1, 0.5, 0.9]
+    assert rules.best_of_n(r, 1) == pytest.approx(0.5)
+    assert rules.best_of_n(r, 2) == pytest.approx((0.5 + 0.9 + 0.9) / 3)  # subsets {1,2},{1,3},{2,3}
+    assert rules.best_of_n(r, 3) == pytest.approx(0.9)
+    assert rules.best_of_n(r, 2, values=[10, 20, 30]) == pytest.approx((20 + 30 + 30) / 3)
+
+
+# -- the env ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [{}, {"reward": "seat", "samples": 2}])
+def test_rest_env_passes_the_contract_checks(kwargs):
+    check_game(lambda: registry.make("rest-v0", **kwargs))
+
+
+def test_env_scores_every_sample_and_reports_it():
+    env = RestEnv(samples=3, sources=["ta tolo ru mira zan sima"])
+    env.reset(seed=0)
+    for y in [" the red dogs see the big bird", " the red dog sees the bird\nmore", 17]:
+        assert env.observe("policy")["prompt"] == "ta tolo ru mira zan sima ="
+        env.step(y)
+    info = env.infos["policy"]
+    assert info["completions"] == ["the red dogs see the big bird", "the red dog sees the bird", ""]
+    assert info["rewards"][0] == 1.0 and 0 < info["rewards"][1] < 1 and info["rewards"][2] == 0.0
+    assert info["valid"] == [True, True, False]
+    assert env.rewards["policy"] == pytest.approx(np.mean(info["rewards"]))
+
+
+def test_reward_seat_scores_are_normalised_and_garbage_is_zero():
+    env = RestEnv(samples=2, reward="seat", sources=["kuna vor gos dura"])
+    env.reset(seed=0)
+    env.step(" the cat finds the old river")
+    env.step(" the cat")
+    assert env.agent_selection == "reward"
+    assert env.observe("reward")["reference"] == "the cat finds the old river"
+    env.step(np.array([1.7], dtype=np.float32))
+    env.step(np.array([np.nan], dtype=np.float32))
+    assert env.infos["policy"]["rewards"] == [1.0, 0.0]
+    assert env.rewards["reward"] == pytest.approx(0.5)  # agrees on the first, garbage earns 0 on the second
+
+
+def test_scripted_bots_play_the_game():
+    from arena.runner import play
+    from games.rest.bots import ChrfScorer, HumanTranslator, RuleTranslator
+
+    episodes, _ = play(lambda: RestEnv(samples=2, reward="seat"), {"policy": RuleTranslator(), "reward": ChrfScorer()},
+                       6, concurrency=3, seed=1)
+    assert all(ep.rewards["policy"] == 1.0 and ep.rewards["reward"] == 1.0 for ep in episodes)
+    episodes, _ = play(lambda: RestEnv(samples=2), {"policy": HumanTranslator(options="noise=1.0")}, 6, seed=1)
+    assert all(ep.rewards["policy"] < 1.0 for ep in episodes)
+    assert RestEnv.round_metrics(episodes)["reward"] < 1.0
+
+
+# -- a short real run on the tiny model ------------------------------------------------
+
+SMALL = {"tiny_shape": "hidden_size=64,intermediate_size=192,num_hidden_layers=2", "bc_steps": "300",
+         "n_data": "256", "samples": "2", "n_valid": "64", "n_test": "32", "bon_sources": "4", "bon_max": "2"}
+"""A half-trained BC policy (a 0.2M-parameter tiny model, 300 steps: ~0.5 chrF) and one short Grow step."""
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("rest-runs")  # one cache: the BC policy is trained once for both runs
+
+
+def _train(runs_dir, recipe, run, **params):
+    from arena.selfplay import TrainConfig, new_run
+
+    cfg = TrainConfig(game="rest-v0", rounds=1, episodes=16, concurrency=16, seed=3, run=run, recipe=recipe,
+                      params={**SMALL, **params})
+    events = []
+    trainer = new_run(cfg, runs_dir, on_event=events.append)
+    summaries = trainer.run(trainer.restore())
+    return trainer, summaries, json.loads((trainer.run_dir / "rest" / "history.json").read_text())
+
+
+def test_rest_run_raises_the_evaluation_reward(runs_dir):
+    trainer, summaries, history = _train(runs_dir, "default", "rest", thresholds="0.5,0.8", lr="2e-3", epochs="6")
+    bc, steps = history["steps"][0], history["steps"][1:]
+    assert bc["label"] == "BC" and [s["label"] for s in steps] == ["G1 I0", "G1 I1"]
+    assert [s["tau"] for s in steps] == [0.5, 0.8]
+    chosen = next(s for s in steps if s["seeds_next"])
+    assert chosen["valid"] > bc["valid"] + 0.05, (bc, steps)  # the Improve steps raised the evaluation reward
+    assert chosen["test"] > bc["test"] + 0.05, (bc, steps)  # ... on held-out test sources too
+    # D_g = samples ∪ D: most of D's 256 pairs score above 0.5, with some samples; 0.8 keeps fewer
+    assert 200 < steps[0]["from_data"] <= 256 and steps[0]["pairs"] > steps[0]["from_data"]
+    assert steps[1]["pairs"] < steps[0]["pairs"]
+    losses = summaries[0]["losses"]["policy"]
+    assert {"I0.R", "I0.kept", "I0.pairs", "I0.len", "I1.R", "BC"} <= set(losses)
+    for name in ("steps.csv", "bon.csv", "bon.png"):
+        assert (trainer.run_dir / "rest" / name).stat().st_size > 0
+    assert [p["n"] for p in history["bon"]["BC"]] == [1, 2]
+
+    from rich.console import Console
+
+    from games.rest.report import report
+
+    console = Console(record=True, width=120)
+    console.print(report(trainer.run_dir))
+    text = console.export_text()
+    assert "G1 I1" in text and "70.9" in text and "N=2" in text  # the paper's layout, with its numbers
+
+
+def test_rest_em_uses_samples_only_and_restarts_from_the_base(runs_dir):
+    trainer, _, history = _train(runs_dir, "em", "em", cap="1", samples="3")
+    steps = history["steps"][1:]
+    assert all(s["from_data"] == 0 for s in steps)  # no original data in D_g
+    learner = trainer.setup.seats["policy"].learner
+    assert learner.restart_from and learner.binary_cut == 1.0
+    # at most `cap` = 1 kept sample per source, all of them exact (binary reward 1)
+    assert steps[0]["pairs"] <= 16
+    # every Grow step restarts from the base: perturbed weights come back when nothing is kept
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    policy = trainer.setup.seats["policy"].agent
+    with torch.no_grad():
+        for p in policy.model.parameters():
+            p.add_(1.0)
+    learner.update(policy, [])
+    base = AutoModelForCausalLM.from_pretrained(learner.restart_from)
+    assert all(torch.equal(a, b) for a, b in zip(policy.model.state_dict().values(), base.state_dict().values()))
+
+
+def test_learner_reads_samples_from_episodes_and_scores_d_once():
+    from games.rest.learner import Evaluation, ReSTLearner
+
+    calls = []
+
+    class CountingReward:
+        name = "count"
+
+        def __call__(self, sources, translations):
+            calls.append(len(sources))
+            return np.full(len(sources), 0.5)
+
+    info = {"source": "kuna vor gos dura", "completions": ["the cat", "", "x"], "rewards": [0.4, 0.0, 0.1],
+            "valid": [True, True, False]}
+    ep = Episode(0, 0, {"policy": 0.0}, {"policy": info}, [])
+    assert [(p.completion, p.reward) for p in ReSTLearner.samples([ep])] == [("the cat", 0.4)]
+    learner = ReSTLearner(original=[("kuna vor gos dura", "the cat finds the old river")] * 3,
+                          reward=CountingReward(), evaluation=Evaluation(CountingReward(), [], [], []))
+    assert [p.origin for p in learner.scored_original()] == ["data"] * 3
+    learner.scored_original()
+    assert calls == [3]
