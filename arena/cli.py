@@ -321,8 +321,15 @@ def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    plugins = {ep.name for ep in entry_points(group=COMMANDS_GROUP)}
+    if argv and argv[0] in plugins:  # hand everything, --help included, to the plugin
+        args = argparse.Namespace(func=cmd_plugin_command, command=argv[0], rest=argv[1:])
+    elif len(argv) > 1 and argv[0] == "experiment" and not argv[1].startswith("-"):
+        args = argparse.Namespace(func=cmd_experiment, name=argv[1], rest=argv[2:], runs_dir=None)
+    else:
+        args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
         return args.func(args)
