@@ -36,6 +36,8 @@ class Snapshot:
     episodes_done: int = 0
     phase: str = "starting"
     finished: bool = False
+    live_losses: list[str] = field(default_factory=list)
+    """Learner metrics to show as columns (a game's `metadata["live_losses"]`); empty: all."""
 
     def apply(self, event: dict[str, Any]) -> "Snapshot":
         kind = event.get("type")
@@ -43,6 +45,7 @@ class Snapshot:
             self.run, self.game = event["run"], event["game"]
             self.rounds_total, self.episodes_per_round = event["rounds"], event["episodes"]
             self.seats = list(event.get("seats", []))
+            self.live_losses = list(event.get("live_losses", []))
             self.rows = list(event.get("history", []))
             self.finished = False
         elif kind == "round_start":
@@ -74,7 +77,8 @@ def round_table(snap: Snapshot) -> Table:
     """One row per finished round."""
     headline = snap.rows[-1].get("headline", []) if snap.rows else []
     seats = snap.seats or sorted({s for r in snap.rows for s in r.get("mean_reward", {})})
-    loss_keys = sorted({f"{seat}.{k}" for r in snap.rows for seat, m in r.get("losses", {}).items() for k in m})
+    loss_keys = sorted({f"{seat}.{k}" for r in snap.rows for seat, m in r.get("losses", {}).items() for k in m
+                        if not snap.live_losses or k in snap.live_losses})
     table = Table(title=f"{snap.run} · {snap.game}", expand=False, header_style="bold")
     for col in ["round", "eps", *[f"R:{s}" for s in seats], *headline, *loss_keys, "eps/s", "tok/s", "elapsed", "ETA"]:
         table.add_column(col, justify="right", no_wrap=True)

@@ -218,6 +218,7 @@ class Trainer:
         previous = self.store.round_summaries()
         self.emit({"type": "run_start", "run": cfg.run, "game": self.game_id, "rounds": cfg.rounds,
                    "episodes": cfg.episodes, "start_round": start, "seats": list(self.setup.seats),
+                   "live_losses": list(getattr(self.game_cls, "metadata", {}).get("live_losses", [])),
                    "history": previous})
         summaries = list(previous)
         for k in range(start, cfg.rounds):

@@ -56,3 +56,11 @@ def test_plain_line_has_the_round_figures():
     line = plain_line(summary(1, 0.5, 0.75))
     assert line.startswith("round 1 episodes=64 R:prover=0.5 R:verifier=-0.5 helpful_accuracy=0.75")
     assert "verifier.loss=1.25" in line and "eps/s=12.5" in line and "tok/s=3000" in line
+
+
+def test_live_losses_limit_the_learner_columns():
+    snap = snapshot_after([{**START, "live_losses": ["kept"]},
+                           {"type": "round_end", "round": 0,
+                            "summary": {**summary(0, 0.5, 0.75), "losses": {"policy": {"kept": 0.5, "noise": 1.0}}}}])
+    text = capture(render(snap))
+    assert "policy.kept" in text and "policy.noise" not in text

@@ -54,6 +54,7 @@ class RestEnv(AECEnv):
                     "em": "games.rest.recipe:rest_em"},
         "pretrain": "games.rest.recipe:pretrain",
         "report": "games.rest.report:report",
+        "live_losses": ["BC", "Dg", "Dg_R", "best_I"],
     }
     bots = {
         "rule": "games.rest.bots:RuleTranslator",
