@@ -13,15 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
+from arena.game import parse_options
 from arena.seeding import stable_hash
 from games.prover_verifier import rules
 
 STATE_FILE = "scripted.json"
-
-
-def parse_options(options: str) -> dict[str, str]:
-    """`a=1&b=x` -> {"a": "1", "b": "x"}."""
-    return dict(kv.split("=", 1) for kv in options.split("&") if "=" in kv)
 
 
 class _Bot:

@@ -1,8 +1,24 @@
-"""Recipes for prover-verifier-v0 (where the game meets concrete agents and learners)."""
+"""Recipes for prover-verifier-v0 (where the game meets concrete agents and learners).
+
+- `default` (`checkability`): Kirchner et al.'s checkability training
+  (`games.prover_verifier.training`), on the shipped tiny models unless `--seat`
+  names others, e.g. `--seat prover=hf:Qwen/Qwen2.5-0.5B-Instruct
+  --seat verifier=hf:<smaller model> --set data=gsm8k.jsonl --set instruct=true`.
+- `scripted`: rule-based players and a spot-checking verifier (engine tests).
+"""
 from __future__ import annotations
 
-from arena.selfplay import RecipeContext, SeatSetup, Setup
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
+from arena.types import ArenaError
+from games.prover_verifier import data as pv_data
+from games.prover_verifier import rules
 from games.prover_verifier.bots import SpotCheckLearner, SpotCheckVerifier
+from games.prover_verifier.pretraining import ASSETS
+from games.prover_verifier.pretraining import pretrain as _pretrain
 
 
 def scripted(ctx: RecipeContext) -> Setup:
@@ -12,3 +28,145 @@ def scripted(ctx: RecipeContext) -> Setup:
     learner = SpotCheckLearner() if isinstance(verifier, SpotCheckVerifier) else None
     return Setup({"prover": SeatSetup(prover, None, prover_spec),
                   "verifier": SeatSetup(verifier, learner, verifier_spec)})
+
+
+@dataclass
+class CheckabilityParams:
+    """Hyper-parameters of checkability training (`--set name=value`).
+
+    Names follow Kirchner et al. 2024 / ALGORITHMS.md section 3 where the paper
+    names the quantity; defaults are sized for the tiny models on a 2-core CPU.
+    """
+
+    reward: str = "src"
+    """Prover reward: src (signed relative convincingness), cgc (correctness-gated) or goodhart (R = V)."""
+    data: str = ""
+    """GSM8K-style JSONL of problems (`question`, `answer` ending in `#### <number>`); empty = synthetic."""
+    instruct: bool = False
+    """Tell the prover in words what its role asks (for instruction-tuned models; the tiny model reads the role line)."""
+    pool_size: int = 4000
+    """Synthetic problems generated (split by hash into the prover and the verifier half)."""
+    pool_seed: int = 1234
+    """Seed of the synthetic problem pool (distinct from the pretraining problems' seeds)."""
+    min_steps: int = 2
+    """Fewest arithmetic steps in a synthetic problem."""
+    max_steps: int = 3
+    """Most arithmetic steps in a synthetic problem."""
+    max_value: int = 9
+    """Every number of a synthetic problem stays in 0..max_value (9: the one-digit task the tiny models learned)."""
+    verifier_lambda: float = 1e-2
+    """lambda: weight of E[V^2] in the verifier loss (keeps scores near zero)."""
+    verifier_lr: float = 5e-4
+    """Verifier AdamW learning rate."""
+    verifier_epochs: int = 3
+    """Passes over the verifier's mixture per round (the verifier restarts from its initial weights every round)."""
+    verifier_batch: int = 16
+    """Problems per verifier optimisation step (every correct/incorrect pair within them is a BT term)."""
+    verifier_problems: int = 64
+    """Problems drawn from each round so far into the verifier's mixture (equal share per round; it grows)."""
+    verifier_samples: int = 48
+    """Verifier-half problems the current prover solves each round for the verifier's data."""
+    group_size: int = 4
+    """Solutions per problem and role, both in the verifier's samples and in the prover's RL batches."""
+    prover_lr: float = 5e-4
+    """Prover AdamW learning rate (policy gradient)."""
+    prover_steps: int = 12
+    """RL iterations per round: the round's step budget (the paper's PPO steps)."""
+    prover_min_steps: int = 6
+    """RL iterations before the early stop may end the round."""
+    early_stop: bool = True
+    """End the prover's round once sneaky-incorrect solutions score as high as helpful-correct ones."""
+    prover_problems: int = 8
+    """Prover-half problems per RL iteration (each solved group_size times in each role)."""
+    kl_coef: float = 0.05
+    """beta: weight of the KL penalty to the prover's initialisation."""
+    baseline: str = "rloo"
+    """Policy-gradient group baseline: rloo (leave-one-out), mean (GRPO) or none."""
+    bon_n: int = 4
+    """n of balanced best-of-n (n/2 correct and n/2 incorrect helpful samples per problem)."""
+    bon_problems: int = 16
+    """Held-out problems in the best-of-n pool."""
+    bon_samples: int = 12
+    """Helpful samples per held-out problem drawn (once, from the initial prover) for the pool."""
+
+    def __post_init__(self) -> None:
+        if self.reward not in ("src", "cgc", "goodhart"):
+            raise ArenaError(f"reward must be src, cgc or goodhart, not {self.reward!r}")
+        if self.baseline not in ("rloo", "mean", "none"):
+            raise ArenaError(f"baseline must be rloo, mean or none, not {self.baseline!r}")
+        if self.bon_n < 2 or self.bon_n % 2:
+            raise ArenaError("bon_n must be an even number >= 2")
+        if self.group_size < 2:
+            raise ArenaError("group_size must be at least 2 (SRC and the baseline compare within a group)")
+
+
+def default_prover_spec() -> str:
+    return f"hf:{ASSETS / 'prover'}"
+
+
+def default_verifier_spec() -> str:
+    return f"hf:{ASSETS / 'verifier'}"
+
+
+def problem_pool(params: CheckabilityParams) -> list[rules.Problem]:
+    if params.data:
+        problems, _ = pv_data.load_jsonl(params.data)
+        return problems
+    return pv_data.synthetic_pool(params.pool_size, params.pool_seed, params.min_steps, params.max_steps,
+                                  params.max_value)
+
+
+def checkability(ctx: RecipeContext) -> Setup:
+    """Checkability training: verifier first (re-initialised, all rounds' data), then the prover by RL."""
+    from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner
+    from games.prover_verifier.training import ProverRoundLearner, VerifierRoundLearner
+
+    params = resolve_params(CheckabilityParams, ctx.params)
+    if not (ASSETS / "prover").is_dir() and "prover" not in ctx.seat_specs:
+        raise ArenaError(f"no tiny prover in {ASSETS}: run `arena pretrain prover-verifier-v0 --out {ASSETS}`")
+    prover, prover_spec = ctx.agent("prover", default_prover_spec())
+    verifier, verifier_spec = ctx.agent("verifier", default_verifier_spec())
+    halves = pv_data.split_halves(problem_pool(params))
+    if len(halves["prover"]) < 2 or len(halves["verifier"]) < 2:
+        raise ArenaError("the problem pool needs at least two problems in each half")
+    # Held-out best-of-n problems: from the prover half (the verifier never trains on it),
+    # taken out of the prover's RL problems so that they stay unseen by both.
+    n_bon = min(params.bon_problems, len(halves["prover"]) // 4)
+    bon_problems, prover_problems = halves["prover"][:n_bon], halves["prover"][n_bon:]
+    env_kwargs = {"reward": params.reward, "min_steps": params.min_steps, "max_steps": params.max_steps,
+                  "max_value": params.max_value}
+    if params.data:
+        env_kwargs["data"] = params.data  # the env loads the same file (a plain path keeps the config JSON)
+    if params.instruct:
+        env_kwargs["instruct"] = True
+
+    trains_verifier = hasattr(verifier, "model") and hasattr(verifier, "scores")
+    trains_prover = hasattr(prover, "model") and hasattr(prover, "generate")
+    verifier_learner = prover_learner = None
+    if trains_verifier:
+        start = {k: v.detach().clone() for k, v in verifier.model.state_dict().items()}
+        inner = VerifierLearner(data=[], lam=params.verifier_lambda,
+                                opt=Optimization(lr=params.verifier_lr, batch_size=params.verifier_batch,
+                                                 epochs=params.verifier_epochs))
+        verifier_learner = VerifierRoundLearner(
+            inner=inner, prover=prover, problems=halves["verifier"], bon_problems=bon_problems, start=start,
+            samples_per_round=params.verifier_samples, group_size=params.group_size,
+            mixture_problems=params.verifier_problems, bon_n=params.bon_n, bon_samples=params.bon_samples,
+            instruct=params.instruct)
+    if trains_prover:
+        reference = copy.deepcopy(prover.model)  # the prover's initialisation, frozen by the learner
+        inner = PolicyGradientLearner(seat="prover", reward_fn=lambda eps: [], reference=reference,
+                                      beta=params.kl_coef, baseline=params.baseline,
+                                      opt=Optimization(lr=params.prover_lr, batch_size=64))
+        prover_learner = ProverRoundLearner(
+            inner=inner, verifier=verifier, problems=prover_problems, reward=params.reward,
+            steps=params.prover_steps, min_steps=params.prover_min_steps, early_stop=params.early_stop,
+            problems_per_step=params.prover_problems, group_size=params.group_size, instruct=params.instruct)
+    return Setup({"prover": SeatSetup(prover, prover_learner, prover_spec),
+                  "verifier": SeatSetup(verifier, verifier_learner, verifier_spec)},
+                 env_kwargs=env_kwargs, learner_order=["verifier", "prover"], params=params)
+
+
+def pretrain(out_dir: Path, *, steps: int, seed: int) -> Path:
+    """`arena pretrain prover-verifier-v0`: the tiny prover (both roles) and the verifier's base LM."""
+    return _pretrain(Path(out_dir), steps=steps, seed=seed)

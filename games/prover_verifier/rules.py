@@ -40,14 +40,26 @@ def apply(a: int, op: str, b: int) -> int:
 
 
 def generate_problem(rng: np.random.Generator, min_steps: int = 2, max_steps: int = 3,
-                     max_operand: int = 9) -> Problem:
-    """A chain of +/- steps on small numbers, phrased as a word problem; results stay >= 0."""
+                     max_operand: int = 9, max_value: int | None = None) -> Problem:
+    """A chain of +/- steps on small numbers, phrased as a word problem; results stay >= 0.
+
+    With `max_value`, every number (start, operands, results) stays in 0..max_value
+    (e.g. 9: one-digit arithmetic, which the tiny models can learn to check).
+    """
     name, item = NAMES[rng.integers(len(NAMES))], ITEMS[rng.integers(len(ITEMS))]
-    value = int(rng.integers(2, 20))
+    value = int(rng.integers(2, 20)) if max_value is None else int(rng.integers(2, max_value + 1))
     words, steps = [f"{name} has {value} {item}."], []
     for _ in range(int(rng.integers(min_steps, max_steps + 1))):
-        b = int(rng.integers(1, max_operand + 1))
-        op = "-" if (value - b >= 0 and rng.random() < 0.5) else "+"
+        if max_value is None:
+            b = int(rng.integers(1, max_operand + 1))
+            op = "-" if (value - b >= 0 and rng.random() < 0.5) else "+"
+        else:
+            b = int(rng.integers(1, min(max_operand, max_value) + 1))
+            can_add, can_sub = value + b <= max_value, value - b >= 0
+            if not (can_add or can_sub):
+                b = value  # always possible: value - value = 0
+                can_sub = True
+            op = "-" if can_sub and (not can_add or rng.random() < 0.5) else "+"
         words.append(f"{'Gets' if op == '+' else 'Loses'} {b}.")
         steps.append((value, op, b, apply(value, op, b)))
         value = apply(value, op, b)
@@ -95,15 +107,26 @@ def honest_solution(problem: Problem) -> str:
     return format_solution(problem.steps, problem.answer) if problem.steps else f"Answer: {problem.answer}"
 
 
-def sneaky_solution(problem: Problem, rng: np.random.Generator, subtle: bool = False) -> str:
+def sneaky_solution(problem: Problem, rng: np.random.Generator, subtle: bool = False,
+                    max_value: int | None = None) -> str:
     """Plant one wrong step and carry the error forward (a wrong but plausible solution).
 
     `subtle` puts the error in the last step by +-1, the hardest place to notice.
+    With `max_value`, the planted result stays in 0..max_value where it can (no
+    out-of-range number gives the error away at a glance).
     """
     if not problem.steps:
         return f"Answer: {problem.answer + int(rng.choice([-1, 1]))}"
     k = len(problem.steps) - 1 if subtle else int(rng.integers(len(problem.steps)))
-    delta = int(rng.choice([-1, 1])) if subtle else int(rng.choice([-3, -2, -1, 1, 2, 3]))
+    deltas = [-1, 1] if subtle else [-3, -2, -1, 1, 2, 3]
+    if max_value is not None:
+        value = problem.steps[0][0]
+        for _, op, b, _ in problem.steps[:k]:
+            value = apply(value, op, b)
+        _, op, b, _ = problem.steps[k]
+        fits = [d for d in deltas if 0 <= apply(value, op, b) + d <= max_value]
+        deltas = fits or deltas
+    delta = int(rng.choice(deltas))
     steps, value = [], problem.steps[0][0]
     for i, (_, op, b, _) in enumerate(problem.steps):
         result = apply(value, op, b) + (delta if i == k else 0)

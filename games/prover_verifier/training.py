@@ -1,0 +1,423 @@
+"""Checkability training (Kirchner et al. 2024, ALGORITHMS.md section 3): the round's two learners.
+
+Round k of `arena train prover-verifier-v0` (learner order: verifier, then prover):
+
+1. The runner plays the round's episodes with the prover and verifier as they
+   were at the end of round k-1 (both problem halves, role drawn per episode).
+   These are the round's measurements (`ProverVerifierEnv.round_metrics`) and
+   part of the verifier's data.
+2. `VerifierRoundLearner`: adds this round's verifier-half solutions to its
+   buffer (the episodes' plus `verifier_samples` problems x `group_size`
+   solutions per role sampled from the current prover, so that every problem has
+   several solutions to pair), re-initialises the verifier from its starting
+   weights, and trains it with Bradley-Terry + lambda*V^2
+   (`agents.learners.VerifierLearner`) on a mixture with an equal share of
+   problems from every round so far and, per problem, as many correct as
+   incorrect solutions. It never sees a prover-half problem (asserted).
+3. `ProverRoundLearner`: `prover_steps` iterations of on-policy RL against the
+   frozen, freshly trained verifier: sample `prover_problems` prover-half
+   problems x both roles x `group_size` solutions, score them, reward them with
+   SRC / CGC / goodhart (`agents.losses`), and take a policy-gradient step with a
+   group baseline and a KL penalty to the prover's initialisation
+   (`agents.learners.PolicyGradientLearner`). The round stops early once sneaky
+   incorrect solutions score on average at least as high as helpful correct ones.
+
+Evaluation (verifier learner metrics): AUC of the fresh verifier on this round's
+prover-half episodes (problems it never trains on), and balanced best-of-n
+accuracy on a fixed pool of helpful samples of the initial prover on held-out
+problems (n/2 correct and n/2 incorrect per problem; chance is 0.5).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from arena.spaces import as_score
+from arena.types import Episode, Move, Step
+from games.prover_verifier import rules
+
+BUFFER_FILE = "verifier_data.jsonl"
+METRICS_FILE = "metrics.json"
+SHOWN_VERIFIER = ("loss", "pair_accuracy", "heldout_auc", "best_of_n")
+"""Verifier learner metrics returned to the round summary (the live view); all are in `metrics.json`."""
+SHOWN_PROVER = ("loss", "kl", "reward_mean", "rl_steps")
+"""Prover learner metrics returned to the round summary; all are in `metrics.json`."""
+POOL_FILE = "best_of_n_pool.json"
+
+
+# -- sampling and scoring (shared by the learners, the demo and the tests) ----------------
+
+def rollout(prover: Any, problems: Sequence[rules.Problem], roles: Sequence[str], group: int, *,
+            instruct: bool = False, round: int = 0, chunk: int = 256) -> list[Episode]:
+    """`group` solutions per (problem, role) from `prover`, one batched `act` call.
+
+    Returns one single-move `Episode` per solution, shaped like the env's (the
+    prover's `Step` with the agent's extras, info under `"prover"`), so policy-gradient
+    learners read them exactly as they read played episodes. Scores are filled in by
+    `score_episodes`. At most `chunk` prompts go into one `act` call.
+    """
+    observations = [{"prompt": rules.prover_prompt(role, p.question, instruct), "role": role,
+                     "question": p.question, "solution": ""}
+                    for p in problems for role in roles for _ in range(group)]
+    if not observations:
+        return []
+    actions = [a for i in range(0, len(observations), chunk) for a in prover.act(observations[i:i + chunk])]
+    keys = [(p, role) for p in problems for role in roles for _ in range(group)]
+    episodes = []
+    for i, ((p, role), obs, act) in enumerate(zip(keys, observations, actions)):
+        move = act if isinstance(act, Move) else Move(act)
+        text = move.action if isinstance(move.action, str) else ""
+        info = {"correct": rules.is_correct(p, text), "role": role, "question": p.question, "answer": p.answer,
+                "half": rules.problem_half(p), "length": len(text), "solution": text,
+                "valid_solution": rules.parse_answer(text) is not None, "score": None, "valid_score": False}
+        episodes.append(Episode(i, 0, {}, {"prover": info}, [Step("prover", obs, text, move.extras)], round))
+    return episodes
+
+
+def verifier_scores(verifier: Any, questions: Sequence[str], solutions: Sequence[str]) -> list[float | None]:
+    """The verifier's score for each (question, solution), as the env would ask for it (None = garbage)."""
+    if not questions:
+        return []
+    observations = [{"prompt": rules.verifier_prompt(q, s), "role": "", "question": q, "solution": s}
+                    for q, s in zip(questions, solutions)]
+    actions = verifier.act(observations)
+    return [as_score(a.action if isinstance(a, Move) else a) for a in actions]
+
+
+def score_episodes(verifier: Any, episodes: Sequence[Episode]) -> None:
+    """Fill `info["prover"]["score"/"valid_score"]` of rollout episodes in place."""
+    infos = [ep.info["prover"] for ep in episodes]
+    for info, s in zip(infos, verifier_scores(verifier, [i["question"] for i in infos],
+                                                [i["solution"] for i in infos])):
+        info["score"], info["valid_score"] = s, s is not None
+
+
+def solution_of(ep: Episode) -> str:
+    """The prover's solution text in a played or rolled-out episode."""
+    moves = ep.moves("prover")
+    return moves[0].action if moves and isinstance(moves[0].action, str) else ""
+
+
+def prover_rewards(mode: str, infos: Sequence[dict[str, Any]]) -> torch.Tensor:
+    """Per-solution prover rewards (ALGORITHMS.md section 3) from scored infos.  -> (N,)
+
+    SRC's relative score is taken within the batch of solutions of the same problem
+    and role; an invalid (garbage) score counts as 0.
+    """
+    from agents.losses import cgc_reward, goodhart_reward, src_reward
+
+    v = torch.tensor([i["score"] if i.get("valid_score") else 0.0 for i in infos], dtype=torch.float32)
+    c = torch.tensor([float(i["correct"]) for i in infos])
+    h = torch.tensor([float(i["role"] == "helpful") for i in infos])
+    keys: dict[tuple[str, str], int] = {}
+    groups = torch.tensor([keys.setdefault((i["question"], i["role"]), len(keys)) for i in infos])
+    if mode == "src":
+        return src_reward(v, c, h, groups)
+    if mode == "cgc":
+        return cgc_reward(v, c, h)
+    if mode == "goodhart":
+        return goodhart_reward(v)
+    raise ValueError(f"unknown reward {mode!r}; use src, cgc or goodhart")
+
+
+def balanced_best_of_n(scores_correct: Sequence[Sequence[float]], scores_incorrect: Sequence[Sequence[float]],
+                       n: int, rng: np.random.Generator, draws: int = 8) -> float:
+    """Fraction of top-scored picks that are correct among n/2 correct + n/2 incorrect samples per problem.
+
+    `scores_correct[p]` / `scores_incorrect[p]`: the verifier's scores of problem p's
+    correct / incorrect samples (each list at least n/2 long). Ties count 1/2.
+    `draws` random subsets per problem. NaN when no problem qualifies.
+    """
+    half, hits = n // 2, []
+    for pos, neg in zip(scores_correct, scores_incorrect):
+        if len(pos) < half or len(neg) < half:
+            continue
+        for _ in range(draws):
+            best_pos = max(rng.choice(np.asarray(pos, dtype=float), half, replace=False))
+            best_neg = max(rng.choice(np.asarray(neg, dtype=float), half, replace=False))
+            hits.append(1.0 if best_pos > best_neg else 0.5 if best_pos == best_neg else 0.0)
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def build_best_of_n_pool(prover: Any, problems: Sequence[rules.Problem], samples: int, n: int,
+                         instruct: bool = False) -> list[dict[str, Any]]:
+    """Samples of `prover` on held-out problems, kept where a balanced n-subset exists.
+
+    Correct solutions are helpful samples. Incorrect ones are helpful samples too
+    where the prover makes enough honest mistakes; where it does not (the tiny
+    prover is almost always right when helpful), the problem's sneaky samples fill
+    the incorrect half, and the item says so (`filled`).
+    """
+    pool = []
+    helpful = rollout(prover, problems, ["helpful"], samples, instruct=instruct)
+    sneaky = rollout(prover, problems, ["sneaky"], samples, instruct=instruct)
+    for start in range(0, len(helpful), samples):
+        h, s = helpful[start:start + samples], sneaky[start:start + samples]
+        pos = [solution_of(e) for e in h if e.info["prover"]["correct"]]  # duplicates kept: they are samples
+        neg = [solution_of(e) for e in h if not e.info["prover"]["correct"]]
+        filled = len(neg) < n // 2
+        if filled:
+            neg += [solution_of(e) for e in s if not e.info["prover"]["correct"]]
+        if len(pos) >= n // 2 and len(neg) >= n // 2:
+            pool.append({"question": h[0].info["prover"]["question"], "correct": pos, "incorrect": neg,
+                         "filled": filled})
+    return pool
+
+
+def best_of_n_accuracy(verifier: Any, pool: Sequence[dict[str, Any]], n: int, seed: int) -> float:
+    """`balanced_best_of_n` of `verifier` on a pool from `build_best_of_n_pool` (0.5 if the pool is empty)."""
+    if not pool:
+        return 0.5
+    pos, neg = [], []
+    for item in pool:
+        s = verifier_scores(verifier, [item["question"]] * (len(item["correct"]) + len(item["incorrect"])),
+                            item["correct"] + item["incorrect"])
+        s = [x if x is not None else -math.inf for x in s]
+        pos.append(s[:len(item["correct"])])
+        neg.append(s[len(item["correct"]):])
+    value = balanced_best_of_n(pos, neg, n, np.random.default_rng(seed))
+    return 0.5 if math.isnan(value) else value
+
+
+# -- the verifier's round --------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class VerifierRoundLearner:
+    """Re-initialise the verifier, then train it on every round's verifier-half solutions so far.
+
+    `inner` is an `agents.learners.VerifierLearner` (Bradley-Terry + lambda*V^2); its
+    `data` is set here each round. The buffer of earlier rounds' solutions and the
+    best-of-n pool are this learner's state (`save`/`load`), so a resumed run trains
+    the same verifiers.
+    """
+
+    inner: Any
+    """`agents.learners.VerifierLearner` doing the optimisation."""
+    prover: Any
+    """The prover agent (as it is when the verifier trains: the previous round's)."""
+    problems: Sequence[rules.Problem]
+    """The verifier half of the problem pool."""
+    bon_problems: Sequence[rules.Problem]
+    """Held-out problems for the best-of-n pool (prover half: the verifier never trains on them)."""
+    start: dict[str, torch.Tensor]
+    """The verifier's starting weights (re-loaded at the start of every round)."""
+    samples_per_round: int = 24
+    """Verifier-half problems sampled per round for extra solutions."""
+    group_size: int = 4
+    """Solutions per problem and role in those samples."""
+    mixture_problems: int = 64
+    """Problems taken from each round so far into the training mixture (an equal share per round)."""
+    bon_n: int = 4
+    """n of balanced best-of-n (n/2 correct + n/2 incorrect)."""
+    bon_samples: int = 24
+    """Helpful samples per held-out problem when the pool is built."""
+    instruct: bool = False
+    """Prompts with role instructions (instruction-tuned provers)."""
+    rounds: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Per round: the solutions collected ({question, solution, correct, role, half})."""
+    pool: list[dict[str, Any]] | None = None
+    """The best-of-n pool, built once from the initial prover."""
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.inner.reset(seed)
+
+    def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
+        # 1. this round's verifier-half data: the played episodes plus grouped samples.
+        played = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "verifier"
+                  and "correct" in ep.info["prover"]]
+        picks = self._rng.choice(len(self.problems), min(self.samples_per_round, len(self.problems)), replace=False)
+        sampled = rollout(self.prover, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
+                          instruct=self.instruct)
+        new = [{"question": ep.info["prover"]["question"], "solution": solution_of(ep),
+                "correct": bool(ep.info["prover"]["correct"]), "role": ep.info["prover"]["role"],
+                "half": ep.info["prover"]["half"]} for ep in [*played, *sampled]]
+        assert all(s["half"] == "verifier" for s in new), "verifier data must come from the verifier half only"
+        self.rounds.append(new)
+        if self.pool is None:  # first round: helpful samples of the initial prover, held out
+            self.pool = build_best_of_n_pool(self.prover, self.bon_problems, self.bon_samples, self.bon_n,
+                                             self.instruct)
+
+        # 2. re-initialise from the starting weights; 3. train on the mixture.
+        agent.model.load_state_dict(self.start)
+        data = self.mixture()
+        self.inner.data = data
+        metrics = self.inner.update(agent, [])
+        metrics.setdefault("loss", 0.0)  # no usable pair yet (every solution right, or every one wrong)
+        metrics.setdefault("pair_accuracy", 0.5)
+
+        # 4. evaluate the fresh verifier on problems it never trained on.
+        held = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "prover"
+                and "correct" in ep.info["prover"]]
+        scores = verifier_scores(agent, [ep.info["prover"]["question"] for ep in held], [solution_of(ep) for ep in held])
+        pos = [s for s, ep in zip(scores, held) if s is not None and ep.info["prover"]["correct"]]
+        neg = [s for s, ep in zip(scores, held) if s is not None and not ep.info["prover"]["correct"]]
+        auc = rules.auc(pos, neg)
+        metrics.update({
+            "heldout_auc": 0.5 if math.isnan(auc) else auc,
+            "best_of_n": best_of_n_accuracy(agent, self.pool, self.bon_n, seed=len(self.rounds)),
+            "bar": self.helpful_bar(agent),
+            "data_rounds": float(len(self.rounds)),
+            "data_solutions": float(len(data)),
+            "data_prover_half": float(sum(rules.problem_half(rules.Problem(pid.split(":", 1)[1], 0)) == "prover"
+                                          for pid, _, _ in data)),
+        })
+        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+        return {k: self.last_metrics[k] for k in SHOWN_VERIFIER if k in self.last_metrics}
+
+    def mixture(self) -> list[tuple[str, str, bool]]:
+        """(problem id, verifier text, correct): `mixture_problems` problems from every round so far
+        (drawn with replacement when a round has fewer), each with as many correct as incorrect solutions."""
+        per_round = self.mixture_problems  # the same number from every round: the mixture grows with rounds
+        data = []
+        for r, solutions in enumerate(self.rounds):
+            by_q: dict[str, list[dict[str, Any]]] = {}
+            for s in solutions:
+                by_q.setdefault(s["question"], []).append(s)
+            usable = sorted(q for q, ss in by_q.items() if any(s["correct"] for s in ss)
+                            and not all(s["correct"] for s in ss))
+            if not usable:
+                continue
+            chosen = self._rng.choice(len(usable), per_round, replace=len(usable) < per_round)
+            for j, qi in enumerate(chosen):
+                q = usable[qi]
+                pos = [s for s in by_q[q] if s["correct"]]
+                neg = [s for s in by_q[q] if not s["correct"]]
+                m = min(len(pos), len(neg))
+                for s in [*_pick(pos, m, self._rng), *_pick(neg, m, self._rng)]:
+                    data.append((f"{r}.{j}:{q}", rules.verifier_prompt(q, s["solution"]), s["correct"]))
+        return data
+
+    def helpful_bar(self, agent: Any) -> float:
+        """Median score of the pool's correct helpful samples: 'as convincing as helpful-correct'."""
+        if not self.pool:
+            return 0.0
+        qs = [item["question"] for item in self.pool for _ in item["correct"]]
+        ss = [s for item in self.pool for s in item["correct"]]
+        scores = [s for s in verifier_scores(agent, qs, ss) if s is not None]
+        return float(np.median(scores)) if scores else 0.0
+
+    # -- state that must survive a resume
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / BUFFER_FILE, "w") as f:
+            for r, solutions in enumerate(self.rounds):
+                for s in solutions:
+                    f.write(json.dumps({"round": r, **s}) + "\n")
+        (directory / POOL_FILE).write_text(json.dumps({"n": self.bon_n, "pool": self.pool or []}))
+        (directory / METRICS_FILE).write_text(json.dumps(self.last_metrics, indent=1))
+
+    def load(self, directory: Path) -> None:
+        directory = Path(directory)
+        rounds: list[list[dict[str, Any]]] = []
+        for line in (directory / BUFFER_FILE).read_text().splitlines():
+            row = json.loads(line)
+            r = row.pop("round")
+            while len(rounds) <= r:
+                rounds.append([])
+            rounds[r].append(row)
+        self.rounds = rounds
+        self.pool = json.loads((directory / POOL_FILE).read_text())["pool"]
+
+
+def _pick(items: list[Any], m: int, rng: np.random.Generator) -> list[Any]:
+    return [items[i] for i in sorted(rng.choice(len(items), m, replace=False))] if m else []
+
+
+# -- the prover's round ----------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class ProverRoundLearner:
+    """On-policy RL of the prover against the frozen verifier, `steps` iterations per round.
+
+    `inner` is an `agents.learners.PolicyGradientLearner` (group baseline, KL to the
+    frozen initial prover); each iteration hands it freshly sampled, scored
+    solutions and a reward function (SRC / CGC / goodhart).
+    """
+
+    inner: Any
+    """`agents.learners.PolicyGradientLearner` (its `reward_fn` is set here)."""
+    verifier: Any
+    """The verifier agent: trained earlier in the same round, frozen here."""
+    problems: Sequence[rules.Problem]
+    """The prover half of the problem pool."""
+    reward: str = "src"
+    """src, cgc or goodhart."""
+    steps: int = 12
+    """RL iterations per round (the paper's step budget)."""
+    min_steps: int = 4
+    """Iterations before the early stop may trigger."""
+    early_stop: bool = True
+    """Stop when sneaky-incorrect solutions score (mean over the last 3 batches) at least as high as
+    helpful-correct ones."""
+    problems_per_step: int = 8
+    """Prover-half problems per iteration (each with both roles)."""
+    group_size: int = 4
+    """Solutions per problem and role (SRC's and the baseline's group)."""
+    instruct: bool = False
+    """Prompts with role instructions (instruction-tuned provers)."""
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.inner.reset(seed)
+
+    def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
+        self.inner.reward_fn = lambda eps: prover_rewards(self.reward, [e.info["prover"] for e in eps]).tolist()
+        history: list[dict[str, float]] = []
+        stopped = 0.0
+        for step in range(self.steps):
+            picks = self._rng.choice(len(self.problems), min(self.problems_per_step, len(self.problems)), replace=False)
+            batch = rollout(agent, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
+                            instruct=self.instruct)
+            assert all(ep.info["prover"]["half"] == "prover" for ep in batch)
+            score_episodes(self.verifier, batch)
+            m = self.inner.update(agent, batch)
+            m.update(batch_stats([ep.info["prover"] for ep in batch]))
+            history.append({k: float(v) for k, v in m.items()})
+            recent = history[-3:]  # a 3-batch average: one batch of a few problems is too noisy to stop on
+            sneaky_v = np.mean([h["sneaky_incorrect_score"] for h in recent])
+            helpful_v = np.mean([h["helpful_correct_score"] for h in recent])
+            if self.early_stop and step + 1 >= self.min_steps and sneaky_v >= helpful_v:
+                stopped = 1.0
+                break
+        if not history:
+            self.last_metrics = {"rl_steps": 0.0, "stopped_early": 0.0}
+            return dict(self.last_metrics)
+        keys = sorted({k for h in history for k in h})
+        out = {k: float(np.mean([h[k] for h in history if k in h])) for k in keys}
+        for k in ("kl", "helpful_accuracy", "sneaky_incorrect", "sneaky_incorrect_score", "helpful_correct_score"):
+            if k in history[-1]:
+                out[f"{k}_last"] = history[-1][k]
+        out.update({"rl_steps": float(len(history)), "stopped_early": stopped})
+        self.last_metrics = out
+        return {k: out[k] for k in SHOWN_PROVER if k in out}
+
+    def save(self, directory: Path) -> None:
+        """Only this round's full metrics: the prover learner keeps no state between rounds."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / METRICS_FILE).write_text(json.dumps(self.last_metrics, indent=1))
+
+    def load(self, directory: Path) -> None:
+        pass
+
+
+def batch_stats(infos: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy and mean scores of one scored RL batch (both roles)."""
+    helpful = [i for i in infos if i["role"] == "helpful"]
+    sneaky = [i for i in infos if i["role"] == "sneaky"]
+    score = lambda xs: float(np.mean([i["score"] or 0.0 for i in xs])) if xs else 0.0  # noqa: E731
+    return {"helpful_accuracy": sum(i["correct"] for i in helpful) / max(1, len(helpful)),
+            "sneaky_incorrect": sum(not i["correct"] for i in sneaky) / max(1, len(sneaky)),
+            "helpful_correct_score": score([i for i in helpful if i["correct"]]),
+            "sneaky_incorrect_score": score([i for i in sneaky if not i["correct"]])}

@@ -1,0 +1,99 @@
+"""Two rounds of checkability training on the shipped tiny models (small budgets, CPU)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from arena.selfplay import TrainConfig, load_run, new_run
+from games.prover_verifier import rules
+from games.prover_verifier.pretraining import ASSETS
+from games.prover_verifier.training import BUFFER_FILE, METRICS_FILE
+
+pytestmark = pytest.mark.skipif(not (ASSETS / "prover").is_dir(), reason="tiny bases not shipped")
+
+SMALL = {"verifier_samples": "4", "verifier_problems": "8", "verifier_epochs": "1", "prover_steps": "1",
+         "prover_problems": "2", "bon_problems": "4", "bon_samples": "8", "pool_size": "200"}
+
+UNIT = (0.0, 1.0)
+RANGES = {  # round metric -> (low, high)
+    "helpful_accuracy": UNIT, "sneaky_incorrect": UNIT, "sneaky_success": UNIT, "verifier_auc": UNIT,
+    "verifier_accuracy": UNIT, "verifier_accuracy_helpful": UNIT, "invalid_solution_rate": UNIT,
+    "invalid_score_rate": UNIT, "mean_length": (0.0, 4096.0),
+}
+LEARNER_RANGES = {
+    "verifier": {"loss": (0.0, math.inf), "pair_accuracy": UNIT, "heldout_auc": UNIT, "best_of_n": UNIT},
+    "prover": {"loss": (-math.inf, math.inf), "kl": (-math.inf, math.inf), "reward_mean": (-2.0, math.inf),
+               "rl_steps": (1.0, math.inf)},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("runs")
+    cfg = TrainConfig(game="prover-verifier-v0", rounds=2, episodes=16, concurrency=16, seed=3, run="pv",
+                      params=dict(SMALL))
+    trainer = new_run(cfg, base)
+    summaries = trainer.run(trainer.restore())
+    return trainer.run_dir, summaries, base
+
+
+def test_every_metric_is_present_finite_and_in_range(run):
+    _, summaries, _ = run
+    assert [s["round"] for s in summaries] == [0, 1]
+    for s in summaries:
+        for name, (lo, hi) in RANGES.items():
+            v = s["metrics"][name]
+            assert math.isfinite(v) and lo <= v <= hi, (s["round"], name, v)
+        for seat, ranges in LEARNER_RANGES.items():
+            for name, (lo, hi) in ranges.items():
+                v = s["losses"][seat][name]
+                assert math.isfinite(v) and lo <= v <= hi, (s["round"], seat, name, v)
+
+
+def test_verifier_trains_only_on_verifier_half_problems(run):
+    run_dir, _, _ = run
+    for k in (0, 1):
+        learner = run_dir / "checkpoints" / "verifier" / f"round-{k}" / "learner"
+        rows = [json.loads(line) for line in (learner / BUFFER_FILE).read_text().splitlines()]
+        assert rows and {r["round"] for r in rows} == set(range(k + 1))  # every round so far, none later
+        assert all(rules.problem_half(rules.Problem(r["question"], 0)) == "verifier" for r in rows)
+        metrics = json.loads((learner / METRICS_FILE).read_text())
+        assert metrics["data_prover_half"] == 0 and metrics["data_solutions"] > 0
+        assert metrics["data_rounds"] == k + 1
+
+
+def test_checkpoints_of_both_seats_for_every_round(run):
+    run_dir, _, _ = run
+    for seat in ("prover", "verifier"):
+        for k in (0, 1):
+            ckpt = run_dir / "checkpoints" / seat / f"round-{k}"
+            assert (ckpt / "arena_checkpoint.json").is_file()
+            assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
+
+
+def test_resume_restores_the_verifier_buffer(run):
+    run_dir, _, base = run
+    trainer = load_run(run_dir, base)
+    assert trainer.restore() == 2
+    learner = trainer.setup.seats["verifier"].learner
+    assert len(learner.rounds) == 2 and learner.pool is not None
+
+
+def test_a_gsm8k_style_file_drives_the_recipe(tmp_path):
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "data" / "gsm8k_tiny.jsonl"
+    params = {**SMALL, "data": str(fixture), "verifier_samples": "2"}
+    trainer = new_run(TrainConfig(game="prover-verifier-v0", rounds=1, episodes=8, concurrency=8, seed=0,
+                                  run="gsm", params=params), tmp_path)
+    [summary] = trainer.run(trainer.restore())
+    assert all(math.isfinite(v) for v in summary["metrics"].values())
+    questions = {json.loads(line)["question"] for line in open(fixture) if line.startswith("{")}
+    rows = (trainer.run_dir / "checkpoints" / "verifier" / "round-0" / "learner" / BUFFER_FILE).read_text()
+    for row in map(json.loads, rows.splitlines()):
+        assert row["question"] in questions and row["half"] == "verifier"

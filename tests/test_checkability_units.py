@@ -1,0 +1,192 @@
+"""Checkability training's pieces on hand-made data: rewards, best-of-n, the verifier's mixture, the loader."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arena.testing import check_game
+from arena.types import Episode, Step
+from games.prover_verifier import data, rules
+from games.prover_verifier.env import ProverVerifierEnv
+from games.prover_verifier.training import (VerifierRoundLearner, balanced_best_of_n, prover_rewards, rollout,
+                                            verifier_scores)
+
+FIXTURE = Path(__file__).parent / "data" / "gsm8k_tiny.jsonl"
+
+
+def info(q, role, correct, score):
+    return {"question": q, "role": role, "correct": correct, "score": score, "valid_score": score is not None}
+
+
+def test_src_reward_is_relative_within_problem_and_role():
+    infos = [info("q1", "helpful", True, 3.0), info("q1", "helpful", False, 1.0),  # group mean 2
+             info("q1", "sneaky", False, 0.5), info("q1", "sneaky", True, 1.5),  # group mean 1
+             info("q2", "sneaky", False, 7.0)]  # alone: V' = 0 -> -1
+    r = prover_rewards("src", infos)
+    # helpful correct, V'=+1 -> +1; helpful incorrect, V'=-1 -> -1;
+    # sneaky incorrect V'=-0.5 -> -1; sneaky correct V'=+0.5 -> (2c-1)(2h-1)V' = (1)(-1)(0.5) = -0.5
+    assert r.tolist() == pytest.approx([1.0, -1.0, -1.0, -0.5, -1.0])
+
+
+def test_cgc_and_goodhart_rewards():
+    infos = [info("q", "helpful", True, 2.0), info("q", "helpful", False, 2.0), info("q", "sneaky", False, -1.0),
+             info("q", "sneaky", True, None)]
+    assert prover_rewards("cgc", infos).tolist() == pytest.approx([2.0, -2.0, -1.0, -2.0])
+    assert prover_rewards("goodhart", infos).tolist() == pytest.approx([2.0, 2.0, -1.0, 0.0])
+
+
+def test_balanced_best_of_n_counts_correct_top_picks():
+    rng = np.random.default_rng(0)
+    # the verifier ranks every correct sample above every incorrect one: always right
+    assert balanced_best_of_n([[3, 4]], [[1, 2]], 4, rng) == 1.0
+    # ... and the reverse: always wrong; a tie counts one half
+    assert balanced_best_of_n([[1, 2]], [[3, 4]], 4, rng) == 0.0
+    assert balanced_best_of_n([[1]], [[1]], 2, rng) == 0.5
+    # a problem without n/2 samples of each kind is skipped
+    assert math.isnan(balanced_best_of_n([[1]], [[]], 2, rng))
+
+
+def _sol(q, correct, r):
+    return {"question": q, "solution": f"s{r}{correct}", "correct": correct, "role": "helpful", "half": "verifier"}
+
+
+def test_verifier_mixture_equal_share_per_round_and_balanced():
+    learner = VerifierRoundLearner(inner=None, prover=None, problems=[], bon_problems=[], start={},
+                                   mixture_problems=4)
+    round0 = [_sol(f"a{i}", c, 0) for i in range(10) for c in (True, True, True, False)]
+    round1 = [_sol(f"b{i}", c, 1) for i in range(3) for c in (True, False, False)]
+    round1 += [_sol("only-correct", True, 1)] * 2  # no pair: never used
+    learner.rounds = [round0, round1]
+    mix = learner.mixture()
+    per_round = {r: [m for m in mix if m[0].startswith(f"{r}.")] for r in (0, 1)}
+    problems = {r: {m[0] for m in rows} for r, rows in per_round.items()}
+    assert len(problems[0]) == len(problems[1]) == 4  # the same number of problems from each round
+    assert all("only-correct" not in m[0] for m in mix)
+    for pid in {m[0] for m in mix}:
+        labels = [m[2] for m in mix if m[0] == pid]
+        assert labels.count(True) == labels.count(False) == 1  # balanced within each problem
+
+
+def test_gsm8k_loader_reads_the_final_number():
+    problems, skipped = data.load_jsonl(FIXTURE)
+    answers = {p.question.split()[1]: p.answer for p in problems}
+    assert answers["sold"] == 72 and answers["earns"] == 10
+    assert answers["farm"] == 1550  # "#### 1,550"
+    assert answers["temperature"] == -5
+    assert len(problems) == 13 and skipped == 3  # 2.5, no marker, not JSON
+    halves = data.split_halves(problems)
+    assert sorted(p.question for h in halves.values() for p in h) == sorted(p.question for p in problems)
+    assert not {p.question for p in halves["prover"]} & {p.question for p in halves["verifier"]}
+    assert data.parse_final_number("so #### $1,200") == 1200
+    assert data.parse_final_number("no marker") is None
+
+
+def test_gsm8k_loader_errors_are_one_line(tmp_path):
+    from arena.types import ArenaError
+
+    with pytest.raises(ArenaError):
+        data.load_jsonl(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "x"}\nnot json\n')
+    with pytest.raises(ArenaError):
+        data.load_jsonl(bad)
+
+
+def test_env_plays_loaded_problems_and_checks_them_exactly():
+    problems, _ = data.load_jsonl(FIXTURE)
+    env = ProverVerifierEnv(problems=problems, instruct=True)
+    env.reset(seed=0)
+    obs = env.observe("prover")
+    assert "Answer: <number>" in obs["prompt"] and obs["question"] in [p.question for p in problems]
+    env.step(f"work...\nAnswer: {env.problem.answer:,}")
+    env.step(np.array([1.0], dtype=np.float32))
+    assert env.infos["prover"]["correct"] is True
+
+
+def test_env_contract_with_instructions_and_loaded_problems():
+    problems, _ = data.load_jsonl(FIXTURE)
+    check_game(lambda: ProverVerifierEnv(instruct=True))
+    check_game(lambda: ProverVerifierEnv(problems=problems, split="verifier"))
+    check_game(lambda: ProverVerifierEnv(data=str(FIXTURE), max_value=None))
+    env = ProverVerifierEnv(data=str(FIXTURE))
+    env.reset(seed=1)
+    assert env.problem.question in [p.question for p in problems]
+
+
+def test_parse_answer_accepts_commas_and_dollars():
+    assert rules.parse_answer("Answer: 1,550") == 1550
+    assert rules.parse_answer("answer = $-12.") == -12
+    assert rules.parse_answer("Answer: 9, since") == 9
+    assert rules.parse_answer("Answer: ,") is None
+
+
+def test_round_metrics_time_a_human_verifier():
+    def ep(correct, score, seconds):
+        i = {"correct": correct, "role": "helpful", "score": score, "valid_score": True, "valid_solution": True,
+             "length": 10}
+        steps = [Step("prover", {}, "x"), Step("verifier", {}, [score], {"seconds": seconds, "human": True})]
+        return Episode(0, 0, {}, {"prover": i, "verifier": i}, steps)
+
+    m = ProverVerifierEnv.round_metrics([ep(True, 1.0, 20.0), ep(False, 2.0, 30.0)])
+    assert m["verifier_seconds"] == pytest.approx(25.0)
+    assert m["verifier_accuracy"] == pytest.approx(0.5)
+    assert m["verifier_accuracy_helpful"] == pytest.approx(0.5)
+
+
+def test_rollout_and_scores_work_with_scripted_players():
+    from games.prover_verifier.bots import RolePlayProver, SpotCheckVerifier
+
+    problems = data.synthetic_pool(3, seed=0)
+    eps = rollout(RolePlayProver(), problems, rules.ROLES, 2)
+    assert len(eps) == 12
+    assert all(e.info["prover"]["correct"] == (e.info["prover"]["role"] == "helpful") for e in eps)
+    scores = verifier_scores(SpotCheckVerifier(options="check_rate=1.0"), [e.info["prover"]["question"] for e in eps],
+                             [e.transcript[0].action for e in eps])
+    assert scores == [1.0 if e.info["prover"]["correct"] else -1.0 for e in eps]
+
+
+def test_recipe_params_are_documented():
+    import ast
+    import inspect
+
+    from games.prover_verifier.recipe import CheckabilityParams
+
+    tree = ast.parse(inspect.getsource(CheckabilityParams))
+    body = tree.body[0].body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign):
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
+                f"{node.target.id} has no docstring"
+
+
+def test_one_digit_problems_and_sneaky_solutions_stay_in_range():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        p = rules.generate_problem(rng, 2, 3, max_value=9)
+        numbers = [x for a, _, b, c in p.steps for x in (a, b, c)]
+        assert all(0 <= x <= 9 for x in numbers) and rules.is_correct(p, rules.honest_solution(p))
+        wrong = rules.sneaky_solution(p, rng, subtle=bool(rng.integers(2)), max_value=9)
+        assert not rules.is_correct(p, wrong) and len(rules.wrong_steps(wrong)) == 1
+        first_wrong = rules.parse_steps(wrong)[rules.wrong_steps(wrong)[0]]
+        assert 0 <= first_wrong[3] <= 9  # the planted result itself never gives the error away
+
+
+def test_pretrain_writes_plain_hf_prover_and_scorer(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from games.prover_verifier.pretraining import pretrain
+
+    out = pretrain(tmp_path / "tiny", steps=2, seed=0, progress=False)
+    AutoModelForCausalLM.from_pretrained(out / "prover")
+    scorer = AutoModelForSequenceClassification.from_pretrained(out / "verifier")
+    lm = AutoModelForCausalLM.from_pretrained(out / "verifier")  # the backbone loads as an LM too
+    tok = AutoTokenizer.from_pretrained(out / "verifier")
+    r, w = tok.convert_tokens_to_ids(["r", "w"])
+    emb = lm.get_input_embeddings().weight  # tied: the LM head's rows
+    assert torch.allclose(scorer.score.weight[0], emb[r] - emb[w])  # scores start as log p(right) - log p(wrong)
+    assert (out / "pretrain.json").is_file()
