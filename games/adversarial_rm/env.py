@@ -43,6 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 from pettingzoo import AECEnv
 
+from arena.game import end_episode, start_episode
 from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
 from games.adversarial_rm import rules
 
@@ -124,13 +125,7 @@ class AdversarialRMEnv(AECEnv):
         self.baseline = sanitize(self.pair.chosen, MAX_ANSWER)
         self.answer, self.valid_answer = "", True
         self.scores: list[float | None] = []
-        self.agents = list(self.possible_agents)
-        self.rewards = {a: 0.0 for a in self.agents}
-        self._cumulative_rewards = {a: 0.0 for a in self.agents}
-        self.terminations = {a: False for a in self.agents}
-        self.truncations = {a: False for a in self.agents}
-        self.infos = {a: {} for a in self.agents}
-        self.agent_selection = "policy"
+        start_episode(self, "policy")
 
     def observe(self, agent: str) -> dict[str, str]:
         p = self.task_prompt
@@ -166,8 +161,7 @@ class AdversarialRMEnv(AECEnv):
                 "valid_scores": score is not None and score_baseline is not None,
                 "length": len(self.answer), "prompt": self.task_prompt, "answer": self.answer,
                 "baseline": self.baseline}
-        self.infos = {a: dict(info) for a in self.agents}
-        self.terminations = {a: True for a in self.agents}
+        end_episode(self, info)
 
     # -- round metrics ------------------------------------------------------------
     @staticmethod
