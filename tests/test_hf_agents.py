@@ -6,7 +6,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 
 from agents.hf import (GeneratorAgent, LoadConfig, SamplingConfig, ScorerAgent, encode_prompt, parse_hf_arg,
                        split_options)

@@ -1,6 +1,5 @@
 """rest-v0: the toy translation rules, ReST's filter and D_g, the env contract, and a short real run."""
 import json
-import math
 
 import numpy as np
 import pytest

@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from pettingzoo import AECEnv
 
-from arena.game import end_episode, start_episode
-from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
+from arena.game import TextGame, end_episode, start_episode
+from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.adversarial_rm import rules
 
 FIELDS = ("prompt", "task_prompt", "answer", "which")
@@ -78,7 +77,7 @@ def _read_jsonl(path: str, mtime_ns: int) -> tuple[rules.Pair, ...]:
     return tuple(rules.parse_preference_jsonl(lines))
 
 
-class AdversarialRMEnv(AECEnv):
+class AdversarialRMEnv(TextGame):
     """A policy answers; a reward model prices its answer against the data's chosen answer."""
 
     metadata = {
@@ -107,15 +106,8 @@ class AdversarialRMEnv(AECEnv):
             raise ValueError("adversarial-rm-v0 needs at least one preference pair")
         self.render_mode = render_mode
         self.possible_agents = ["policy", "reward_model"]
-        self._obs_spaces = {a: text_dict_space(*FIELDS) for a in self.possible_agents}
-        self._act_spaces = {"policy": text_space(MAX_ANSWER), "reward_model": score_space()}
+        self.set_spaces(FIELDS, {"policy": text_space(MAX_ANSWER), "reward_model": score_space()})
         self.pair: rules.Pair | None = None
-
-    def observation_space(self, agent: str):
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self._act_spaces[agent]
 
     # -- episode ----------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:

@@ -24,18 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pettingzoo import AECEnv
 
-from arena.game import end_episode, start_episode
+from arena.game import TextGame, end_episode, start_episode
 from arena.registry import load_attr
-from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
+from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.duel import rules
 
 FIELDS = ("prompt", "task_prompt", "answer_a", "answer_b")
 MAX_ANSWER = 1024
 
 
-class DuelEnv(AECEnv):
+class DuelEnv(TextGame):
     """Two policies answer the same prompt; a judge or a gold scoring function decides."""
 
     metadata = {
@@ -56,15 +55,8 @@ class DuelEnv(AECEnv):
         self.judge_mode = judge
         self.render_mode = render_mode
         self.possible_agents = ["policy_a", "policy_b"] + (["judge"] if judge == "seat" else [])
-        self._obs_spaces = {a: text_dict_space(*FIELDS) for a in self.possible_agents}
-        self._act_spaces = {"policy_a": text_space(MAX_ANSWER), "policy_b": text_space(MAX_ANSWER),
-                            "judge": score_space()}
-
-    def observation_space(self, agent: str):
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self._act_spaces[agent]
+        self.set_spaces(FIELDS, {"policy_a": text_space(MAX_ANSWER), "policy_b": text_space(MAX_ANSWER),
+                            "judge": score_space()})
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.rng = np.random.default_rng(seed)

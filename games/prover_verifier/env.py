@@ -39,17 +39,16 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from pettingzoo import AECEnv
 
-from arena.game import end_episode, start_episode
-from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
+from arena.game import TextGame, end_episode, start_episode
+from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.prover_verifier import rules
 
 FIELDS = ("prompt", "role", "question", "solution")
 MAX_SOLUTION = 2048
 
 
-class ProverVerifierEnv(AECEnv):
+class ProverVerifierEnv(TextGame):
     """Helpful/sneaky prover vs verifier on arithmetic word problems."""
 
     metadata = {
@@ -93,15 +92,8 @@ class ProverVerifierEnv(AECEnv):
             raise ValueError(f"no problems in the {split!r} half")
         self.render_mode = render_mode
         self.possible_agents = ["prover", "verifier"]
-        self._obs_spaces = {a: text_dict_space(*FIELDS) for a in self.possible_agents}
-        self._act_spaces = {"prover": text_space(MAX_SOLUTION), "verifier": score_space()}
+        self.set_spaces(FIELDS, {"prover": text_space(MAX_SOLUTION), "verifier": score_space()})
         self.problem: rules.Problem | None = None
-
-    def observation_space(self, agent: str):
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self._act_spaces[agent]
 
     # -- episode ----------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:

@@ -31,17 +31,16 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from pettingzoo import AECEnv
 
-from arena.game import end_episode, start_episode
-from arena.spaces import as_score, as_text, sanitize, score_space, text_dict_space, text_space
+from arena.game import TextGame, end_episode, start_episode
+from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.rest import rules
 
 FIELDS = ("prompt", "source", "completion", "reference")
 MAX_COMPLETION = 512
 
 
-class RestEnv(AECEnv):
+class RestEnv(TextGame):
     """One source of a ReST Grow step: N sampled translations, each scored by a metric or a reward model."""
 
     metadata = {
@@ -75,14 +74,7 @@ class RestEnv(AECEnv):
         self.pool = list(sources) if sources else rules.sources(split, skip + pool, data_seed)[skip:]
         self.render_mode = render_mode
         self.possible_agents = ["policy"] + (["reward"] if reward == "seat" else [])
-        self._obs_spaces = {a: text_dict_space(*FIELDS) for a in self.possible_agents}
-        self._act_spaces = {"policy": text_space(MAX_COMPLETION), "reward": score_space()}
-
-    def observation_space(self, agent: str):
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str):
-        return self._act_spaces[agent]
+        self.set_spaces(FIELDS, {"policy": text_space(MAX_COMPLETION), "reward": score_space()})
 
     # -- episode ----------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
