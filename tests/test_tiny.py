@@ -88,9 +88,12 @@ def test_pretrain_lowers_the_loss_and_writes_a_plain_hf_directory(tmp_path):
     pairs = [(f"x:{w}=", w) for w in words]
     logs: list[str] = []
     out = tmp_path / "tiny"
-    result = pretrain(pairs, out, steps=300, seed=0, lr=1e-2, batch_size=8, warmup=5, log_every=100,
-                      progress=False, log=logs.append, sampling=SamplingConfig(max_new_tokens=8), **SMALL)
-    assert result.final_loss < 0.05 < 4.0 < result.first_loss
+    # Width 64 (not SMALL's 32): at width 32 whether 300 steps learn the copy depends on the
+    # seed and on the CPU's float summation order; at 64, seeds 0-7 all reach 8/8 here.
+    copier = dict(SMALL, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=4)
+    result = pretrain(pairs, out, steps=300, seed=0, lr=5e-3, batch_size=8, warmup=5, log_every=100,
+                      progress=False, log=logs.append, sampling=SamplingConfig(max_new_tokens=8), **copier)
+    assert result.final_loss < 0.15 < 4.0 < result.first_loss
     assert len(logs) == 3 and "step 300/300" in logs[-1]
     files = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "pretrain.json"} <= files
@@ -104,7 +107,7 @@ def test_pretrain_lowers_the_loss_and_writes_a_plain_hf_directory(tmp_path):
     agent = GeneratorAgent(model, tok, SamplingConfig(temperature=0, max_new_tokens=8))
     moves = agent.act([{"prompt": p} for p, _ in pairs])
     solved = sum(m.action == w for m, (_, w) in zip(moves, pairs))
-    assert solved >= 6, [m.action for m in moves]  # it learned to copy (8/8 when written)
+    assert solved >= 7, [m.action for m in moves]  # it learned to copy (8/8 for seeds 0-7 when written)
 
 
 def test_pretrain_rejects_empty_data(tmp_path):
