@@ -1,7 +1,7 @@
 """Small helpers for writing a game's `AECEnv` (the bookkeeping every text game repeats)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from gymnasium import spaces
 from pettingzoo import AECEnv
@@ -12,19 +12,34 @@ from arena.spaces import text_dict_space
 class TextGame(AECEnv):
     """An `AECEnv` whose seats all observe the same named Text fields.
 
-    Call `self.set_spaces(fields, actions)` in `__init__` after `possible_agents`;
-    the space accessors then return the same objects every call (as api_test wants).
+    Call `self.set_spaces(fields, actions)` in `__init__` after `possible_agents`,
+    with `actions` mapping each seat to a function that builds its action space.
+    Spaces are built on first use and then cached, so the accessors return the same
+    object every call (as api_test wants) and an env that only plays builds none:
+    a gymnasium `Text` space indexes its charset when built, which for the many
+    short-lived envs of a batched round was most of the engine's own time.
     """
 
-    def set_spaces(self, fields: tuple[str, ...], actions: dict[str, spaces.Space]) -> None:
-        self._obs_spaces = {a: text_dict_space(*fields) for a in self.possible_agents}
-        self._act_spaces = {a: actions[a] for a in self.possible_agents}
+    def set_spaces(self, fields: tuple[str, ...], actions: dict[str, Callable[[], spaces.Space]]) -> None:
+        self._fields, self._action_fns = tuple(fields), dict(actions)
+        self._obs_spaces: dict[str, spaces.Space] = {}
+        self._act_spaces: dict[str, spaces.Space] = {}
 
     def observation_space(self, agent: str) -> spaces.Space:
+        if agent not in self._obs_spaces:
+            self._check_seat(agent)
+            self._obs_spaces[agent] = text_dict_space(*self._fields)
         return self._obs_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Space:
+        if agent not in self._act_spaces:
+            self._check_seat(agent)
+            self._act_spaces[agent] = self._action_fns[agent]()
         return self._act_spaces[agent]
+
+    def _check_seat(self, agent: str) -> None:
+        if agent not in self.possible_agents:
+            raise KeyError(agent)
 
 
 def start_episode(env: Any, first: str, info: dict[str, dict[str, Any]] | None = None) -> None:

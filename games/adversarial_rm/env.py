@@ -36,7 +36,7 @@ Version history: v0 -- first version.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -106,7 +106,7 @@ class AdversarialRMEnv(TextGame):
             raise ValueError("adversarial-rm-v0 needs at least one preference pair")
         self.render_mode = render_mode
         self.possible_agents = ["policy", "reward_model"]
-        self.set_spaces(FIELDS, {"policy": text_space(MAX_ANSWER), "reward_model": score_space()})
+        self.set_spaces(FIELDS, {"policy": partial(text_space, MAX_ANSWER), "reward_model": score_space})
         self.pair: rules.Pair | None = None
 
     # -- episode ----------------------------------------------------------------

@@ -36,6 +36,7 @@ without changing play for the defaults).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -92,7 +93,7 @@ class ProverVerifierEnv(TextGame):
             raise ValueError(f"no problems in the {split!r} half")
         self.render_mode = render_mode
         self.possible_agents = ["prover", "verifier"]
-        self.set_spaces(FIELDS, {"prover": text_space(MAX_SOLUTION), "verifier": score_space()})
+        self.set_spaces(FIELDS, {"prover": partial(text_space, MAX_SOLUTION), "verifier": score_space})
         self.problem: rules.Problem | None = None
 
     # -- episode ----------------------------------------------------------------

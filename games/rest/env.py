@@ -28,6 +28,7 @@ Version history: v0 -- first version.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -74,7 +75,7 @@ class RestEnv(TextGame):
         self.pool = list(sources) if sources else rules.sources(split, skip + pool, data_seed)[skip:]
         self.render_mode = render_mode
         self.possible_agents = ["policy"] + (["reward"] if reward == "seat" else [])
-        self.set_spaces(FIELDS, {"policy": text_space(MAX_COMPLETION), "reward": score_space()})
+        self.set_spaces(FIELDS, {"policy": partial(text_space, MAX_COMPLETION), "reward": score_space})
 
     # -- episode ----------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
