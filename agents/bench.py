@@ -20,6 +20,10 @@ scorer there instead, and `--seat SEAT=SPEC` any other agent (e.g.
 pass, which is compute-bound on a CPU even for one text, so it gains little from
 batching there and dilutes the ratio.
 
+Both modes run on the same torch threads (`--threads`; default torch's choice,
+one per physical core): the batched runner's large ops use every core, the naive
+loop's batch-1 ops are too small to split.
+
 Printed per mode: completion tokens/s, episodes/s, the fraction of wall time
 outside the agents' `act` calls (`PlayStats.overhead_fraction`, batched only),
 the fraction outside model forward passes (timed by forward hooks on every model,
@@ -380,9 +384,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(a tiny ScorerAgent); default: Text seats = generator, others = scripted:random")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16, float16")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default: 1; 0 = torch's choice -- on a shared machine more threads "
-                   "than free cores make every op spin-wait)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads for both modes (default: 0 = torch's choice, one per physical core; "
+                   "on a busy machine use fewer than its free cores, or every op spin-waits)")
     p.add_argument("--no-learners", action="store_true", help="skip timing the learner steps")
     p.add_argument("--learner-batch", type=int, default=8, help="micro-batch for learner steps (default: 8)")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the Python-heap pass")
