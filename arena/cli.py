@@ -96,12 +96,13 @@ def cmd_play(args: argparse.Namespace) -> int:
     episodes, stats = play(lambda: gspec.make(**env_kwargs), agents, args.episodes,
                            concurrency=args.concurrency, seed=args.seed,
                            on_episode=None if args.quiet else lambda ep: print_episode(console, ep))
-    summary = Table("seat", "agent", "mean reward", "s/move", header_style="bold", title=f"{gspec.id}: {len(episodes)} episodes")
+    summary = Table("seat", "agent", "mean reward", "ms/move", header_style="bold",
+                    title=f"{gspec.id}: {len(episodes)} episodes")
     means = mean_rewards(episodes)
     for seat in seats_of_game:
-        secs = [s.extras["seconds"] for ep in episodes for s in ep.moves(seat) if "seconds" in s.extras]
+        moves = stats.act_batch.get(seat, 0)  # time in the seat's act calls, shared by the moves of a batch
         summary.add_row(seat, seat_specs.get(seat, "scripted:random"), f"{means.get(seat, 0.0):.3f}",
-                        f"{sum(secs) / len(secs):.1f}" if secs else "-")
+                        f"{1000 * stats.act_s[seat] / moves:.1f}" if moves else "-")
     console.print(summary)
     metrics = round_metrics(gspec.load(), episodes)
     if metrics:
