@@ -29,9 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -207,11 +208,41 @@ def load_weights_in_place(model: torch.nn.Module, directory: Path) -> None:
                          f"unexpected {result.unexpected_keys[:5]}")
 
 
+@contextmanager
+def quiet_transformers(progress: bool = False, warnings: bool = True) -> Iterator[None]:
+    """Within the block, transformers shows progress bars only if `progress` and logs
+    warnings only if `warnings`; both settings are restored after it. Checkpoints are
+    saved every round and small models load in milliseconds: their bars are noise."""
+    from transformers.utils import logging as hf_logging
+
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    if not warnings:
+        hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+
+
+def slow_to_load(ref: str) -> bool:
+    """Whether loading `ref` may take long enough to deserve a progress bar: a hub id,
+    or a local checkpoint of 1 GiB or more."""
+    path = Path(ref)
+    if not path.exists():
+        return True
+    files = [path] if path.is_file() else [*path.glob("*.safetensors"), *path.glob("*.gguf"), *path.glob("*.bin")]
+    return sum(f.stat().st_size for f in files) >= 2**30
+
+
 def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any]) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)  # safetensors only in transformers >= 5
-    tokenizer.save_pretrained(directory)
+    with quiet_transformers():
+        model.save_pretrained(directory)  # safetensors only in transformers >= 5
+        tokenizer.save_pretrained(directory)
     (directory / AGENT_META).write_text(json.dumps(meta, indent=2))
 
 
@@ -360,7 +391,8 @@ class GeneratorAgent:
         load = load or LoadConfig()
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype), **kw)
+            with quiet_transformers(progress=slow_to_load(ref)):
+                model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype), **kw)
         except (OSError, ValueError) as e:
             raise ArenaError(f"cannot load a causal LM from {ref!r}: {e}") from e
         model.to(resolve_device(load.device)).eval()
@@ -527,9 +559,11 @@ class ScorerAgent:
         tokenizer = load_tokenizer(ref, gguf_file)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            model, info = AutoModelForSequenceClassification.from_pretrained(
-                ref, num_labels=1, dtype=resolve_dtype(load.dtype), pad_token_id=tokenizer.pad_token_id,
-                output_loading_info=True, **kw)
+            # warnings off: a causal LM checkpoint has no score head, which is expected (initialised below)
+            with quiet_transformers(progress=slow_to_load(ref), warnings=False):
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    ref, num_labels=1, dtype=resolve_dtype(load.dtype), pad_token_id=tokenizer.pad_token_id,
+                    output_loading_info=True, **kw)
         except (OSError, ValueError) as e:
             raise ArenaError(f"cannot load a scorer from {ref!r}: {e}") from e
         name = _head_name(model)

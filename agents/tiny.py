@@ -197,7 +197,7 @@ def pretrain(pairs: Sequence[tuple[str, str]], out_dir: str | Path, steps: int =
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agents.batch import completion_logprobs
-    from agents.hf import save_agent_dir
+    from agents.hf import quiet_transformers, save_agent_dir
     from agents.losses import sft_nll
 
     if not pairs:
@@ -206,7 +206,8 @@ def pretrain(pairs: Sequence[tuple[str, str]], out_dir: str | Path, steps: int =
     if init is not None:
         if config_overrides:
             raise TypeError("config overrides cannot be combined with init=")
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(init), AutoTokenizer.from_pretrained(init)
+        with quiet_transformers():
+            model, tokenizer = AutoModelForCausalLM.from_pretrained(init), AutoTokenizer.from_pretrained(init)
     else:
         model, tokenizer = new_tiny_causal_lm(seed, **config_overrides)
     model.to(dev).train()

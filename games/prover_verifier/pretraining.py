@@ -79,13 +79,14 @@ def judge_to_scorer(directory: Path, good: str = "r", bad: str = "w") -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from agents.hf import save_agent_dir
+    from agents.hf import quiet_transformers, save_agent_dir
 
     directory = Path(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)
-    lm = AutoModelForCausalLM.from_pretrained(directory)
-    scorer = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=1,
-                                                                pad_token_id=tokenizer.pad_token_id)
+    with quiet_transformers(warnings=False):  # the LM checkpoint has no score head: set just below
+        lm = AutoModelForCausalLM.from_pretrained(directory)
+        scorer = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=1,
+                                                                    pad_token_id=tokenizer.pad_token_id)
     ids = tokenizer.convert_tokens_to_ids([good, bad])
     with torch.no_grad():
         rows = lm.get_output_embeddings().weight  # (V, H)
