@@ -5,6 +5,10 @@
     arena tournament --game duel-v0 --seat policy_a=ckpt:a/policy_a/round-0,ckpt:b/policy_a/round-3 \\
                      --seat judge=scripted:gold
 
+Game. A tournament of a run plays the game as the run's recipe set it up (the
+`env_kwargs` in its `config.json`, e.g. a data file or a reward setting); `--env`
+overrides single settings.
+
 Entrants. Each seat gets a list of agent specs: the `--seat SEAT=SPEC[,SPEC...]`
 list when given, else every checkpoint the run wrote for that seat
 (`RunStore.checkpoints()`, as `ckpt:<dir>`), else the spec the run's config used
@@ -59,7 +63,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -238,6 +242,8 @@ def plan_tournament(cfg: TournamentConfig, runs_dir: Path) -> Plan:
                              f"or name agents with --seat SEAT=SPEC[,SPEC...]")
     run_game = run_config.get("game_id") or run_config.get("game")
     game_name = cfg.game or run_game
+    # the game as the run's recipe set it up (e.g. its data or reward settings); --env overrides
+    cfg = replace(cfg, env={**(run_config.get("env_kwargs") or {}), **cfg.env})
     if not game_name:
         raise ArenaError(f"cannot tell which game run {cfg.run} is (no config.json); give --game")
     gspec = game_spec(game_name)

@@ -263,3 +263,38 @@ def test_plain_view_prints_one_line_per_pairing(pvg_runs, no_png):
         T.run_tournament(cfg(name="live", bootstrap=0), pvg_runs, on_event=view)
     shown = live.file.getvalue()
     assert "pairings" in shown and "ratings: prover-verifier-v0 · live · 4/4 pairings" in shown
+
+
+def scripted_short_problems(ctx):
+    """The scripted recipe on 1-step problems: a recipe that sets the game up its own way."""
+    from games.prover_verifier.recipe import scripted
+
+    setup = scripted(ctx)
+    setup.env_kwargs = {"min_steps": 1, "max_steps": 1}
+    return setup
+
+
+def test_tournament_plays_the_game_as_the_runs_recipe_set_it_up(tmp_path, monkeypatch, no_png):
+    from games.prover_verifier.env import ProverVerifierEnv
+
+    monkeypatch.setitem(ProverVerifierEnv.metadata["recipes"], "short", f"{__name__}:scripted_short_problems")
+    trainer = new_run(TrainConfig(game=GAME, recipe="short", rounds=1, episodes=4, concurrency=4, run="short"),
+                      tmp_path)
+    trainer.run(trainer.restore())
+    config = json.loads((tmp_path / "short" / "config.json").read_text())
+    assert config["env_kwargs"] == {"min_steps": 1, "max_steps": 1}
+
+    plan = T.plan_tournament(cfg(run="short"), tmp_path)
+    assert plan.cfg.env == {"min_steps": 1, "max_steps": 1}
+    assert T.plan_tournament(cfg(run="short", env={"max_steps": 3}), tmp_path).cfg.env == {"min_steps": 1,
+                                                                                           "max_steps": 3}
+    envs = []
+    real = T.play
+
+    def recording(env_fn, seats, n, **kw):
+        envs.append(env_fn())
+        return real(env_fn, seats, n, **kw)
+
+    monkeypatch.setattr(T, "play", recording)
+    T.run_tournament(cfg(run="short"), tmp_path)
+    assert envs and all((e.min_steps, e.max_steps) == (1, 1) for e in envs)
