@@ -78,8 +78,10 @@ class CheckabilityParams:
     """End the prover's round once sneaky-incorrect solutions score as high as helpful-correct ones."""
     prover_problems: int = 8
     """Prover-half problems per RL iteration (each solved group_size times in each role)."""
-    kl_coef: float = 0.05
-    """beta: weight of the KL penalty to the prover's initialisation."""
+    kl_coef: float = 0.2
+    """beta: weight of the KL penalty to the prover's initialisation. 0.2, not 0.05: over seeds 0-2
+    of the demo, 0.05 let the tiny prover drift (KL 6.7-8.8 by round 3) and its helpful accuracy fall
+    to 0.55-0.70; 0.2 kept KL under 1 and helpful accuracy at 0.91-0.97 (0.1: 0.78-0.88)."""
     baseline: str = "rloo"
     """Policy-gradient group baseline: rloo (leave-one-out), mean (GRPO) or none."""
     bon_n: int = 4
