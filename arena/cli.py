@@ -6,6 +6,8 @@ database...) print one line `error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import os
 import sys
 from importlib.metadata import entry_points
@@ -315,17 +317,32 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_plugin_parsers(sub: argparse._SubParsersAction) -> None:
     """Commands other packages contribute (`arena.commands` entry points, e.g. `bench`)."""
     for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
-        s = sub.add_parser(ep.name, help=f"{ep.name} (pass --help for its options)", add_help=False,
+        summary = _module_summary(ep.module) or f"runs {ep.value}"
+        s = sub.add_parser(ep.name, help=f"{summary} (--help: its options)", add_help=False,
                            description=f"Runs {ep.value}; its own --help lists the options.")
         s.add_argument("rest", nargs=argparse.REMAINDER)
         s.set_defaults(func=cmd_plugin_command)
+
+
+def _module_summary(module: str) -> str:
+    """First line of a module's docstring, read from its source without importing it
+    (a plugin may import torch: `arena --help` stays fast)."""
+    try:
+        spec = importlib.util.find_spec(module)
+        doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) if spec and spec.origin else None
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return ""
+    return (doc or "").strip().split("\n")[0].rstrip(".")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     plugins = {ep.name for ep in entry_points(group=COMMANDS_GROUP)}
-    if argv and argv[0] in plugins:  # hand everything, --help included, to the plugin
+    if not argv:  # no command: show what there is to do
+        parser.print_help()
+        return 2
+    if argv[0] in plugins:  # hand everything, --help included, to the plugin
         args = argparse.Namespace(func=cmd_plugin_command, command=argv[0], rest=argv[1:])
     elif len(argv) > 1 and argv[0] == "experiment" and not argv[1].startswith("-"):
         args = argparse.Namespace(func=cmd_experiment, name=argv[1], rest=argv[2:], runs_dir=None)

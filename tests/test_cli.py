@@ -87,3 +87,11 @@ def test_help_explains_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("games", "play", "train", "resume", "watch", "pretrain", "experiment"):
         assert command in out
+
+
+def test_no_command_prints_the_help_with_plugin_summaries(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert "usage: arena" in out and "tournament" in out
+    # the bench plugin's line is its module docstring's first line, read without importing it
+    assert "Rollout benchmark" in out
