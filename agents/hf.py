@@ -357,9 +357,10 @@ class GeneratorAgent:
 
     One `act` call left-pads all prompts into one batch (position ids count real
     tokens only, as in transformers' `generate`) and decodes them together with a
-    KV cache preallocated for the batch (`new_kv_cache`); rows whose completion has
-    ended are dropped from the batch and the cache (once they are a quarter of it),
-    so the others run faster.
+    KV cache preallocated for the batch (`new_kv_cache`); identical prompts are
+    prefilled once and their cache rows copied; rows whose completion has ended
+    are dropped from the batch and the cache (once they are a quarter of it), so
+    the others run faster.
     Sampling uses the agent's own `torch.Generator`, re-seeded by `reset(seed)`;
     the same seed and the same batch of prompts give the same completions.
 
@@ -466,17 +467,26 @@ class GeneratorAgent:
         B, T = len(prompts), max(len(p) for p in prompts)
         if min(len(p) for p in prompts) == 0:
             raise ArenaError("empty prompt: the tokenizer produced no tokens")
-        ids = torch.full((B, T), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding: every row's last prompt token is at T-1
+        # Identical prompts (a group of samples per prompt, as RLOO/GRPO and ReST draw them)
+        # are prefilled once; their rows of the KV cache are copied before decoding.
+        row_of: dict[tuple[int, ...], int] = {}
+        source = [row_of.setdefault(tuple(p), len(row_of)) for p in prompts]  # unique row of each prompt
+        U = len(row_of)
+        ids = torch.full((U, T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((U, T), dtype=torch.long)
+        for p, i in row_of.items():  # left padding: every row's last prompt token is at T-1
             ids[i, T - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[i, T - len(p):] = 1
         ids, mask = ids.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T) positions count real tokens only
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (U, T) positions count real tokens only
         cache = new_kv_cache(self.model.config, T + s.max_new_tokens)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                          use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float()  # (b, V)
+        logits = out.logits[:, -1, :].float()  # (U, V)
+        if U < B:
+            expand = torch.tensor(source, device=dev)
+            cache.batch_select_indices(expand)
+            logits, mask, pos = logits[expand], mask[expand], pos[expand]
         next_pos = pos[:, -1:] + 1  # (b, 1)
         rows = list(range(B))  # original index of each batch row
         done = [False] * B  # by original index

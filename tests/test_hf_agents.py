@@ -98,6 +98,29 @@ def test_finished_rows_leave_the_others_exact(tiny, prompts):
         assert len(c) == 12 or c[-1] == full[1][2]
 
 
+def test_repeated_prompts_are_prefilled_once_and_decode_as_if_alone(tiny):
+    model, tok = tiny
+    agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
+    prompts = [PROMPTS[2], PROMPTS[0], PROMPTS[2], PROMPTS[1], PROMPTS[0], PROMPTS[2]]
+    batch_rows = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: batch_rows.append(kw["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        moves = agent.act(obs(prompts))
+    finally:
+        hook.remove()
+    assert batch_rows[0] == (3, len(tok(PROMPTS[2])["input_ids"]))  # prefill: the 3 distinct prompts
+    assert batch_rows[1] == (6, 1)  # then every row decodes
+    single = {p: agent.act(obs([p]))[0] for p in set(prompts)}
+    assert ids_of(moves) == [single[p].extras["completion_ids"] for p in prompts]
+    for m, p in zip(moves, prompts):
+        np.testing.assert_allclose(m.extras["logprobs"], single[p].extras["logprobs"], atol=1e-5)
+    # sampled: rows of the same prompt still draw their own completions
+    agent.sampling = SamplingConfig(temperature=1.0, max_new_tokens=12, ignore_eos=True)
+    agent.reset(0)
+    assert len({tuple(c) for c in ids_of(agent.act(obs([PROMPTS[0]] * 4)))}) > 1
+
+
 def test_same_seed_same_samples_different_seed_different(tiny):
     model, tok = tiny
     agent = GeneratorAgent(model, tok, SamplingConfig(temperature=1.0, max_new_tokens=16, ignore_eos=True))
