@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -73,31 +73,67 @@ def _duration(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def round_table(snap: Snapshot) -> Table:
-    """One row per finished round."""
+def round_cells(snap: Snapshot) -> tuple[list[str], list[list[str]]]:
+    """(column headers, one row of cell texts per finished round)."""
     headline = snap.rows[-1].get("headline", []) if snap.rows else []
     seats = snap.seats or sorted({s for r in snap.rows for s in r.get("mean_reward", {})})
     loss_keys = sorted({f"{seat}.{k}" for r in snap.rows for seat, m in r.get("losses", {}).items() for k in m
                         if not snap.live_losses or k in snap.live_losses})
-    table = Table(title=f"{snap.run} · {snap.game}", expand=False, header_style="bold")
-    for col in ["round", "eps", *[f"R:{s}" for s in seats], *headline, *loss_keys, "eps/s", "tok/s", "elapsed", "ETA"]:
-        table.add_column(col, justify="right", no_wrap=True)
+    headers = ["round", "eps", *[f"R:{s}" for s in seats], *headline, *loss_keys, "eps/s", "tok/s", "elapsed", "ETA"]
+    rows = []
     for r in snap.rows:
         losses = {f"{seat}.{k}": v for seat, m in r.get("losses", {}).items() for k, v in m.items()}
-        table.add_row(
+        rows.append([
             str(r["round"]), str(r["episodes"]),
             *[_fmt(r.get("mean_reward", {}).get(s, float("nan"))) for s in seats],
             *[_fmt(r.get("metrics", {}).get(h, float("nan"))) for h in headline],
             *[_fmt(losses.get(k, float("nan"))) for k in loss_keys],
             f"{r['episodes_per_s']:.1f}", f"{r['tokens_per_s']:.0f}",
             _duration(r["elapsed_s"]), _duration(r["eta_s"]),
-        )
+        ])
+    return headers, rows
+
+
+def _width(cells: Sequence[str]) -> int:
+    """Rendered width of a box-table column holding `cells` (text + 2 padding + 1 border)."""
+    return max(len(c) for c in cells) + 3
+
+
+def round_table(snap: Snapshot, width: int | None = None) -> Table:
+    """One row per finished round; where that is wider than `width`, one row per figure
+    and one column per round (the latest rounds that fit), so no figure is cut short."""
+    headers, rows = round_cells(snap)
+    title = f"{snap.run} · {snap.game}"
+    wide = sum(_width([h, *(row[i] for row in rows)]) for i, h in enumerate(headers)) + 1
+    if width is None or wide <= width:
+        table = Table(title=title, expand=False, header_style="bold")
+        for h in headers:
+            table.add_column(h, justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        return table
+    label_w, round_ws = _width(headers), [_width(row) for row in rows]
+    shown = len(rows)
+    while shown > 1 and label_w + sum(round_ws[len(rows) - shown:]) + 1 > width:
+        shown -= 1
+    kept = rows[len(rows) - shown:]
+    if shown < len(rows):
+        title += f" · last {shown} of {len(rows)} rounds"
+    table = Table(title=title, expand=False, header_style="bold")
+    table.add_column("round", justify="left", no_wrap=True)
+    for row in kept:
+        table.add_column(row[0], justify="right", no_wrap=True)
+    for i, h in enumerate(headers[1:], start=1):
+        table.add_row(h, *[row[i] for row in kept])
     return table
 
 
-def render(snap: Snapshot) -> Group:
-    """The whole view: the rounds table and, while a round runs, its progress."""
-    parts: list[Any] = [round_table(snap)]
+def render(snap: Snapshot, width: int | None = None) -> Group:
+    """The whole view: the rounds table (laid out to fit `width`, if given) and, while a
+    round runs, its progress."""
+    if not snap.run:  # no run_start event yet
+        return Group(Text("waiting for the run to start ...", style="dim"))
+    parts: list[Any] = [round_table(snap, width)]
     if snap.current_round is not None:
         total = max(1, snap.episodes_per_round)
         line = Table.grid(padding=(0, 1))
@@ -129,7 +165,7 @@ class LiveView:
         self.snapshot = Snapshot()
         self.live: Live | None = None
         if self.console.is_terminal:
-            self.live = Live(render(self.snapshot), console=self.console,
+            self.live = Live(self._render(), console=self.console,
                              refresh_per_second=refresh_per_second, transient=False)
 
     def __enter__(self) -> "LiveView":
@@ -139,13 +175,16 @@ class LiveView:
 
     def __exit__(self, *exc: Any) -> None:
         if self.live:
-            self.live.update(render(self.snapshot))
+            self.live.update(self._render())
             self.live.__exit__(*exc)
+
+    def _render(self) -> Group:
+        return render(self.snapshot, self.console.width)  # the width now: a resized terminal re-lays out
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.snapshot.apply(event)
         if self.live:
-            self.live.update(render(self.snapshot))
+            self.live.update(self._render())
         elif event.get("type") == "round_end":
             self.console.print(plain_line(event["summary"]), soft_wrap=True, highlight=False, markup=False)
 

@@ -64,3 +64,36 @@ def test_live_losses_limit_the_learner_columns():
                             "summary": {**summary(0, 0.5, 0.75), "losses": {"policy": {"kept": 0.5, "noise": 1.0}}}}])
     text = capture(render(snap))
     assert "policy.kept" in text and "policy.noise" not in text
+
+
+def capture_at(renderable, width):
+    console = Console(record=True, width=width, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_a_narrow_terminal_gets_one_row_per_figure_and_the_latest_rounds():
+    many = {"metrics": {f"metric_{i}": 0.5 for i in range(8)}, "headline": [f"metric_{i}" for i in range(8)]}
+    events = [START] + [{"type": "round_end", "round": k, "summary": {**summary(k, 0.1 * k, 0.5), **many}}
+                        for k in range(3)]
+    snap = snapshot_after(events)
+    wide = capture_at(render(snap, 400), 400)
+    assert any(line.split("│")[1:2] == ["     0 "] for line in wide.splitlines())  # one row per round
+    text = capture_at(render(snap, 80), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 2}
+    assert {"R:prover", "metric_7", "verifier.loss", "tok/s", "ETA"} <= set(rows)
+    assert rows["verifier.loss"].split("│")[2:5] == [" 0.25 ", " 1.25 ", " 2.25 "]  # rounds 0, 1, 2 in order
+
+    snap = snapshot_after([START] + [{"type": "round_end", "round": k, "summary": {**summary(k, 0.0, 0.5), **many}}
+                                     for k in range(40)])
+    text = capture_at(render(snap, 80), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    header = next(line for line in text.splitlines() if line.startswith("┃ round"))
+    shown = [int(c) for c in header.strip("┃ ").split("┃")[1:]]
+    assert shown == list(range(40 - len(shown), 40)) and len(shown) >= 3  # the latest rounds that fit
+    assert f"last {len(shown)} of 40 rounds" in text
+
+
+def test_before_the_run_starts_the_view_says_so():
+    assert "waiting for the run to start" in capture(render(Snapshot()))
