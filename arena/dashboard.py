@@ -37,7 +37,8 @@ class Snapshot:
     phase: str = "starting"
     finished: bool = False
     live_losses: list[str] = field(default_factory=list)
-    """Learner metrics to show as columns (a game's `metadata["live_losses"]`); empty: all."""
+    """Learner metrics to show as columns (a game's `metadata["live_losses"]`); a seat whose learner
+    reports none of them (e.g. another recipe's learner) shows all of its own."""
 
     def apply(self, event: dict[str, Any]) -> "Snapshot":
         kind = event.get("type")
@@ -77,8 +78,13 @@ def round_cells(snap: Snapshot) -> tuple[list[str], list[list[str]]]:
     """(column headers, one row of cell texts per finished round)."""
     headline = snap.rows[-1].get("headline", []) if snap.rows else []
     seats = snap.seats or sorted({s for r in snap.rows for s in r.get("mean_reward", {})})
-    loss_keys = sorted({f"{seat}.{k}" for r in snap.rows for seat, m in r.get("losses", {}).items() for k in m
-                        if not snap.live_losses or k in snap.live_losses})
+    seat_keys: dict[str, set[str]] = {}
+    for r in snap.rows:
+        for seat, m in r.get("losses", {}).items():
+            seat_keys.setdefault(seat, set()).update(m)
+    # a seat's metrics named in live_losses; all of them where its learner reports none of those
+    loss_keys = sorted(f"{seat}.{k}" for seat, keys in seat_keys.items()
+                       for k in ([k for k in keys if k in snap.live_losses] or keys))
     headers = ["round", "eps", *[f"R:{s}" for s in seats], *headline, *loss_keys, "eps/s", "tok/s", "elapsed", "ETA"]
     rows = []
     for r in snap.rows:

@@ -64,6 +64,10 @@ def test_live_losses_limit_the_learner_columns():
                             "summary": {**summary(0, 0.5, 0.75), "losses": {"policy": {"kept": 0.5, "noise": 1.0}}}}])
     text = capture(render(snap))
     assert "policy.kept" in text and "policy.noise" not in text
+    # a learner that reports none of the listed metrics (another recipe's) shows all of its own
+    snap.apply({"type": "round_end", "round": 1,
+                "summary": {**summary(1, 0.5, 0.75), "losses": {"verifier": {"check_rate": 0.5}}}})
+    assert "verifier.check_rate" in capture(render(snap))
 
 
 def capture_at(renderable, width):
