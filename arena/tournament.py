@@ -727,7 +727,7 @@ def ratings_table(result: TournamentResult) -> Table:
         last = r["group"]
         bt = _fmt(r["bt_rating"]) + (f" [{_fmt(r['bt_lower'])}, {_fmt(r['bt_upper'])}]"
                                      if r["bt_lower"] is not None else "")
-        reward = _fmt(r["mean_reward"], "+.3f") + (f" [{_fmt(r['reward_lower'], '+.2f')}, "
+        reward = _fmt(r["mean_reward"], "+.2f") + (f" [{_fmt(r['reward_lower'], '+.2f')}, "
                                                    f"{_fmt(r['reward_upper'], '+.2f')}]"
                                                    if r["reward_lower"] is not None else "")
         t.add_row(str(r["rank"]), r["label"], bt, _fmt(r["elo"]), reward, str(r["episodes"]))
