@@ -172,6 +172,14 @@ def resolve_dtype(dtype: str) -> Any:
 
 # -- loading and saving -----------------------------------------------------------
 
+def check_model_ref(ref: str) -> None:
+    """A `ref` that can only be a local path (absolute, `./`, `../`, `~`, or more than one `/`;
+    a hub id is `name` or `owner/name`) must exist: say so in one line instead of a hub error."""
+    local = ref.startswith(("/", "./", "../", "~")) or ref.count("/") > 1
+    if local and not Path(ref).expanduser().exists():
+        raise ArenaError(f"no model at {ref!r}: no such file or directory")
+
+
 def load_tokenizer(ref: str, gguf_file: str | None = None):
     from transformers import AutoTokenizer
 
@@ -390,6 +398,7 @@ class GeneratorAgent:
         from transformers import AutoModelForCausalLM
 
         load = load or LoadConfig()
+        check_model_ref(ref)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             with quiet_transformers(progress=slow_to_load(ref)):
@@ -566,6 +575,7 @@ class ScorerAgent:
         from transformers import AutoModelForSequenceClassification
 
         load = load or LoadConfig()
+        check_model_ref(ref)
         tokenizer = load_tokenizer(ref, gguf_file)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:

@@ -32,6 +32,8 @@ def assert_one_line_error(capsys, argv, pattern):
     (["play", "prover-verifier-v0", "--seat", "prover=ckpt:nope/prover/round-0"], "no checkpoint at"),
     (["play", "prover-verifier-v0", "--seat", "prover=ckpt:nope"], "malformed checkpoint spec"),
     (["play", "prover-verifier-v0", "--env", "reward=bogus"], "cannot make prover-verifier-v0"),
+    (["play", "prover-verifier-v0", "--seat", "prover=hf:./no/such/model"], "no model at './no/such/model'"),
+    (["play", "prover-verifier-v0", "--seat", "verifier=hf:/no/such/scorer"], "no model at '/no/such/scorer'"),
     (["train", "prover-verifier-v0", "--recipe", "scripted", "--run", "../escape"], "invalid run name"),
     (["train", "prover-verifier-v0", "--recipe", "scripted", "--run", "a/b"], "invalid run name"),
     (["train", "prover-verifier-v0", "--recipe", "nope"], "has no recipe 'nope'"),
