@@ -315,8 +315,10 @@ def test_build_agent_picks_generator_or_scorer_from_the_action_space(model_dir):
     assert judge.act(obs(PROMPTS))[0].shape == (1,)
     with pytest.raises(ArenaError, match="unknown hf option"):
         build_agent(f"hf:{model_dir}?temperature=0", ctx_for("judge"))
-    with pytest.raises(ArenaError, match="cannot load"):
+    with pytest.raises(ArenaError, match="no model at '/no/such/model/dir'"):
         build_agent("hf:/no/such/model/dir", ctx_for("writer"))
+    with pytest.raises(ArenaError, match="cannot load a causal LM"):  # exists, but holds no model
+        build_agent(f"hf:{model_dir.parent}", ctx_for("writer"))
 
 
 def test_ckpt_spec_rebuilds_the_agent_with_its_sampling_settings(tiny, tmp_path):
