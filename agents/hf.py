@@ -453,8 +453,8 @@ class GeneratorAgent:
             drop = probs.cumsum(-1) - probs > s.top_p  # mass before this token already reaches top_p
             logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
         # Exponential race: argmax p_i / E_i with E_i ~ Exp(1) is a draw from p (same law as
-        # torch.multinomial, several times faster on CPU).
-        # E = -log U with U uniform is Exp(1); drawing U with `rand` is ~5x cheaper than `exponential_`.
+        # torch.multinomial, several times faster on CPU). E = -log U with U ~ uniform is
+        # Exp(1), and `rand` draws U ~5x faster than `exponential_` draws E.
         probs = logits.softmax(-1)
         race = torch.rand(probs.shape, generator=self.generator, device=probs.device).log_().neg_()
         return (probs / race).argmax(-1)
