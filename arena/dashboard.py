@@ -55,6 +55,8 @@ class Snapshot:
             self.episodes_done = event["done"]
         elif kind == "learner_start":
             self.phase = f"training {event['seat']}"
+        elif kind == "learner_progress":
+            self.phase = f"training {event['seat']}: {event['message']}"
         elif kind == "round_end":
             self.rows = [r for r in self.rows if r["round"] != event["round"]] + [event["summary"]]
             self.current_round, self.phase = None, "between rounds"
@@ -145,8 +147,8 @@ def render(snap: Snapshot, width: int | None = None) -> Group:
         line = Table.grid(padding=(0, 1))
         line.add_row(Text(f"round {snap.current_round + 1}/{snap.rounds_total}", style="bold"),
                      ProgressBar(total=total, completed=min(snap.episodes_done, total), width=30),
-                     Text(f"{snap.episodes_done}/{total} episodes · {snap.phase}"))
-        parts.append(line)
+                     Text(f"{snap.episodes_done}/{total} episodes"))
+        parts += [line, Text(snap.phase, style="dim")]  # own line: learners' progress lines are long
     elif snap.finished:
         parts.append(Text(f"finished {len(snap.rows)} rounds", style="green"))
     return Group(*parts)

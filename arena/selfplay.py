@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -192,6 +193,9 @@ class Trainer:
         append_event(self.run_dir, event)
         self.on_event(event)
 
+    def learner_progress(self, k: int, seat: str, message: str) -> None:
+        self.emit({"type": "learner_progress", "round": k, "seat": seat, "message": str(message)})
+
     def save_config(self) -> None:
         params = self.setup.params
         resolved = {**dataclasses.asdict(self.cfg),
@@ -254,6 +258,8 @@ class Trainer:
             s = setup.seats[seat]
             if s.learner is not None:
                 self.emit({"type": "learner_start", "round": k, "seat": seat})
+                if hasattr(s.learner, "progress"):  # see arena.types.Learner
+                    s.learner.progress = partial(self.learner_progress, k, seat)
                 losses[seat] = {n: float(v) for n, v in s.learner.update(s.agent, episodes).items()}
         ckpts = {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner,
                                         {"game": self.game_id, "spec": s.spec})

@@ -61,7 +61,12 @@ class Checkpointable(Protocol):
 
 @runtime_checkable
 class Learner(Protocol):
-    """Updates one seat's agent between rounds."""
+    """Updates one seat's agent between rounds.
+
+    A learner whose update takes a while may have a `progress` attribute (default
+    None): before each update the trainer sets it to a function taking one short
+    line (e.g. "RL step 3/12"), which goes to the run's events and the live view.
+    """
 
     def update(self, agent: Agent, episodes: Sequence["Episode"]) -> dict[str, float]:
         """Train `agent` in place on this round's episodes; return metrics."""

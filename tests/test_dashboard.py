@@ -101,3 +101,13 @@ def test_a_narrow_terminal_gets_one_row_per_figure_and_the_latest_rounds():
 
 def test_before_the_run_starts_the_view_says_so():
     assert "waiting for the run to start" in capture(render(Snapshot()))
+
+
+def test_learner_progress_shows_as_the_phase_line():
+    snap = snapshot_after([START, {"type": "round_start", "round": 0, "episodes": 64},
+                           {"type": "episode", "round": 0, "done": 64, "total": 64},
+                           {"type": "learner_start", "round": 0, "seat": "prover"},
+                           {"type": "learner_progress", "round": 0, "seat": "prover", "message": "RL step 3/12"}])
+    lines = capture(render(snap)).splitlines()
+    assert any("round 1/3" in line and "64/64 episodes" in line for line in lines)
+    assert "training prover: RL step 3/12" in lines

@@ -126,3 +126,21 @@ def test_game_from_entry_point_group_plays_and_trains(tmp_path, runs):
     assert "guess-v0: 3 episodes" in played and "accuracy=1" in played
     cli("train", "guess-v0", "--rounds", "2", "--episodes", "8", "--run", "g", "--plain", env=env)
     assert RunStore(runs / "g").completed_rounds() == [0, 1]
+
+
+def test_learner_progress_lines_reach_the_events_and_the_live_view(runs, external_game_path):
+    from arena.dashboard import Snapshot
+
+    trainer = new_run(TrainConfig(game="ext_game:GuessEnv", rounds=2, episodes=4, concurrency=4, run="prog",
+                                  seats={"guesser": "scripted:noisy?skill=0.5"}), runs)
+    seen = []
+    trainer.on_event = seen.append
+    trainer.run(trainer.restore())
+    lines = [json.loads(line) for line in (runs / "prog" / "events.jsonl").read_text().splitlines()]
+    progress = [e for e in lines if e["type"] == "learner_progress"]
+    assert [(e["round"], e["seat"], e["message"]) for e in progress] == \
+        [(0, "guesser", "skill 0.50 -> 0.65"), (1, "guesser", "skill 0.65 -> 0.80")]
+    snap = Snapshot()
+    for e in seen[:seen.index(next(e for e in seen if e["type"] == "learner_progress")) + 1]:
+        snap.apply(e)
+    assert snap.phase == "training guesser: skill 0.50 -> 0.65"

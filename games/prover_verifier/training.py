@@ -33,7 +33,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -224,6 +224,8 @@ class VerifierRoundLearner:
     pool: list[dict[str, Any]] | None = None
     """The best-of-n pool, built once from the initial prover."""
     last_metrics: dict[str, float] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the trainer: one line per phase for the live view (`arena.types.Learner`)."""
     _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def reset(self, seed: int) -> None:
@@ -231,6 +233,8 @@ class VerifierRoundLearner:
         self.inner.reset(seed)
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
+        if self.progress:
+            self.progress(f"sampling the prover on {self.samples_per_round} verifier-half problems")
         # 1. this round's verifier-half data: the played episodes plus grouped samples.
         played = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "verifier"
                   and "correct" in ep.info["prover"]]
@@ -250,11 +254,15 @@ class VerifierRoundLearner:
         agent.model.load_state_dict(self.start)
         data = self.mixture()
         self.inner.data = data
+        if self.progress:
+            self.progress(f"training on {len(data)} solutions from {len(self.rounds)} round(s)")
         metrics = self.inner.update(agent, [])
         metrics.setdefault("loss", 0.0)  # no usable pair yet (every solution right, or every one wrong)
         metrics.setdefault("pair_accuracy", 0.5)
 
         # 4. evaluate the fresh verifier on problems it never trained on.
+        if self.progress:
+            self.progress(f"held-out AUC and best-of-{self.bon_n}")
         held = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "prover"
                 and "correct" in ep.info["prover"]]
         scores = verifier_scores(agent, [ep.info["prover"]["question"] for ep in held], [solution_of(ep) for ep in held])
@@ -366,6 +374,8 @@ class ProverRoundLearner:
     instruct: bool = False
     """Prompts with role instructions (instruction-tuned provers)."""
     last_metrics: dict[str, float] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the trainer: one line per RL step for the live view (`arena.types.Learner`)."""
     _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def reset(self, seed: int) -> None:
@@ -385,6 +395,9 @@ class ProverRoundLearner:
             m = self.inner.update(agent, batch)
             m.update(batch_stats([ep.info["prover"] for ep in batch]))
             history.append({k: float(v) for k, v in m.items()})
+            if self.progress:
+                self.progress(f"RL step {step + 1}/{self.steps}: helpful accuracy {m['helpful_accuracy']:.2f}, "
+                              f"sneaky incorrect {m['sneaky_incorrect']:.2f}, KL {m.get('kl', 0.0):.2f}")
             recent = history[-3:]  # a 3-batch average: one batch of a few problems is too noisy to stop on
             sneaky_v = np.mean([h["sneaky_incorrect_score"] for h in recent])
             helpful_v = np.mean([h["helpful_correct_score"] for h in recent])

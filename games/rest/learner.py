@@ -179,6 +179,8 @@ class ReSTLearner:
     """Where `steps.csv`, `bon.csv` and `bon.png` are written (the run's `rest/`)."""
     on_step: Callable[[dict[str, Any]], None] | None = None
     """Called with each Improve step's row as soon as it is evaluated (live views)."""
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the trainer: one line per Improve step for the live view (`arena.types.Learner`)."""
     history: dict[str, Any] = field(default_factory=lambda: {"steps": [], "bon": {}})
     _rng: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0), init=False, repr=False)
     _data: list[rules.Scored] | None = field(default=None, init=False, repr=False)
@@ -238,10 +240,13 @@ class ReSTLearner:
         np_rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=self._rng)))
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         rows = []
-        for i, tau in enumerate(rules.thresholds(self.thresholds)):
+        taus = rules.thresholds(self.thresholds)
+        for i, tau in enumerate(taus):
             kept = rules.keep(dg, tau)
             if self.cap:
                 kept = rules.cap_per_source(kept, self.cap, np_rng)
+            if self.progress:
+                self.progress(f"Improve {i + 1}/{len(taus)}: tau={tau:g}, {len(kept)} of {len(dg)} pairs")
             lr = self.lr * self.lr_decay ** i
             for group in optimizer.param_groups:
                 group["lr"] = lr

@@ -102,11 +102,14 @@ class NoisyGuesser:
 @dataclass
 class SkillLearner:
     step: float = 0.15
+    progress: object = None  # set by the trainer (arena.types.Learner)
 
     def reset(self, seed):
         pass
 
     def update(self, agent, episodes):
+        if self.progress:
+            self.progress(f"skill {agent.skill:.2f} -> {min(1.0, agent.skill + self.step):.2f}")
         agent.skill = min(1.0, agent.skill + self.step)
         return {"skill": agent.skill}
 
