@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import json
 import os
 import sys
 from importlib.metadata import entry_points
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from arena.types import ArenaError
 
@@ -76,34 +77,73 @@ def cmd_games(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_play(args: argparse.Namespace) -> int:
+def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """(game spec, env kwargs, default seat specs) of `arena play <game or run>`.
+
+    A run (by name or path) plays its game as its recipe set it up, each seat
+    played by its checkpoint of round `--round` (default: the last one), or by the
+    agent spec the run used where the seat has no checkpoints."""
     from arena import registry
+    from arena.store import RunStore, find_run
+
+    try:
+        gspec = registry.spec(args.game)
+    except ArenaError as unknown_game:
+        try:
+            run_dir = find_run(args.game, _runs_dir(args))
+        except ArenaError:
+            raise ArenaError(f"{unknown_game}; nor is it a run in {_runs_dir(args)}/") from None
+    else:
+        if args.round is not None:
+            raise ArenaError("--round needs a run to play (arena play <run> --round K), not a game")
+        return gspec, _env_kwargs(args.env), {}
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ArenaError(f"cannot read {run_dir / 'config.json'}: {e}") from None
+    store = RunStore(run_dir)
+    try:
+        ckpts = store.checkpoints()
+    finally:
+        store.close()
+    specs = dict(config.get("seat_specs") or {})
+    for seat, rounds in ckpts.items():
+        k = max(rounds) if args.round is None else args.round
+        if k not in rounds:
+            raise ArenaError(f"run {args.game} has no round-{k} checkpoint for {seat} (rounds: "
+                             f"{', '.join(map(str, sorted(rounds)))})")
+        specs[seat] = f"ckpt:{args.game}/{seat}/round-{k}"
+    gspec = registry.spec(config.get("game_id") or config["game"])
+    return gspec, {**(config.get("env_kwargs") or {}), **_env_kwargs(args.env)}, specs
+
+
+def cmd_play(args: argparse.Namespace) -> int:
     from arena.runner import mean_rewards, play
     from arena.selfplay import round_metrics
     from arena.specs import AgentContext, build_agent
 
-    gspec = registry.spec(args.game)
-    env_kwargs = _env_kwargs(args.env)
-    seat_specs = _kv(args.seat, "--seat")
+    gspec, env_kwargs, default_specs = _play_target(args)
+    given = _kv(args.seat, "--seat")
     seats_of_game = list(gspec.make(**env_kwargs).possible_agents)
-    unknown = sorted(set(seat_specs) - set(seats_of_game))
+    seat_specs = {s: given.get(s) or default_specs.get(s) or "scripted:random" for s in seats_of_game}
+    unknown = sorted(set(given) - set(seats_of_game))
     if unknown:
         raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats_of_game)}")
     agents = {}
     for seat in seats_of_game:
         ctx = AgentContext.for_seat(gspec, seat, _runs_dir(args), args.device, **env_kwargs)
-        agents[seat] = build_agent(seat_specs.get(seat, "scripted:random"), ctx)
+        agents[seat] = build_agent(seat_specs[seat], ctx)
         agents[seat].reset(args.seed + seats_of_game.index(seat))
     console = Console()
     episodes, stats = play(lambda: gspec.make(**env_kwargs), agents, args.episodes,
                            concurrency=args.concurrency, seed=args.seed,
                            on_episode=None if args.quiet else lambda ep: print_episode(console, ep))
-    summary = Table("seat", "agent", "mean reward", "ms/move", header_style="bold",
+    summary = Table("seat", Column("agent", overflow="fold"), "mean reward", "ms/move", header_style="bold",
                     title=f"{gspec.id}: {len(episodes)} episodes")
     means = mean_rewards(episodes)
     for seat in seats_of_game:
         moves = stats.act_batch.get(seat, 0)  # time in the seat's act calls, shared by the moves of a batch
-        summary.add_row(seat, seat_specs.get(seat, "scripted:random"), f"{means.get(seat, 0.0):.3f}",
+        summary.add_row(seat, seat_specs[seat], f"{means.get(seat, 0.0):.3f}",
                         f"{1000 * stats.act_s[seat] / moves:.1f}" if moves else "-")
     console.print(summary)
     metrics = round_metrics(gspec.load(), episodes)
@@ -251,8 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_games)
 
     s = sub.add_parser("play", help="play episodes and print transcripts",
-                       description="Play N episodes of a game with the given agents; print transcripts and results.")
-    s.add_argument("game", help="game id (name-vN) or import path module:Class")
+                       description="Play N episodes of a game with the given agents; print transcripts and results. "
+                                   "Given a run instead of a game, its game as the run set it up, with the run's "
+                                   "checkpoints of the last round (or --round) in every seat that has them.")
+    s.add_argument("game", help="game id (name-vN), import path module:Class, or a run (name or path)")
+    s.add_argument("--round", type=int, help="with a run: play its round-K checkpoints (default: the last round's)")
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="agent for a seat (default scripted:random)")
     s.add_argument("-n", "--episodes", type=int, default=4, help="episodes to play (default 4)")
     s.add_argument("--concurrency", type=int, default=8, help="episodes in flight at once (default 8)")

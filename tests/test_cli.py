@@ -97,3 +97,27 @@ def test_no_command_prints_the_help_with_plugin_summaries(capsys):
     assert "usage: arena" in out and "tournament" in out
     # the bench plugin's line is its module docstring's first line, read without importing it
     assert "Rollout benchmark" in out
+
+
+def test_play_a_run_uses_its_game_settings_and_checkpoints(capsys, runs, monkeypatch):
+    import re
+
+    from games.prover_verifier.env import ProverVerifierEnv
+    from test_tournament import scripted_short_problems  # noqa: F401 (the recipe, by import path)
+
+    monkeypatch.setitem(ProverVerifierEnv.metadata["recipes"], "short", "test_tournament:scripted_short_problems")
+    assert main(["train", "prover-verifier-v0", "--recipe", "short", "--rounds", "2", "--episodes", "4",
+                 "--run", "pl", "--plain"]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "play", "pl", "-n", "3")
+    assert code == 0
+    assert "ckpt:pl/prover/round-1" in out and "ckpt:pl/verifier/round-1" in out  # the last round's
+    questions = re.findall(r"Question: (.*?)How many", out, re.S)  # transcripts wrap lines
+    assert questions and all(len(re.findall(r"(Gets|Loses) \d+\.", q)) == 1 for q in questions)  # 1-step problems
+    code, out, _ = run(capsys, "play", str(runs / "pl"), "-n", "1", "-q", "--round", "0",
+                       "--seat", "verifier=scripted:random")
+    agents = "".join(line.split("│")[2].strip() for line in out.splitlines() if line.count("│") > 3)  # folded cells
+    assert code == 0 and f"ckpt:{runs / 'pl'}/prover/round-0" in agents and "scripted:random" in agents
+    assert_one_line_error(capsys, ["play", "pl", "--round", "5"], "has no round-5 checkpoint")
+    assert_one_line_error(capsys, ["play", "prover-verifier-v0", "--round", "1"], "--round needs a run")
+    assert_one_line_error(capsys, ["play", "no-such-thing"], "nor is it a run")
