@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from arena.types import ArenaError
 
@@ -228,6 +229,46 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Two lines per run: name, game, recipe, rounds, tournaments; the last round's headline figures."""
+    from arena.dashboard import _fmt
+    from arena.store import RunStore
+
+    base, console = _runs_dir(args), Console()
+    dirs = sorted(d for d in base.glob("*") if (d / "arena.db").is_file()) if base.is_dir() else []
+    if not dirs:
+        console.print(f"no runs in {base}/ yet (arena train <game> writes one)")
+        return 0
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
+    for d in dirs:
+        try:
+            config = json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+        try:
+            store = RunStore(d)
+            try:
+                summaries = store.round_summaries()
+            finally:
+                store.close()
+        except ArenaError as e:
+            grid.add_row(d.name, f"unreadable: {e}")
+            continue
+        tournaments = ", ".join(sorted(t.name for t in (d / "tournaments").glob("*") if t.is_dir()))
+        grid.add_row(d.name, f"{config.get('game_id') or config.get('game', '?')} · recipe {config.get('recipe', '?')}"
+                             f" · {len(summaries)}/{config.get('rounds', '?')} rounds"
+                             + (f" · tournaments: {tournaments}" if tournaments else ""))
+        last = summaries[-1] if summaries else {}
+        figures = "  ".join(f"{h}={_fmt(last['metrics'][h])}" for h in last.get("headline", [])
+                            if h in last.get("metrics", {}))
+        if figures:
+            grid.add_row("", Text(f"round {last['round']}: {figures}", style="dim"))
+    console.print(grid, highlight=False)
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from arena.dashboard import watch
     from arena.store import find_run
@@ -327,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rounds", type=int, help="extend the run to this many rounds")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     s.set_defaults(func=cmd_resume)
+
+    s = sub.add_parser("runs", help="list the runs: game, recipe, rounds done, last round's figures",
+                       description="List the runs in the runs directory with their game, recipe, completed "
+                                   "rounds, the last round's headline figures and their tournaments.")
+    s.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("watch", help="show a run's live view from another terminal",
                        description="Follow a run's events.jsonl and show the same live view until it finishes.")

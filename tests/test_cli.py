@@ -121,3 +121,17 @@ def test_play_a_run_uses_its_game_settings_and_checkpoints(capsys, runs, monkeyp
     assert_one_line_error(capsys, ["play", "pl", "--round", "5"], "has no round-5 checkpoint")
     assert_one_line_error(capsys, ["play", "prover-verifier-v0", "--round", "1"], "--round needs a run")
     assert_one_line_error(capsys, ["play", "no-such-thing"], "nor is it a run")
+
+
+def test_runs_lists_each_run_with_its_rounds_and_last_figures(capsys, runs):
+    code, out, _ = run(capsys, "runs")
+    assert code == 0 and "no runs in" in out
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
+                 "--run", "listed", "--plain"]) == 0
+    assert main(["tournament", "listed", "-n", "2", "--name", "t1", "--bootstrap", "0"]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "runs")
+    text = " ".join(out.split())  # undo the wrapping
+    assert code == 0
+    assert "listed prover-verifier-v0 · recipe scripted · 2/2 rounds · tournaments: t1" in text
+    assert "round 1: helpful_accuracy=1" in text
