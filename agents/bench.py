@@ -29,7 +29,9 @@ outside the agents' `act` calls (`PlayStats.overhead_fraction`, batched only),
 the fraction outside model forward passes (timed by forward hooks on every model,
 synchronised on CUDA), and the process's peak RSS (plus the Python heap peak
 from a separate `tracemalloc` pass, and CUDA peak memory on a GPU). Then one
-learner step of each loss in `agents.learners` is timed on data from the run.
+`generate` call on K of the run's prompts as K/G distinct prompts x G is timed
+against K distinct ones (`--group-size`; the agent prefills a prompt once), and
+one learner step of each loss in `agents.learners` on data from the run.
 """
 from __future__ import annotations
 
@@ -307,6 +309,32 @@ def measure(fn: Callable[[], Any], models: list[torch.nn.Module],
     return out, wall, cpu, clock
 
 
+# -- shared prompts -----------------------------------------------------------------------
+
+def grouped_generation(agent, episodes, seat: str, group: int, device: torch.device) -> dict[str, float]:
+    """One `generate` call on K prompts of the run, all distinct, against one on K/group distinct
+    prompts repeated `group` times (RLOO/GRPO and ReST sample a group per prompt; the agent
+    prefills each distinct prompt once). Seconds of each, best of 3."""
+    prompts = [st.extras["prompt_ids"] for ep in episodes for st in ep.moves(seat) if "prompt_ids" in st.extras]
+    k = len(prompts) - len(prompts) % group
+    if k < group or group < 2:
+        return {}
+    distinct, grouped = prompts[:k], [p for p in prompts[:k // group] for _ in range(group)]
+
+    def best_of_3(batch) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            agent.generate(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return {"rows": float(k), "group": float(group), "distinct_s": best_of_3(distinct),
+            "grouped_s": best_of_3(grouped)}
+
+
 # -- learner steps ------------------------------------------------------------------------
 
 def learner_steps(args, seats: dict[str, Any], episodes) -> dict[str, float]:
@@ -387,6 +415,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads for both modes (default: 0 = torch's choice, one per physical core; "
                    "on a busy machine use fewer than its free cores, or every op spin-waits)")
+    p.add_argument("--group-size", type=int, default=4,
+                   help="also time one generate call on K prompts as K/G distinct prompts x G against K distinct "
+                   "(0: skip; default: %(default)s)")
     p.add_argument("--no-learners", action="store_true", help="skip timing the learner steps")
     p.add_argument("--learner-batch", type=int, default=8, help="micro-batch for learner steps (default: 8)")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the Python-heap pass")
@@ -433,6 +464,14 @@ def main(argv: list[str] | None = None) -> int:
             tracemalloc.stop()
 
     print(render(naive, batched))
+    gen_seat = next((s for s, a in seats.items() if hasattr(a, "generate")), None)
+    grouped = grouped_generation(seats[gen_seat], episodes[:args.concurrency], gen_seat, args.group_size,
+                                 device) if gen_seat and args.group_size > 1 else {}
+    if grouped:
+        print(f"shared prompts: {grouped['rows']:.0f} rows as {grouped['rows'] / grouped['group']:.0f} distinct "
+              f"prompts x {grouped['group']:.0f} in {grouped['grouped_s'] * 1000:.0f} ms, "
+              f"{grouped['rows']:.0f} distinct in {grouped['distinct_s'] * 1000:.0f} ms "
+              f"({grouped['distinct_s'] / grouped['grouped_s']:.2f}x; each distinct prompt is prefilled once)")
     learners = {} if args.no_learners else learner_steps(args, seats, episodes)
     if learners:
         print("learner step (one update, one optimizer step on a micro-batch of "
@@ -443,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params,
-            "naive": naive.to_json(), "batched": batched.to_json(),
+            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped,
             "speedup_tokens": batched.tokens_per_s / naive.tokens_per_s,
             "speedup_tokens_cpu": batched.tokens_per_cpu_s / naive.tokens_per_cpu_s,
             "speedup_episodes": batched.episodes_per_s / naive.episodes_per_s,

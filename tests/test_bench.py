@@ -13,7 +13,7 @@ def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):
     out = tmp_path / "bench.json"
     try:
         rc = bench.main(["--episodes", "6", "--concurrency", "3", "--naive-episodes", "2", "--max-new-tokens", "4",
-                         "--learner-batch", "2", "--threads", "1", "--no-tracemalloc", "--json", str(out)])
+                         "--learner-batch", "2", "--threads", "1", "--group-size", "2", "--no-tracemalloc", "--json", str(out)])
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -25,6 +25,8 @@ def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):
     # naive: one generate per move = 4 forwards per move; batched: 2 waves of 3 episodes, 4 forwards each
     assert naive["forward_calls"] == 2 * 4 and batched["forward_calls"] == 2 * 4
     assert batched["mean_batch"] == 3.0
+    shared = figures["shared_prompts"]  # 3 prompts of the first wave -> 2 rows: 1 distinct x 2 vs 2 distinct
+    assert (shared["rows"], shared["group"]) == (2.0, 2.0) and shared["grouped_s"] > 0 and shared["distinct_s"] > 0
     assert 0.0 <= batched["outside_forward_loop"] < 1.0 and batched["forward_s"] > 0
     assert set(figures["learner_step_s"]) == {"sft", "dpo", "rpo-sum", "rpo-mean", "bradley-terry", "verifier",
                                               "policy-gradient+kl", "filtered-nll"}
