@@ -13,6 +13,7 @@ checkpoints, so a resumed run ends exactly as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -93,13 +94,14 @@ class RecipeContext:
     seat_names: list[str]
     device: str | None = None
 
-    def agent(self, seat: str, default_spec: str) -> tuple[Any, str]:
-        """Build the agent for `seat`: the user's `--seat` override, else the default."""
+    def agent(self, seat: str, default_spec: str, **env_kwargs: Any) -> tuple[Any, str]:
+        """Build the agent for `seat`: the user's `--seat` override, else the default.
+        `env_kwargs` are the game settings under which the seat exists (see `extra_seats`)."""
         spec = self.seat_specs.get(seat, default_spec)
-        return build_agent(spec, self.context(seat)), spec
+        return build_agent(spec, self.context(seat, **env_kwargs)), spec
 
-    def context(self, seat: str) -> AgentContext:
-        return AgentContext.for_seat(self.game, seat, self.runs_dir, self.device)
+    def context(self, seat: str, **env_kwargs: Any) -> AgentContext:
+        return AgentContext.for_seat(self.game, seat, self.runs_dir, self.device, **env_kwargs)
 
     @property
     def game_id(self) -> str:
@@ -154,9 +156,11 @@ def default_setup(ctx: RecipeContext) -> Setup:
 def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path) -> Setup:
     cls = gspec.load()
     seats = list(gspec.make().possible_agents)
-    unknown = sorted(set(cfg.seats) - set(seats))
+    # seats that exist only under some settings (rest-v0's `reward` with reward=seat): a recipe may build them
+    extra = [s for s in getattr(cls, "metadata", {}).get("extra_seats", []) if s not in seats]
+    unknown = sorted(set(cfg.seats) - set(seats) - set(extra))
     if unknown:
-        raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats)}")
+        raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats + extra)}")
     ctx = RecipeContext(gspec, dict(cfg.seats), dict(cfg.params), cfg.seed, run_dir, runs_dir,
                         seats, cfg.device)
     recipes = getattr(cls, "metadata", {}).get("recipes", {})
@@ -168,6 +172,10 @@ def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path
     else:
         recipe: Callable[[RecipeContext], Setup] = load_attr(recipes[cfg.recipe])
         setup = recipe(ctx)
+    unused = sorted(set(cfg.seats) - set(setup.seats))
+    if unused:
+        raise ArenaError(f"--seat {', '.join(unused)}: recipe {cfg.recipe!r} of {gspec.id} does not play "
+                         f"{'that seat' if len(unused) == 1 else 'those seats'} with these settings")
     return setup
 
 
@@ -183,7 +191,11 @@ class Trainer:
         self.game_cls = self.gspec.load()
         self.game_id = self.gspec.id
         self.store = RunStore(self.run_dir, create=True)
-        self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
+        try:
+            self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
+        except BaseException:
+            self.store.close()
+            raise
         self.on_event = on_event or (lambda e: None)
 
     def close(self) -> None:
@@ -290,8 +302,14 @@ def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
     run_dir = runs_dir / cfg.run
     if (run_dir / "arena.db").exists():
         raise ArenaError(f"run {cfg.run!r} already exists in {runs_dir}/ (use `arena resume {cfg.run}` or --run NAME)")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, run_dir, runs_dir, on_event)
+    try:
+        trainer = Trainer(cfg, run_dir, runs_dir, on_event)
+    except BaseException:  # a run that never started leaves nothing behind to block the corrected command
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     trainer.save_config()
     return trainer
 

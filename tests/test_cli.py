@@ -135,3 +135,11 @@ def test_runs_lists_each_run_with_its_rounds_and_last_figures(capsys, runs):
     assert code == 0
     assert "listed prover-verifier-v0 · recipe scripted · 2/2 rounds · tournaments: t1" in text
     assert "round 1: helpful_accuracy=1" in text
+
+
+def test_a_run_whose_setup_fails_leaves_no_directory_behind(capsys, runs):
+    assert_one_line_error(capsys, ["train", "prover-verifier-v0", "--set", "nope=1", "--run", "typo"],
+                          "unknown parameter(s) nope")
+    assert not (runs / "typo").exists()
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "1", "--episodes", "4",
+                 "--run", "typo", "--plain"]) == 0  # the corrected command is not blocked

@@ -139,11 +139,11 @@ def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("rest-runs")  # one cache: the BC policy is trained once for both runs
 
 
-def _train(runs_dir, recipe, run, **params):
+def _train(runs_dir, recipe, run, seats=None, **params):
     from arena.selfplay import TrainConfig, new_run
 
     cfg = TrainConfig(game="rest-v0", rounds=1, episodes=16, concurrency=16, seed=3, run=run, recipe=recipe,
-                      params={**SMALL, **params})
+                      params={**SMALL, **params}, seats=seats or {})
     events = []
     trainer = new_run(cfg, runs_dir, on_event=events.append)
     summaries = trainer.run(trainer.restore())
@@ -219,3 +219,24 @@ def test_learner_reads_samples_from_episodes_and_scores_d_once():
     assert [p.origin for p in learner.scored_original()] == ["data"] * 3
     learner.scored_original()
     assert calls == [3]
+
+
+def test_seat_reward_replaces_the_reward_model(runs_dir, tmp_path):
+    from agents.hf import ScorerAgent
+    from agents.tiny import new_tiny_scorer
+    from arena.types import ArenaError
+
+    model, tok = new_tiny_scorer(seed=5, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    ScorerAgent(model, tok).save(tmp_path / "rm")
+    trainer, summaries, _ = _train(runs_dir, "default", "own-rm", seats={"reward": f"hf:{tmp_path / 'rm'}"},
+                                   reward="model", thresholds="0.5")
+    reward = trainer.setup.seats["reward"]
+    assert reward.spec == f"hf:{tmp_path / 'rm'}" and isinstance(reward.agent, ScorerAgent)
+    assert trainer.setup.env_kwargs["reward"] == "seat"
+    cache = runs_dir / "_cache" / "rest"
+    assert list(cache.glob("bc-*")) and not list(cache.glob("rm-*"))  # no reward model was fitted
+    assert summaries[0]["mean_reward"]["reward"] >= 0  # the seat played: it is paid for agreeing with chrF
+    with pytest.raises(ArenaError, match="does not play that seat"):  # chrF runs have no reward seat
+        _train(runs_dir, "default", "no-seat", seats={"reward": f"hf:{tmp_path / 'rm'}"})
+    with pytest.raises(ArenaError, match="needs a reward model"):
+        _train(runs_dir, "default", "bot-rm", seats={"reward": "scripted:chrf"}, reward="model")

@@ -50,6 +50,7 @@ class RestEnv(TextGame):
         "is_parallelizable": False,
         "render_modes": [],
         "headline": ["reward", "best_of_n", "chrf", "exact"],
+        "extra_seats": ["reward"],  # a seat only with reward="seat" (the recipes' reward=model)
         "recipes": {"default": "games.rest.recipe:rest", "rest": "games.rest.recipe:rest",
                     "em": "games.rest.recipe:rest_em"},
         "pretrain": "games.rest.recipe:pretrain",

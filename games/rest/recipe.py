@@ -237,7 +237,6 @@ def rest_em(ctx: RecipeContext) -> Setup:
 def build(ctx: RecipeContext, p: Params) -> Setup:
     import torch
 
-    from agents.hf import LoadConfig, ScorerAgent
     from games.rest.learner import ChrfReward, Evaluation, ModelReward, ReSTLearner
 
     on_cpu = ctx.device.startswith("cpu") if ctx.device else not torch.cuda.is_available()
@@ -254,12 +253,15 @@ def build(ctx: RecipeContext, p: Params) -> Setup:
                                   **({"pool": p.fresh_sources, "skip": p.n_data} if p.fresh_sources
                                      else {"pool": p.n_data})}
     if p.reward == "model":
-        rm_dir = reward_model_dir(p, ctx, base)
-        scorer = ScorerAgent.from_pretrained(rm_dir, load=LoadConfig(device=ctx.device or ""))
+        env_kwargs.update(reward="seat", normalisation="clip")
+        # `--seat reward=<spec>` replaces the reward model (then none is fitted here)
+        default = "" if "reward" in ctx.seat_specs else f"hf:{reward_model_dir(p, ctx, base)}"
+        scorer, scorer_spec = ctx.agent("reward", default, reward="seat", normalisation="clip")
+        if not (hasattr(scorer, "scores") and hasattr(scorer, "model")):
+            raise ArenaError("rest-v0's reward seat needs a reward model with a scalar head (hf:<model> or ckpt:)")
         scorer.model.requires_grad_(False)
         reward = ModelReward(scorer, "clip")
-        seats["reward"] = SeatSetup(scorer, None, f"hf:{rm_dir}")
-        env_kwargs.update(reward="seat", normalisation="clip")
+        seats["reward"] = SeatSetup(scorer, None, scorer_spec)
     else:
         reward = ChrfReward()
     test = rules.sources("test", p.n_test, p.data_seed)
