@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
-import json
 import os
 import sys
 from importlib.metadata import entry_points
@@ -85,7 +84,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     played by its checkpoint of round `--round` (default: the last one), or by the
     agent spec the run used where the seat has no checkpoints."""
     from arena import registry
-    from arena.store import RunStore, find_run
+    from arena.store import find_run, read_checkpoints, read_run_config
 
     try:
         gspec = registry.spec(args.game)
@@ -98,15 +97,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
         if args.round is not None:
             raise ArenaError("--round needs a run to play (arena play <run> --round K), not a game")
         return gspec, _env_kwargs(args.env), {}
-    try:
-        config = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ArenaError(f"cannot read {run_dir / 'config.json'}: {e}") from None
-    store = RunStore(run_dir)
-    try:
-        ckpts = store.checkpoints()
-    finally:
-        store.close()
+    config, ckpts = read_run_config(run_dir), read_checkpoints(run_dir)
     specs = dict(config.get("seat_specs") or {})
     for seat, rounds in ckpts.items():
         k = max(rounds) if args.round is None else args.round
@@ -232,7 +223,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     """Two lines per run: name, game, recipe, rounds, tournaments; the last round's headline figures."""
     from arena.dashboard import _fmt
-    from arena.store import RunStore
+    from arena.store import RunStore, read_run_config
 
     base, console = _runs_dir(args), Console()
     dirs = sorted(d for d in base.glob("*") if (d / "arena.db").is_file()) if base.is_dir() else []
@@ -244,10 +235,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     grid.add_column()
     for d in dirs:
         try:
-            config = json.loads((d / "config.json").read_text())
-        except (OSError, ValueError):
-            config = {}
-        try:
+            config = read_run_config(d)
             store = RunStore(d)
             try:
                 summaries = store.round_summaries()

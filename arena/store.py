@@ -167,6 +167,25 @@ class RunStore:
         return out
 
 
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's `config.json` (`{}` when it has none)."""
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ArenaError(f"cannot read {Path(run_dir) / 'config.json'}: {e}") from None
+
+
+def read_checkpoints(run_dir: Path) -> dict[str, dict[int, Path]]:
+    """seat -> round -> checkpoint directory of a run's completed rounds."""
+    store = RunStore(run_dir)
+    try:
+        return store.checkpoints()
+    finally:
+        store.close()
+
+
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
     """Append one event line; a line is written whole with a single write."""
     line = json.dumps({"time": time.time(), **event}, default=str) + "\n"

@@ -79,7 +79,8 @@ from arena.registry import spec as game_spec
 from arena.runner import play
 from arena.seeding import derive
 from arena.specs import AgentContext, agent_factories, build_agent, parse_spec, read_checkpoint_meta, resolve_checkpoint
-from arena.store import RunStore, check_run_name, find_run, runs_dir as default_runs_dir
+from arena.store import RunStore, check_run_name, find_run, read_checkpoints, read_run_config
+from arena.store import runs_dir as default_runs_dir
 from arena.types import ArenaError, _jsonable
 
 SCHEMA = """
@@ -226,17 +227,7 @@ def plan_tournament(cfg: TournamentConfig, runs_dir: Path) -> Plan:
     run_ckpts: dict[str, dict[int, Path]] = {}
     if cfg.run is not None:
         run_dir = find_run(cfg.run, runs_dir)
-        try:
-            run_config = json.loads((run_dir / "config.json").read_text())
-        except FileNotFoundError:
-            run_config = {}
-        except (OSError, ValueError) as e:
-            raise ArenaError(f"cannot read {run_dir / 'config.json'}: {e}") from None
-        store = RunStore(run_dir)
-        try:
-            run_ckpts = store.checkpoints()
-        finally:
-            store.close()
+        run_config, run_ckpts = read_run_config(run_dir), read_checkpoints(run_dir)
         if not run_ckpts and not cfg.seats:
             raise ArenaError(f"run {run_dir} has no checkpoints (no completed rounds); train it first "
                              f"or name agents with --seat SEAT=SPEC[,SPEC...]")
