@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from agents.hf import GeneratorAgent, SamplingConfig, ScorerAgent
 from agents.learners import BradleyTerryLearner, DPOLearner, Optimization, freeze, read_implicit_reward
@@ -21,14 +20,6 @@ from games.adversarial_rm.env import AdversarialRMEnv, rm_input
 from games.adversarial_rm.recipe import ASSETS, RoundProbe, _policy_and_baseline_texts
 
 BASE = ASSETS / "base"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

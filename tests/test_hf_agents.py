@@ -22,12 +22,6 @@ PROMPTS = ["Ann has 7 apples. Gets 3.", "Hi", "Question: Bob has 12 coins. Loses
 GREEDY = SamplingConfig(temperature=0, max_new_tokens=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI box is a shared 2-core machine
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

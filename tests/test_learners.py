@@ -19,14 +19,6 @@ from test_losses import char_tokenizer, tiny_llama
 TOK = char_tokenizer()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core CPU: one intra-op thread avoids spin contention
-    (8x faster here under load). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 FAST = dict(lr=3e-3, batch_size=4, epochs=4)  # a few steps of a high learning rate
 
 

@@ -20,14 +20,6 @@ from agents.losses import (bradley_terry_loss, cgc_reward, dpo_loss, explicit_rm
 NAN = float("nan")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core CPU: one intra-op thread avoids spin contention
-    (8x faster here under load). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def log_sigmoid(x: float) -> float:

@@ -10,12 +10,6 @@ from agents.tiny import (SPECIAL_TOKENS, char_tokenizer, count_parameters, new_t
                          pretrain, sft_batch)
 from arena.spaces import CHARSET
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI box is a shared 2-core machine
-    yield
-    torch.set_num_threads(old)
 
 
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
