@@ -185,10 +185,30 @@ def best_of_n_accuracy(verifier: Any, pool: Sequence[dict[str, Any]], n: int, se
     return 0.5 if math.isnan(value) else value
 
 
-# -- the verifier's round --------------------------------------------------------------
+# -- the two round learners ------------------------------------------------------------
 
 @dataclass(kw_only=True)
-class VerifierRoundLearner:
+class RoundLearner:
+    """What both round learners share: an inner `agents.learners` learner, this round's full
+    metrics, the trainer's progress reporter and a seeded RNG."""
+
+    inner: Any
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the trainer: one line per phase or step for the live view (`arena.types.Learner`)."""
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.inner.reset(seed)
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            self.progress(message)
+
+
+@dataclass(kw_only=True)
+class VerifierRoundLearner(RoundLearner):
     """Re-initialise the verifier, then train it on every round's verifier-half solutions so far.
 
     `inner` is an `agents.learners.VerifierLearner` (Bradley-Terry + lambda*V^2); its
@@ -223,18 +243,9 @@ class VerifierRoundLearner:
     """Per round: the solutions collected ({question, solution, correct, role, half})."""
     pool: list[dict[str, Any]] | None = None
     """The best-of-n pool, built once from the initial prover."""
-    last_metrics: dict[str, float] = field(default_factory=dict)
-    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
-    """Set by the trainer: one line per phase for the live view (`arena.types.Learner`)."""
-    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-
-    def reset(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-        self.inner.reset(seed)
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        if self.progress:
-            self.progress(f"sampling the prover on {self.samples_per_round} verifier-half problems")
+        self.say(f"sampling the prover on {self.samples_per_round} verifier-half problems")
         # 1. this round's verifier-half data: the played episodes plus grouped samples.
         played = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "verifier"
                   and "correct" in ep.info["prover"]]
@@ -254,15 +265,13 @@ class VerifierRoundLearner:
         agent.model.load_state_dict(self.start)
         data = self.mixture()
         self.inner.data = data
-        if self.progress:
-            self.progress(f"training on {len(data)} solutions from {len(self.rounds)} round(s)")
+        self.say(f"training on {len(data)} solutions from {len(self.rounds)} round(s)")
         metrics = self.inner.update(agent, [])
         metrics.setdefault("loss", 0.0)  # no usable pair yet (every solution right, or every one wrong)
         metrics.setdefault("pair_accuracy", 0.5)
 
         # 4. evaluate the fresh verifier on problems it never trained on.
-        if self.progress:
-            self.progress(f"held-out AUC and best-of-{self.bon_n}")
+        self.say(f"held-out AUC and best-of-{self.bon_n}")
         held = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "prover"
                 and "correct" in ep.info["prover"]]
         scores = verifier_scores(agent, [ep.info["prover"]["question"] for ep in held], [solution_of(ep) for ep in held])
@@ -344,7 +353,7 @@ def _pick(items: list[Any], m: int, rng: np.random.Generator) -> list[Any]:
 # -- the prover's round ----------------------------------------------------------------
 
 @dataclass(kw_only=True)
-class ProverRoundLearner:
+class ProverRoundLearner(RoundLearner):
     """On-policy RL of the prover against the frozen verifier, `steps` iterations per round.
 
     `inner` is an `agents.learners.PolicyGradientLearner` (group baseline, KL to the
@@ -373,14 +382,6 @@ class ProverRoundLearner:
     """Solutions per problem and role (SRC's and the baseline's group)."""
     instruct: bool = False
     """Prompts with role instructions (instruction-tuned provers)."""
-    last_metrics: dict[str, float] = field(default_factory=dict)
-    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
-    """Set by the trainer: one line per RL step for the live view (`arena.types.Learner`)."""
-    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-
-    def reset(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-        self.inner.reset(seed)
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
         self.inner.reward_fn = lambda eps: prover_rewards(self.reward, [e.info["prover"] for e in eps]).tolist()
@@ -395,9 +396,8 @@ class ProverRoundLearner:
             m = self.inner.update(agent, batch)
             m.update(batch_stats([ep.info["prover"] for ep in batch]))
             history.append({k: float(v) for k, v in m.items()})
-            if self.progress:
-                self.progress(f"RL step {step + 1}/{self.steps}: helpful accuracy {m['helpful_accuracy']:.2f}, "
-                              f"sneaky incorrect {m['sneaky_incorrect']:.2f}, KL {m.get('kl', 0.0):.2f}")
+            self.say(f"RL step {step + 1}/{self.steps}: helpful accuracy {m['helpful_accuracy']:.2f}, "
+                     f"sneaky incorrect {m['sneaky_incorrect']:.2f}, KL {m.get('kl', 0.0):.2f}")
             recent = history[-3:]  # a 3-batch average: one batch of a few problems is too noisy to stop on
             sneaky_v = np.mean([h["sneaky_incorrect_score"] for h in recent])
             helpful_v = np.mean([h["helpful_correct_score"] for h in recent])
