@@ -1,4 +1,4 @@
-"""Scripted agents: the game's own bots (`ctx.game_cls.bots`) and generic ones.
+"""Scripted agents: the game's own bots (`GameInfo.bots`) and generic ones.
 
     scripted:<bot>[?k=v&...]   a bot the game provides (e.g. scripted:role-play)
     scripted:random            uniform samples of the seat's action space
@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from arena.game import parse_options
+from arena.gameinfo import GameInfo
 from arena.registry import load_attr
 from arena.seeding import stable_hash
 from arena.specs import AgentContext
@@ -85,7 +86,7 @@ def build(arg: str, ctx: AgentContext):
 
 
 def _make(name: str, options: str, ctx: AgentContext):
-    bots = getattr(ctx.game_cls, "bots", {})
+    bots = GameInfo.of(ctx.game_cls).bots
     if name in bots:
         try:
             return load_attr(bots[name])(seat=ctx.seat, options=options)

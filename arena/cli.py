@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from arena.gameinfo import GameInfo, round_metrics
 from arena.types import ArenaError
 
 EXPERIMENTS_GROUP = "arena.experiments"
@@ -71,7 +72,7 @@ def cmd_games(args: argparse.Namespace) -> int:
     for gid in registry.list_games():
         spec = registry.spec(gid)
         env = spec.make()
-        recipes = ", ".join(getattr(env, "metadata", {}).get("recipes", {})) or "-"
+        recipes = ", ".join(GameInfo.of(spec.load()).recipes) or "-"
         table.add_row(gid, ", ".join(env.possible_agents), recipes, spec.description)
     Console().print(table)
     return 0
@@ -111,7 +112,6 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
 
 def cmd_play(args: argparse.Namespace) -> int:
     from arena.runner import mean_rewards, play
-    from arena.selfplay import round_metrics
     from arena.specs import AgentContext, build_agent
 
     gspec, env_kwargs, default_specs = _play_target(args)
@@ -185,10 +185,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def print_report(trainer) -> None:
-    """A game's own end-of-run report (`metadata["report"]`, e.g. ReST's table in the paper's layout)."""
+    """A game's own end-of-run report (`GameInfo.report`, e.g. ReST's table in the paper's layout)."""
     from arena.registry import load_attr
 
-    entry = getattr(trainer.game_cls, "metadata", {}).get("report")
+    entry = GameInfo.of(trainer.game_cls).report
     if entry:
         Console().print(load_attr(entry)(trainer.run_dir))
 
@@ -276,7 +276,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from arena.registry import load_attr
 
     gspec = registry.spec(args.game)
-    entry = getattr(gspec.load(), "metadata", {}).get("pretrain")
+    entry = GameInfo.of(gspec.load()).pretrain
     if not entry:
         raise ArenaError(f"game {gspec.id!r} has no pretraining task")
     out = load_attr(entry)(Path(args.out), steps=args.steps, seed=args.seed)

@@ -37,7 +37,7 @@ class Snapshot:
     phase: str = "starting"
     finished: bool = False
     live_losses: list[str] = field(default_factory=list)
-    """Learner metrics to show as columns (a game's `metadata["live_losses"]`); a seat whose learner
+    """Learner metrics to show as columns (a game's `GameInfo.live_losses`); a seat whose learner
     reports none of them (e.g. another recipe's learner) shows all of its own."""
 
     def apply(self, event: dict[str, Any]) -> "Snapshot":

@@ -38,9 +38,9 @@ class GameSpec:
 
     @property
     def description(self) -> str:
-        cls = self.load()
-        doc = (cls.__doc__ or "").strip().splitlines()
-        return cls.metadata.get("description", doc[0] if doc else "")
+        from arena.gameinfo import GameInfo
+
+        return GameInfo.of(self.load()).description
 
 
 def load_attr(path: str) -> Any:

@@ -1,6 +1,6 @@
 """The self-play round loop: play -> learners update -> checkpoints -> metrics -> event.
 
-A game names its recipes in `metadata["recipes"]` (`{"default": "module:attr"}`).
+A game names its recipes in `GameInfo.recipes` (`{"default": "module:attr"}`).
 A recipe is a function `recipe(ctx: RecipeContext) -> Setup` that builds the
 seats (agent + optional learner each) and the env kwargs; it is the one place
 where a game meets concrete agents and learners. A game without a recipe is
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, restore_checkpoint, write_checkpoint
+from arena.gameinfo import GameInfo, round_metrics
 from arena.registry import GameSpec, load_attr
 from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
@@ -157,13 +158,13 @@ def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path
     cls = gspec.load()
     seats = list(gspec.make().possible_agents)
     # seats that exist only under some settings (rest-v0's `reward` with reward=seat): a recipe may build them
-    extra = [s for s in getattr(cls, "metadata", {}).get("extra_seats", []) if s not in seats]
+    extra = [s for s in GameInfo.of(cls).extra_seats if s not in seats]
     unknown = sorted(set(cfg.seats) - set(seats) - set(extra))
     if unknown:
         raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats + extra)}")
     ctx = RecipeContext(gspec, dict(cfg.seats), dict(cfg.params), cfg.seed, run_dir, runs_dir,
                         seats, cfg.device)
-    recipes = getattr(cls, "metadata", {}).get("recipes", {})
+    recipes = GameInfo.of(cls).recipes
     if cfg.recipe not in recipes:
         if cfg.recipe != "default" or cfg.params:
             known = ", ".join(recipes) or "none"
@@ -235,7 +236,7 @@ class Trainer:
         previous = self.store.round_summaries()
         self.emit({"type": "run_start", "run": cfg.run, "game": self.game_id, "rounds": cfg.rounds,
                    "episodes": cfg.episodes, "start_round": start, "seats": list(self.setup.seats),
-                   "live_losses": list(getattr(self.game_cls, "metadata", {}).get("live_losses", [])),
+                   "live_losses": list(GameInfo.of(self.game_cls).live_losses),
                    "history": previous})
         summaries = list(previous)
         for k in range(start, cfg.rounds):
@@ -281,7 +282,7 @@ class Trainer:
         elapsed = sum(h["wall_s"] for h in history) + wall
         summary = {
             "round": k, "episodes": len(episodes), "mean_reward": mean_rewards(episodes),
-            "metrics": metrics, "headline": list(getattr(self.game_cls, "metadata", {}).get("headline", [])),
+            "metrics": metrics, "headline": list(GameInfo.of(self.game_cls).headline),
             "losses": losses, "episodes_per_s": len(episodes) / max(play_s, 1e-9),
             "tokens_per_s": stats.completion_tokens / max(play_s, 1e-9),
             "overhead": stats.overhead_fraction, "mean_batch": stats.mean_batch,
@@ -291,11 +292,6 @@ class Trainer:
         self.store.complete_round(k, summary, ckpts)
         self.emit({"type": "round_end", "round": k, "summary": summary})
         return summary
-
-
-def round_metrics(game_cls: type, episodes: list[Episode]) -> dict[str, float]:
-    fn = getattr(game_cls, "round_metrics", None)
-    return {k: float(v) for k, v in fn(episodes).items()} if callable(fn) else {}
 
 
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:

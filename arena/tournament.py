@@ -17,7 +17,7 @@ for that seat (a fixed opponent, e.g. a scripted bot). Labels are
 another run's, and `<seat>/<spec>` otherwise; ratings are keyed by
 `<game id>/<label>`, e.g. `prover-verifier-v0/prover/round-3`.
 
-Schedule. Seats listed in the game's `metadata["symmetric_seats"]` (duel-v0's
+Schedule. Seats listed in the game's `GameInfo.symmetric_seats` (duel-v0's
 `policy_a`, `policy_b`) share one pool of entrants and play round robin: every
 ordered pair of distinct entrants, so each pair meets in both seat orders and a
 first-mover advantage cancels. Every other seat is crossed with everything
@@ -74,6 +74,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from arena import ratings
+from arena.gameinfo import GameInfo
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.runner import play
@@ -251,7 +252,7 @@ def plan_tournament(cfg: TournamentConfig, runs_dir: Path) -> Plan:
         name = cfg.name or check_run_name(f"{gspec.id}-tournament")
         run_dir = runs_dir / name
 
-    declared = list(getattr(gspec.load(), "metadata", {}).get("symmetric_seats", []) or [])
+    declared = list(GameInfo.of(gspec.load()).symmetric_seats)
     symmetric = tuple(s for s in seat_order if s in declared) if len(declared) > 1 else ()
     if symmetric and len(symmetric) != len(declared):
         symmetric = ()  # the game's declared seats are not all present with these env kwargs

@@ -196,7 +196,9 @@ def test_registered_with_recipes_and_pretraining():
     from arena.registry import load_attr
 
     spec = registry.spec("adversarial-rm-v0")
-    meta = spec.load().metadata
-    assert set(meta["recipes"]) >= {"default", "baseline", "dpo", "rpo-sum", "rpo-mean", "explicit"}
-    for target in [*meta["recipes"].values(), meta["pretrain"]]:
+    from arena.gameinfo import GameInfo
+
+    info = GameInfo.of(spec.load())
+    assert set(info.recipes) >= {"default", "baseline", "dpo", "rpo-sum", "rpo-mean", "explicit"}
+    for target in [*info.recipes.values(), info.pretrain]:
         assert callable(load_attr(target))

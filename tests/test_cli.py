@@ -105,7 +105,7 @@ def test_play_a_run_uses_its_game_settings_and_checkpoints(capsys, runs, monkeyp
     from games.prover_verifier.env import ProverVerifierEnv
     from test_tournament import scripted_short_problems  # noqa: F401 (the recipe, by import path)
 
-    monkeypatch.setitem(ProverVerifierEnv.metadata["recipes"], "short", "test_tournament:scripted_short_problems")
+    monkeypatch.setitem(ProverVerifierEnv.game_info.recipes, "short", "test_tournament:scripted_short_problems")
     assert main(["train", "prover-verifier-v0", "--recipe", "short", "--rounds", "2", "--episodes", "4",
                  "--run", "pl", "--plain"]) == 0
     capsys.readouterr()

@@ -277,7 +277,7 @@ def scripted_short_problems(ctx):
 def test_tournament_plays_the_game_as_the_runs_recipe_set_it_up(tmp_path, monkeypatch, no_png):
     from games.prover_verifier.env import ProverVerifierEnv
 
-    monkeypatch.setitem(ProverVerifierEnv.metadata["recipes"], "short", f"{__name__}:scripted_short_problems")
+    monkeypatch.setitem(ProverVerifierEnv.game_info.recipes, "short", f"{__name__}:scripted_short_problems")
     trainer = new_run(TrainConfig(game=GAME, recipe="short", rounds=1, episodes=4, concurrency=4, run="short"),
                       tmp_path)
     trainer.run(trainer.restore())

@@ -43,6 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from arena.game import TextGame, end_episode, start_episode
+from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.adversarial_rm import rules
 
@@ -80,13 +81,10 @@ def _read_jsonl(path: str, mtime_ns: int) -> tuple[rules.Pair, ...]:
 class AdversarialRMEnv(TextGame):
     """A policy answers; a reward model prices its answer against the data's chosen answer."""
 
-    metadata = {
-        "name": "adversarial-rm-v0",
-        "description": "Policy vs adversarial reward model (RPO); a hidden gold reward measures over-optimisation.",
-        "is_parallelizable": False,
-        "render_modes": [],
-        "headline": ["gold", "rm_margin", "length"],
-        "recipes": {
+    metadata = {"name": "adversarial-rm-v0", "is_parallelizable": False, "render_modes": []}
+    game_info = GameInfo(
+        description="Policy vs adversarial reward model (RPO); a hidden gold reward measures over-optimisation.",
+        recipes={
             "default": "games.adversarial_rm.recipe:explicit",
             "explicit": "games.adversarial_rm.recipe:explicit",
             "baseline": "games.adversarial_rm.recipe:baseline",
@@ -94,8 +92,9 @@ class AdversarialRMEnv(TextGame):
             "rpo-sum": "games.adversarial_rm.recipe:rpo_sum",
             "rpo-mean": "games.adversarial_rm.recipe:rpo_mean",
         },
-        "pretrain": "games.adversarial_rm.recipe:pretrain",
-    }
+        headline=("gold", "rm_margin", "length"),
+        pretrain="games.adversarial_rm.recipe:pretrain",
+    )
 
     def __init__(self, n_pairs: int = 1024, data_seed: int = 0, noise: float = 0.5, split: str = "train",
                  data: str | None = None, pairs: Sequence[rules.Pair] | None = None,

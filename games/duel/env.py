@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from arena.game import TextGame, end_episode, start_episode
+from arena.gameinfo import GameInfo
 from arena.registry import load_attr
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.duel import rules
@@ -38,15 +39,13 @@ MAX_ANSWER = 1024
 class DuelEnv(TextGame):
     """Two policies answer the same prompt; a judge or a gold scoring function decides."""
 
-    metadata = {
-        "name": "duel-v0",
-        "description": "Two policies answer the same prompt; a judge or gold score decides the winner.",
-        "is_parallelizable": False,
-        "render_modes": [],
-        "headline": ["win_rate_a", "draw_rate", "judge_agreement"],
-        "symmetric_seats": ["policy_a", "policy_b"],
-    }
-    bots = {"adder": "games.duel.bots:Adder", "checker": "games.duel.bots:Checker"}
+    metadata = {"name": "duel-v0", "is_parallelizable": False, "render_modes": []}
+    game_info = GameInfo(
+        description="Two policies answer the same prompt; a judge or gold score decides the winner.",
+        headline=("win_rate_a", "draw_rate", "judge_agreement"),
+        symmetric_seats=("policy_a", "policy_b"),
+        bots={"adder": "games.duel.bots:Adder", "checker": "games.duel.bots:Checker"},
+    )
 
     def __init__(self, task: str = "sum", judge: str = "seat", render_mode: str | None = None):
         super().__init__()

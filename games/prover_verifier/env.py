@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from arena.game import TextGame, end_episode, start_episode
+from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.prover_verifier import rules
 
@@ -52,23 +53,23 @@ MAX_SOLUTION = 2048
 class ProverVerifierEnv(TextGame):
     """Helpful/sneaky prover vs verifier on arithmetic word problems."""
 
-    metadata = {
-        "name": "prover-verifier-v0",
-        "description": "Helpful/sneaky prover vs verifier on arithmetic word problems (checkability training).",
-        "is_parallelizable": False,
-        "render_modes": [],
-        "headline": ["helpful_accuracy", "sneaky_incorrect", "sneaky_success", "verifier_auc"],
-        "live_losses": ["loss", "heldout_auc", "best_of_n", "kl"],
-        "recipes": {"default": "games.prover_verifier.recipe:checkability",
-                    "scripted": "games.prover_verifier.recipe:scripted"},
-        "pretrain": "games.prover_verifier.recipe:pretrain",
-    }
-    bots = {
-        "role-play": "games.prover_verifier.bots:RolePlayProver",
-        "helpful": "games.prover_verifier.bots:HelpfulProver",
-        "sneaky": "games.prover_verifier.bots:SneakyProver",
-        "spot-check": "games.prover_verifier.bots:SpotCheckVerifier",
-    }
+    metadata = {"name": "prover-verifier-v0", "is_parallelizable": False, "render_modes": []}
+    game_info = GameInfo(
+        description="Helpful/sneaky prover vs verifier on arithmetic word problems (checkability training).",
+        recipes={
+            "default": "games.prover_verifier.recipe:checkability",
+            "scripted": "games.prover_verifier.recipe:scripted",
+        },
+        headline=("helpful_accuracy", "sneaky_incorrect", "sneaky_success", "verifier_auc"),
+        live_losses=("loss", "heldout_auc", "best_of_n", "kl"),
+        bots={
+            "role-play": "games.prover_verifier.bots:RolePlayProver",
+            "helpful": "games.prover_verifier.bots:HelpfulProver",
+            "sneaky": "games.prover_verifier.bots:SneakyProver",
+            "spot-check": "games.prover_verifier.bots:SpotCheckVerifier",
+        },
+        pretrain="games.prover_verifier.recipe:pretrain",
+    )
 
     def __init__(self, reward: str = "src", split: str = "all", role: str | None = None,
                  min_steps: int = 2, max_steps: int = 3, max_value: int | None = 9,

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from arena.game import TextGame, end_episode, start_episode
+from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.rest import rules
 
@@ -44,24 +45,25 @@ MAX_COMPLETION = 512
 class RestEnv(TextGame):
     """One source of a ReST Grow step: N sampled translations, each scored by a metric or a reward model."""
 
-    metadata = {
-        "name": "rest-v0",
-        "description": "ReST Grow step on a toy translation task: N samples per source, scored by chrF or a reward model.",
-        "is_parallelizable": False,
-        "render_modes": [],
-        "headline": ["reward", "best_of_n", "chrf", "exact"],
-        "extra_seats": ["reward"],  # a seat only with reward="seat" (the recipes' reward=model)
-        "recipes": {"default": "games.rest.recipe:rest", "rest": "games.rest.recipe:rest",
-                    "em": "games.rest.recipe:rest_em"},
-        "pretrain": "games.rest.recipe:pretrain",
-        "report": "games.rest.report:report",
-        "live_losses": ["BC", "Dg", "Dg_R", "best_I"],
-    }
-    bots = {
-        "rule": "games.rest.bots:RuleTranslator",
-        "human": "games.rest.bots:HumanTranslator",
-        "chrf": "games.rest.bots:ChrfScorer",
-    }
+    metadata = {"name": "rest-v0", "is_parallelizable": False, "render_modes": []}
+    game_info = GameInfo(
+        description="ReST Grow step on a toy translation task: N samples per source, scored by chrF or a reward model.",
+        recipes={
+            "default": "games.rest.recipe:rest",
+            "rest": "games.rest.recipe:rest",
+            "em": "games.rest.recipe:rest_em",
+        },
+        headline=("reward", "best_of_n", "chrf", "exact"),
+        live_losses=("BC", "Dg", "Dg_R", "best_I"),
+        extra_seats=("reward",),
+        bots={
+            "rule": "games.rest.bots:RuleTranslator",
+            "human": "games.rest.bots:HumanTranslator",
+            "chrf": "games.rest.bots:ChrfScorer",
+        },
+        report="games.rest.report:report",
+        pretrain="games.rest.recipe:pretrain",
+    )
 
     def __init__(self, samples: int = 4, reward: str = "chrf", normalisation: str = "clip", split: str = "train",
                  pool: int = 512, skip: int = 0, data_seed: int = 0, sources: Sequence[str] | None = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from pettingzoo import AECEnv
 
+from arena.gameinfo import GameInfo
 from arena.seeding import stable_hash
 from arena.selfplay import SeatSetup, Setup
 from arena.spaces import as_text, text_dict_space, text_space
@@ -22,10 +23,13 @@ from arena.spaces import as_text, text_dict_space, text_space
 class GuessEnv(AECEnv):
     """Guess the hidden digit from a hint."""
 
-    metadata = {"name": "guess-v0", "description": "Guess a hidden digit.", "is_parallelizable": False,
-                "render_modes": [], "headline": ["accuracy"],
-                "recipes": {"default": "ext_game:recipe"}}
-    bots = {"noisy": "ext_game:NoisyGuesser"}
+    metadata = {"name": "guess-v0", "is_parallelizable": False, "render_modes": []}
+    game_info = GameInfo(
+        description="Guess a hidden digit.",
+        recipes={"default": "ext_game:recipe"},
+        headline=("accuracy",),
+        bots={"noisy": "ext_game:NoisyGuesser"},
+    )
 
     def __init__(self):
         super().__init__()
