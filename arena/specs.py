@@ -10,18 +10,17 @@ is `build(arg: str, ctx: AgentContext) -> Agent`.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
+from arena.checkpoints import read_checkpoint_meta, resolve_checkpoint
 from arena.types import ArenaError
 
 AGENT_GROUP = "arena.agents"
 SPEC_RE = re.compile(r"^([a-z][a-z0-9_-]*)(?::(.*))?$")
-CHECKPOINT_META = "arena_checkpoint.json"
 
 
 @dataclass(frozen=True)
@@ -65,29 +64,6 @@ def build_agent(spec: str, ctx: AgentContext):
     if kind not in factories:
         raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {', '.join(sorted([*factories, 'ckpt']))}")
     return factories[kind].load()(arg, ctx)
-
-
-def resolve_checkpoint(arg: str, runs_dir: Path) -> Path:
-    """`<run>/<seat>/round-<k>` (run by name or path) or a checkpoint directory."""
-    direct = Path(arg)
-    if (direct / CHECKPOINT_META).is_file():
-        return direct
-    parts = arg.rstrip("/").split("/")
-    if len(parts) < 3 or not re.fullmatch(r"round-\d+", parts[-1]):
-        raise ArenaError(f"malformed checkpoint spec {arg!r}: expected ckpt:<run>/<seat>/round-<k>")
-    run, seat, rnd = "/".join(parts[:-2]), parts[-2], parts[-1]
-    run_dir = Path(run) if Path(run).is_dir() else runs_dir / run
-    path = run_dir / "checkpoints" / seat / rnd
-    if not (path / CHECKPOINT_META).is_file():
-        raise ArenaError(f"no checkpoint at {path}")
-    return path
-
-
-def read_checkpoint_meta(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / CHECKPOINT_META).read_text())
-    except (OSError, ValueError) as e:
-        raise ArenaError(f"unreadable checkpoint metadata in {path}: {e}") from e
 
 
 def load_checkpoint_agent(path: Path, ctx: AgentContext):

@@ -79,7 +79,8 @@ from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.runner import play
 from arena.seeding import derive
-from arena.specs import AgentContext, agent_factories, build_agent, parse_spec, read_checkpoint_meta, resolve_checkpoint
+from arena.checkpoints import read_checkpoint_meta, resolve_checkpoint
+from arena.specs import AgentContext, agent_factories, build_agent, parse_spec
 from arena.store import RunStore, check_run_name, find_run, read_checkpoints, read_run_config
 from arena.store import runs_dir as default_runs_dir
 from arena.types import ArenaError, _jsonable
