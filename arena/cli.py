@@ -19,39 +19,11 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from arena.gameinfo import GameInfo, round_metrics
+from arena.options import env_settings, parse_pairs
 from arena.types import ArenaError
 
 EXPERIMENTS_GROUP = "arena.experiments"
 COMMANDS_GROUP = "arena.commands"
-
-
-def _kv(items: Sequence[str] | None, what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ArenaError(f"malformed {what} {item!r}: expected key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _env_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
-    """`--env key=value` with numbers and booleans parsed."""
-    out: dict[str, Any] = {}
-    for key, raw in _kv(items, "--env").items():
-        low = raw.lower()
-        if low in ("true", "false"):
-            out[key] = low == "true"
-            continue
-        for cast in (int, float):
-            try:
-                out[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = raw
-    return out
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
@@ -97,7 +69,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     else:
         if args.round is not None:
             raise ArenaError("--round needs a run to play (arena play <run> --round K), not a game")
-        return gspec, _env_kwargs(args.env), {}
+        return gspec, env_settings(gspec.load(), args.env), {}
     config, ckpts = read_run_config(run_dir), read_checkpoints(run_dir)
     specs = dict(config.get("seat_specs") or {})
     for seat, rounds in ckpts.items():
@@ -107,7 +79,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
                              f"{', '.join(map(str, sorted(rounds)))})")
         specs[seat] = f"ckpt:{args.game}/{seat}/round-{k}"
     gspec = registry.spec(config.get("game_id") or config["game"])
-    return gspec, {**(config.get("env_kwargs") or {}), **_env_kwargs(args.env)}, specs
+    return gspec, {**(config.get("env_kwargs") or {}), **env_settings(gspec.load(), args.env)}, specs
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -115,7 +87,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from arena.specs import AgentContext, build_agent
 
     gspec, env_kwargs, default_specs = _play_target(args)
-    given = _kv(args.seat, "--seat")
+    given = parse_pairs(args.seat, "--seat")
     seats_of_game = list(gspec.make(**env_kwargs).possible_agents)
     seat_specs = {s: given.get(s) or default_specs.get(s) or "scripted:random" for s in seats_of_game}
     unknown = sorted(set(given) - set(seats_of_game))
@@ -169,8 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from arena.selfplay import TrainConfig, new_run
 
     cfg = TrainConfig(game=args.game, rounds=args.rounds, episodes=args.episodes, concurrency=args.concurrency,
-                      seed=args.seed, run=args.run or "", recipe=args.recipe, seats=_kv(args.seat, "--seat"),
-                      params=_kv(args.set, "--set"), device=args.device)
+                      seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
+                      params=parse_pairs(args.set, "--set"), device=args.device)
     base = _runs_dir(args)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     trainer = new_run(cfg, base, on_event=view)
@@ -222,7 +194,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Two lines per run: name, game, recipe, rounds, tournaments; the last round's headline figures."""
-    from arena.dashboard import _fmt
+    from arena.dashboard import fmt_value
     from arena.store import RunStore, read_run_config
 
     base, console = _runs_dir(args), Console()
@@ -249,7 +221,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                              f" · {len(summaries)}/{config.get('rounds', '?')} rounds"
                              + (f" · tournaments: {tournaments}" if tournaments else ""))
         last = summaries[-1] if summaries else {}
-        figures = "  ".join(f"{h}={_fmt(last['metrics'][h])}" for h in last.get("headline", [])
+        figures = "  ".join(f"{h}={fmt_value(last['metrics'][h])}" for h in last.get("headline", [])
                             if h in last.get("metrics", {}))
         if figures:
             grid.add_row("", Text(f"round {last['round']}: {figures}", style="dim"))

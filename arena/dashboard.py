@@ -65,7 +65,8 @@ class Snapshot:
         return self
 
 
-def _fmt(x: Any) -> str:
+def fmt_value(x: Any) -> str:
+    """A metric for a table cell: 3 significant digits (floats), as is otherwise."""
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}"
     return str(x)
@@ -93,9 +94,9 @@ def round_cells(snap: Snapshot) -> tuple[list[str], list[list[str]]]:
         losses = {f"{seat}.{k}": v for seat, m in r.get("losses", {}).items() for k, v in m.items()}
         rows.append([
             str(r["round"]), str(r["episodes"]),
-            *[_fmt(r.get("mean_reward", {}).get(s, float("nan"))) for s in seats],
-            *[_fmt(r.get("metrics", {}).get(h, float("nan"))) for h in headline],
-            *[_fmt(losses.get(k, float("nan"))) for k in loss_keys],
+            *[fmt_value(r.get("mean_reward", {}).get(s, float("nan"))) for s in seats],
+            *[fmt_value(r.get("metrics", {}).get(h, float("nan"))) for h in headline],
+            *[fmt_value(losses.get(k, float("nan"))) for k in loss_keys],
             f"{r['episodes_per_s']:.1f}", f"{r['tokens_per_s']:.0f}",
             _duration(r["elapsed_s"]), _duration(r["eta_s"]),
         ])
@@ -156,10 +157,10 @@ def render(snap: Snapshot, width: int | None = None) -> Group:
 
 def plain_line(summary: dict[str, Any]) -> str:
     """The non-terminal log: one line per finished round."""
-    rewards = " ".join(f"R:{s}={_fmt(v)}" for s, v in summary.get("mean_reward", {}).items())
-    metrics = " ".join(f"{h}={_fmt(summary['metrics'][h])}" for h in summary.get("headline", [])
+    rewards = " ".join(f"R:{s}={fmt_value(v)}" for s, v in summary.get("mean_reward", {}).items())
+    metrics = " ".join(f"{h}={fmt_value(summary['metrics'][h])}" for h in summary.get("headline", [])
                        if h in summary.get("metrics", {}))
-    losses = " ".join(f"{s}.{k}={_fmt(v)}" for s, m in summary.get("losses", {}).items() for k, v in m.items())
+    losses = " ".join(f"{s}.{k}={fmt_value(v)}" for s, m in summary.get("losses", {}).items() for k, v in m.items())
     return (f"round {summary['round']} episodes={summary['episodes']} {rewards} {metrics} {losses} "
             f"eps/s={summary['episodes_per_s']:.1f} tok/s={summary['tokens_per_s']:.0f} "
             f"elapsed={_duration(summary['elapsed_s'])} eta={_duration(summary['eta_s'])}").replace("  ", " ")

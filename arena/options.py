@@ -149,3 +149,9 @@ def call_kwargs(fn: Any, raw: dict[str, str]) -> dict[str, Any]:
         except ValueError as e:
             raise ArenaError(f"bad --env {e}") from None
     return out
+
+
+def env_settings(game_cls: type | None, items: Iterable[str] | None) -> dict[str, Any]:
+    """`--env KEY=VALUE` flags for a game, typed by its constructor's defaults (guessed
+    where the game is not known yet)."""
+    return call_kwargs(game_cls.__init__ if game_cls else None, parse_pairs(items, "--env"))

@@ -28,7 +28,7 @@ from arena.runner import mean_rewards, play
 from arena.seeding import derive
 from arena.specs import AgentContext, build_agent
 from arena.store import RunStore, append_event, check_run_name, write_json_atomic
-from arena.types import ArenaError, Episode, _jsonable
+from arena.types import ArenaError, Episode, jsonable
 
 
 @dataclass
@@ -214,7 +214,7 @@ class Trainer:
         resolved = {**dataclasses.asdict(self.cfg),
                     "game_id": self.game_id,
                     "seat_specs": {s: v.spec for s, v in self.setup.seats.items()},
-                    "env_kwargs": _jsonable(self.setup.env_kwargs),  # tournaments of this run play the same game
+                    "env_kwargs": jsonable(self.setup.env_kwargs),  # tournaments of this run play the same game
                     "recipe_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None}
         write_json_atomic(self.run_dir / "config.json", resolved)
 

@@ -75,6 +75,7 @@ from rich.table import Column, Table
 
 from arena import ratings
 from arena.gameinfo import GameInfo
+from arena.options import env_settings
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.runner import play
@@ -83,7 +84,7 @@ from arena.checkpoints import read_checkpoint_meta, resolve_checkpoint
 from arena.specs import AgentContext, agent_factories, build_agent, parse_spec
 from arena.store import RunStore, check_run_name, find_run, read_checkpoints, read_run_config
 from arena.store import runs_dir as default_runs_dir
-from arena.types import ArenaError, _jsonable
+from arena.types import ArenaError, jsonable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tournaments (
@@ -219,7 +220,7 @@ class Plan:
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between the invocations of one tournament."""
         return {"game": self.game_id, "episodes": self.cfg.episodes, "seed": self.cfg.seed,
-                "env": _jsonable(self.cfg.env)}
+                "env": jsonable(self.cfg.env)}
 
 
 def plan_tournament(cfg: TournamentConfig, runs_dir: Path) -> Plan:
@@ -431,7 +432,7 @@ def play_missing(plan: Plan, store: RunStore, emit: Callable[[dict[str, Any]], N
             for ep in episodes:
                 c.execute("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (plan.name, plan.game_id, pid, json.dumps(labels), ep.index, ep.seed,
-                           json.dumps(_jsonable(ep.rewards)), json.dumps(_jsonable(ep.info))))
+                           json.dumps(jsonable(ep.rewards)), json.dumps(jsonable(ep.info))))
         matches += [MatchRecord(pid, labels, ep.index, ep.seed, {k: float(v) for k, v in ep.rewards.items()})
                     for ep in episodes]
         emit({"type": "pairing_end", "pairing": pid, "rewards": _mean_rewards(episodes),
@@ -831,11 +832,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from arena.cli import _env_kwargs
-
     cfg = TournamentConfig(run=args.run, game=args.game, seats=parse_seat_lists(args.seat), name=args.name or "",
                            episodes=args.episodes, seed=args.seed, concurrency=args.concurrency,
-                           env=_env_kwargs(args.env), bootstrap=args.bootstrap, device=args.device)
+                           env=env_settings(None, args.env),
+                           bootstrap=args.bootstrap, device=args.device)
     console = Console()
     view = TournamentView(Console(force_terminal=False) if args.plain else console)
     with view:

@@ -84,7 +84,7 @@ class Step:
 
     def to_json(self) -> dict[str, Any]:
         return {"seat": self.seat, "observation": self.observation,
-                "action": _jsonable(self.action), "extras": self.extras}
+                "action": jsonable(self.action), "extras": self.extras}
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Episode:
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "seed": self.seed, "round": self.round,
-                "rewards": self.rewards, "info": _jsonable(self.info),
+                "rewards": self.rewards, "info": jsonable(self.info),
                 "transcript": [s.to_json() for s in self.transcript]}
 
     @classmethod
@@ -118,20 +118,20 @@ class Episode:
         return cls(d["index"], d["seed"], d["rewards"], d["info"], steps, d.get("round", 0))
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """Numpy scalars/arrays and NaN-safe floats to plain JSON values."""
     import math
 
     import numpy as np
 
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, np.generic):
-        return _jsonable(x.item())
+        return jsonable(x.item())
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
     return x
