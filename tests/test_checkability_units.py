@@ -11,8 +11,8 @@ from arena.testing import check_game
 from arena.types import Episode, Step
 from games.prover_verifier import data, rules
 from games.prover_verifier.env import ProverVerifierEnv
-from games.prover_verifier.training import (VerifierRoundLearner, balanced_best_of_n, prover_rewards, rollout,
-                                            verifier_scores)
+from games.prover_verifier.sampling import balanced_best_of_n, prover_rewards, rollout, verifier_scores
+from games.prover_verifier.training import VerifierRoundLearner
 
 FIXTURE = Path(__file__).parent / "data" / "gsm8k_tiny.jsonl"
 

@@ -141,7 +141,8 @@ def verifier_bar(checkpoint: Path, device: str | None = None) -> float:
     """Median score a verifier checkpoint gives the held-out correct helpful solutions of its pool."""
     from arena.registry import spec as game_spec
     from arena.specs import AgentContext, build_agent
-    from games.prover_verifier.training import POOL_FILE, verifier_scores
+    from games.prover_verifier.sampling import verifier_scores
+    from games.prover_verifier.training import POOL_FILE
 
     pool = json.loads((Path(checkpoint) / "learner" / POOL_FILE).read_text())["pool"]
     if not pool:
