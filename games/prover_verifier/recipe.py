@@ -169,6 +169,6 @@ def checkability(ctx: RecipeContext) -> Setup:
                  env_kwargs=env_kwargs, learner_order=["verifier", "prover"], params=params)
 
 
-def pretrain(out_dir: Path, *, steps: int, seed: int) -> Path:
+def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0) -> Path:
     """`arena pretrain prover-verifier-v0`: the tiny prover (both roles) and the verifier's base LM."""
     return _pretrain(Path(out_dir), steps=steps, seed=seed)
