@@ -292,10 +292,38 @@ def test_parse_hf_arg_and_options():
         split_options({"temprature": ["1"]}, generator=True)
     with pytest.raises(ArenaError, match="unknown hf option"):
         split_options({"temperature": ["1"]}, generator=False)
-    with pytest.raises(ArenaError, match="bad value"):
+    with pytest.raises(ArenaError, match="bad hf option top_k"):
         split_options({"top_k": ["many"]}, generator=True)
     with pytest.raises(ArenaError):
         SamplingConfig(top_p=0)
+
+
+def test_text_options_are_kept_as_typed_and_numbers_follow_arena_options():
+    _, _, opts = parse_hf_arg("m?system=+Be+brief.%0A&stop=,&temperature=+0.5&chat_template=off")
+    sampling, _ = split_options(opts, generator=True)
+    assert sampling.system == " Be brief.\n" and sampling.stop == (",",)
+    assert sampling.temperature == 0.5 and sampling.chat_template is False
+    with pytest.raises(ArenaError, match="bad hf option temperature"):
+        split_options({"temperature": ["nan"]}, generator=True)
+
+
+def test_quiet_transformers_restores_what_it_changed():
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from agents.hf import quiet_transformers
+
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), list(warnings.filters))
+    with pytest.raises(RuntimeError):
+        with quiet_transformers(warnings=False):
+            assert hf_logging.get_verbosity() == hf_logging.ERROR
+            assert not hf_logging.is_progress_bar_enabled()
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.warn_explicit("noise", UserWarning, "x.py", 1, module="transformers.modeling_utils")
+            assert seen == []
+            raise RuntimeError("the block fails")
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), list(warnings.filters)) == before
 
 
 def test_build_agent_picks_generator_or_scorer_from_the_action_space(model_dir):

@@ -1,0 +1,307 @@
+"""The generator: `GeneratorAgent`, a causal LM playing a `Text` seat, with its KV cache.
+
+Batched, KV-cached, seedable decoding (`GeneratorAgent.generate`), the cache it
+decodes into (`new_kv_cache`, preallocated per batch), and `encode_prompt`, the
+one function that turns a prompt into the ids the model conditions on (learners
+and pretraining call it too, so train and play see identical inputs).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from agents.hf.config import LoadConfig, SamplingConfig, resolve_device, resolve_dtype
+from agents.hf.loading import check_model_ref, load_tokenizer, load_weights_in_place, save_agent_dir, slow_to_load
+from agents.hf.quiet import quiet_transformers
+from arena.types import ArenaError, Move, Observation
+
+
+def encode_prompt(tokenizer, prompt: str, sampling: SamplingConfig | None = None) -> list[int]:
+    """The token ids a generator conditions on for `prompt`.
+
+    With a chat template (and `sampling.chat_template`): the prompt as the user
+    message, plus the assistant turn's opening. Otherwise the raw prompt with the
+    tokenizer's own special tokens (the tiny tokenizer adds `<s>`). Pretraining
+    and learners use this same function, so train and play see identical inputs.
+    """
+    sampling = sampling or SamplingConfig()
+    if sampling.chat_template and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": prompt}]
+        if sampling.system:
+            messages.insert(0, {"role": "system", "content": sampling.system})
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:
+        ids = tokenizer(prompt)["input_ids"]
+    if sampling.max_prompt_tokens and len(ids) > sampling.max_prompt_tokens:
+        ids = ids[-sampling.max_prompt_tokens:]
+    return list(ids)
+
+
+def _stop_token_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        eos = getattr(source, "eos_token_id", None)
+        if eos is None:
+            continue
+        ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
+    return {int(i) for i in ids}
+
+
+# -- the KV cache -------------------------------------------------------------------
+
+class PreallocLayer(DynamicLayer):
+    """A `DynamicLayer` that writes into a buffer sized once per batch, instead of
+    `torch.cat`-ing the whole cache at every step (on CPU that copy was over half of
+    a decode step). `keys`/`values` are views of the filled part: (b, heads, n, head_dim)."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        super().lazy_initialization(key_states, value_states)
+        b, h, _, d = key_states.shape
+        self._k = key_states.new_empty((b, h, self.capacity, d))
+        self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self.length + key_states.shape[-2]
+        if n > self.capacity:  # never with the capacity `_decode` asks for; grow to stay correct
+            self.capacity = max(n, 2 * self.capacity)
+            k, v = self._k, self._v
+            self._k = k.new_empty((*k.shape[:2], self.capacity, k.shape[-1]))
+            self._v = v.new_empty((*v.shape[:2], self.capacity, v.shape[-1]))
+            self._k[:, :, :self.length], self._v[:, :, :self.length] = k[:, :, :self.length], v[:, :, :self.length]
+        self._k[:, :, self.length:n] = key_states
+        self._v[:, :, self.length:n] = value_states
+        self.length = n
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices) -> None:
+        if self.is_initialized:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+
+def new_kv_cache(config, capacity: int):
+    """A `DynamicCache` for `config` whose full-attention layers are preallocated to `capacity` tokens.
+
+    Sliding-window and other special layers keep their own transformers class.
+    """
+    cache = DynamicCache(config=config)
+    cache.layers = [PreallocLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+# -- the agent ----------------------------------------------------------------------
+
+@dataclass
+class Completion:
+    """One generated completion."""
+
+    text: str
+    """Decoded completion (special tokens skipped), cut before the first stop string."""
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    """Every sampled token, including the EOS or the tokens that spelled a stop string."""
+    logprobs: list[float]
+    """log p(token | prefix) under the model itself (temperature 1, no top-k/p), one per completion id."""
+    finish: str
+    """'eos', 'stop' or 'length'."""
+
+
+class GeneratorAgent:
+    """A causal LM playing a `Text` seat: batched, KV-cached, seedable sampling.
+
+    One `act` call left-pads all prompts into one batch (position ids count real
+    tokens only, as in transformers' `generate`) and decodes them together with a
+    KV cache preallocated for the batch (`new_kv_cache`); identical prompts are
+    prefilled once and their cache rows copied; rows whose completion has ended
+    are dropped from the batch and the cache (once they are a quarter of it), so
+    the others run faster.
+    Sampling uses the agent's own `torch.Generator`, re-seeded by `reset(seed)`;
+    the same seed and the same batch of prompts give the same completions.
+
+    `model`, `tokenizer`, `device` and `sampling` are public: learners train
+    `model` in place, and `encode_prompt(tokenizer, prompt, sampling)` gives the
+    exact prompt ids the agent conditions on.
+    """
+
+    kind = "hf"
+
+    def __init__(self, model, tokenizer, sampling: SamplingConfig | None = None, *,
+                 seed: int = 0, max_batch: int = 0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.sampling = sampling or SamplingConfig()
+        self.max_batch = max_batch
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.stop_token_ids = _stop_token_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._pieces: dict[int, str] = {}
+
+    @classmethod
+    def from_pretrained(cls, ref: str, *, gguf_file: str | None = None, sampling: SamplingConfig | None = None,
+                        load: LoadConfig | None = None) -> "GeneratorAgent":
+        from transformers import AutoModelForCausalLM
+
+        load = load or LoadConfig()
+        check_model_ref(ref)
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            with quiet_transformers(progress=slow_to_load(ref)):
+                model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype), **kw)
+        except (OSError, ValueError) as e:
+            raise ArenaError(f"cannot load a causal LM from {ref!r}: {e}") from e
+        model.to(resolve_device(load.device)).eval()
+        return cls(model, load_tokenizer(ref, gguf_file), sampling, seed=load.seed, max_batch=load.max_batch)
+
+    # -- the Agent protocol
+    def reset(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    def act(self, observations: Sequence[Observation]) -> list[Move]:
+        prompts = [encode_prompt(self.tokenizer, obs["prompt"], self.sampling) for obs in observations]
+        out: list[Move] = []
+        step = self.max_batch or max(1, len(prompts))
+        for i in range(0, len(prompts), step):
+            for c in self.generate(prompts[i:i + step]):
+                out.append(Move(c.text, {"prompt_ids": c.prompt_ids, "completion_ids": c.completion_ids,
+                                         "logprobs": c.logprobs, "completion_tokens": len(c.completion_ids),
+                                         "finish": c.finish}))
+        return out
+
+    # -- Checkpointable
+    def save(self, directory: Path) -> None:
+        save_agent_dir(self.model, self.tokenizer, directory,
+                       {"agent": "generator", "sampling": dataclasses.asdict(self.sampling)})
+
+    def load(self, directory: Path) -> None:
+        load_weights_in_place(self.model, Path(directory))
+
+    # -- decoding
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token], skip_special_tokens=True)
+        return piece
+
+    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """(b, V) float logits -> (b,) token ids, drawn with the agent's generator."""
+        s = self.sampling
+        if s.temperature == 0:
+            return logits.argmax(-1)
+        logits = logits / s.temperature
+        if s.top_k and s.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (b, 1)
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if s.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+            probs = sorted_logits.softmax(-1)
+            drop = probs.cumsum(-1) - probs > s.top_p  # mass before this token already reaches top_p
+            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        # Exponential race: argmax p_i / E_i with E_i ~ Exp(1) is a draw from p (same law as
+        # torch.multinomial, several times faster on CPU). E = -log U with U ~ uniform is
+        # Exp(1), and `rand` draws U ~5x faster than `exponential_` draws E.
+        probs = logits.softmax(-1)
+        race = torch.rand(probs.shape, generator=self.generator, device=probs.device).log_().neg_()
+        return (probs / race).argmax(-1)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Sequence[int]]) -> list[Completion]:
+        """Decode one batch of tokenised prompts together; one `Completion` per prompt, in order."""
+        if not prompts:
+            return []
+        s, dev, model = self.sampling, self.device, self.model
+        was_training = model.training
+        model.eval()
+        try:
+            return self._decode([list(p) for p in prompts], s, dev)
+        finally:
+            model.train(was_training)
+
+    def _decode(self, prompts: list[list[int]], s: SamplingConfig, dev: torch.device) -> list[Completion]:
+        B, T = len(prompts), max(len(p) for p in prompts)
+        if min(len(p) for p in prompts) == 0:
+            raise ArenaError("empty prompt: the tokenizer produced no tokens")
+        # Identical prompts (a group of samples per prompt, as RLOO/GRPO and ReST draw them)
+        # are prefilled once; their rows of the KV cache are copied before decoding.
+        row_of: dict[tuple[int, ...], int] = {}
+        source = [row_of.setdefault(tuple(p), len(row_of)) for p in prompts]  # unique row of each prompt
+        U = len(row_of)
+        ids = torch.full((U, T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((U, T), dtype=torch.long)
+        for p, i in row_of.items():  # left padding: every row's last prompt token is at T-1
+            ids[i, T - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[i, T - len(p):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (U, T) positions count real tokens only
+        cache = new_kv_cache(self.model.config, T + s.max_new_tokens)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1, :].float()  # (U, V)
+        if U < B:
+            expand = torch.tensor(source, device=dev)
+            cache.batch_select_indices(expand)
+            logits, mask, pos = logits[expand], mask[expand], pos[expand]
+        next_pos = pos[:, -1:] + 1  # (b, 1)
+        rows = list(range(B))  # original index of each batch row
+        done = [False] * B  # by original index
+        tokens: list[list[int]] = [[] for _ in range(B)]
+        logps: list[list[float]] = [[] for _ in range(B)]
+        texts = [""] * B
+        finish = ["length"] * B
+        stops, eos = s.stop, (set() if s.ignore_eos else self.stop_token_ids)
+        for step in range(s.max_new_tokens):
+            tok = self._sample(logits)  # (b,)
+            lp = torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1)  # (b,)
+            keep = []
+            for r, (i, t, l) in enumerate(zip(rows, tok.tolist(), lp.tolist())):
+                if done[i]:  # finished earlier, still in the batch until the next compaction
+                    continue
+                tokens[i].append(t)
+                logps[i].append(l)
+                if t in eos:
+                    finish[i], done[i] = "eos", True
+                    continue
+                if stops:
+                    piece = self._piece(t)
+                    texts[i] += piece
+                    if any(x in texts[i][-(len(x) + len(piece)):] for x in stops):
+                        finish[i], done[i] = "stop", True
+                        continue
+                keep.append(r)
+            if not keep or step == s.max_new_tokens - 1:
+                break
+            # Drop finished rows from the batch and the KV cache once they are a quarter of
+            # it: compacting copies the whole cache, so doing it for every single row that
+            # ends costs more than carrying a few dead rows for some steps.
+            if 4 * (len(rows) - len(keep)) >= len(rows):
+                sel = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(sel)
+                tok, mask, next_pos = tok[sel], mask[sel], next_pos[sel]
+                rows = [rows[r] for r in keep]
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)  # (b, T + step + 1)
+            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
+                             past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1, :].float()
+            next_pos = next_pos + 1
+        return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
+                for i in range(B)]
+
+    def _final_text(self, completion: list[int]) -> str:
+        text = self.tokenizer.decode(completion, skip_special_tokens=True)
+        cuts = [text.find(x) for x in self.sampling.stop if x in text]
+        return text[:min(cuts)] if cuts else text

@@ -1,0 +1,116 @@
+"""The scorer: `ScorerAgent`, an LM backbone with a scalar head playing a `Box` seat.
+
+A verifier or reward model: `AutoModelForSequenceClassification` with one label;
+a head the checkpoint lacks is initialised from its own seeded generator
+(`init_head`), never from the global RNG.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from agents.hf.config import LoadConfig, resolve_device, resolve_dtype
+from agents.hf.loading import check_model_ref, load_tokenizer, load_weights_in_place, save_agent_dir, slow_to_load
+from agents.hf.quiet import quiet_transformers
+from arena.types import ArenaError, Observation
+
+
+class ScorerAgent:
+    """An LM backbone with a scalar head playing a `Box(shape=(1,))` seat (verifier, reward model).
+
+    Input text is `observation["prompt"]`; the score is the head's output at the
+    last non-pad token. `scores(texts, grad=True)` is what learners differentiate.
+    """
+
+    kind = "hf"
+
+    def __init__(self, model, tokenizer, *, max_batch: int = 0, max_length: int = 0, seed: int = 0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch = max_batch
+        self.max_length = max_length
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device="cpu")  # the protocol's own RNG; scoring is deterministic
+        self.generator.manual_seed(seed)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_pretrained(cls, ref: str, *, gguf_file: str | None = None,
+                        load: LoadConfig | None = None) -> "ScorerAgent":
+        from transformers import AutoModelForSequenceClassification
+
+        load = load or LoadConfig()
+        check_model_ref(ref)
+        tokenizer = load_tokenizer(ref, gguf_file)
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            # warnings off: a causal LM checkpoint has no score head, which is expected (initialised below)
+            with quiet_transformers(progress=slow_to_load(ref), warnings=False):
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    ref, num_labels=1, dtype=resolve_dtype(load.dtype), pad_token_id=tokenizer.pad_token_id,
+                    output_loading_info=True, **kw)
+        except (OSError, ValueError) as e:
+            raise ArenaError(f"cannot load a scorer from {ref!r}: {e}") from e
+        name = _head_name(model)
+        if any(k.startswith(name + ".") for k in info.get("missing_keys", [])):  # a backbone-only checkpoint
+            init_head(getattr(model, name), load.seed, getattr(model.config, "initializer_range", 0.02))
+        model.to(resolve_device(load.device)).eval()
+        return cls(model, tokenizer, max_batch=load.max_batch, max_length=load.max_length, seed=load.seed)
+
+    def reset(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    def scores(self, texts: Sequence[str], grad: bool = False) -> torch.Tensor:
+        """(B,) float32 scores for `texts`; with `grad=True` the graph is kept for a loss."""
+        if not texts:
+            return torch.zeros(0, device=self.device)
+        step = self.max_batch or len(texts)
+        parts = [self._score_batch(list(texts[i:i + step]), grad) for i in range(0, len(texts), step)]
+        return torch.cat(parts)
+
+    def _score_batch(self, texts: list[str], grad: bool) -> torch.Tensor:
+        enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",
+                             truncation=bool(self.max_length),
+                             max_length=self.max_length or None)
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        if grad:
+            return self.model(**enc).logits[:, 0].float()
+        with torch.inference_mode():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                return self.model(**enc).logits[:, 0].float()
+            finally:
+                self.model.train(was_training)
+
+    def act(self, observations: Sequence[Observation]) -> list[np.ndarray]:
+        values = self.scores([obs["prompt"] for obs in observations]).cpu().numpy()
+        return [np.asarray([v], dtype=np.float32) for v in values]
+
+    def save(self, directory: Path) -> None:
+        save_agent_dir(self.model, self.tokenizer, directory, {"agent": "scorer"})
+
+    def load(self, directory: Path) -> None:
+        load_weights_in_place(self.model, Path(directory))
+
+
+def _head_name(model) -> str:
+    for name in ("score", "classifier", "v_head"):
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return name
+    raise ArenaError(f"{type(model).__name__} has no scalar head named score/classifier/v_head")
+
+
+@torch.no_grad()
+def init_head(head: torch.nn.Module, seed: int, std: float = 0.02) -> None:
+    """Initialise a fresh scalar head from its own seeded generator (the global RNG is never used)."""
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    for name, p in head.named_parameters():
+        if name.endswith("bias"):
+            p.zero_()
+        else:
+            p.copy_(torch.randn(p.shape, generator=g) * std)
