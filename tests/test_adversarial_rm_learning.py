@@ -17,7 +17,9 @@ from arena.runner import play
 from arena.types import Episode
 from games.adversarial_rm import rules
 from games.adversarial_rm.env import AdversarialRMEnv, rm_input
-from games.adversarial_rm.recipe import ASSETS, RoundProbe, _policy_and_baseline_texts
+from games.adversarial_rm.prepare import ASSETS
+from games.adversarial_rm.probe import RoundProbe
+from games.adversarial_rm.recipe import _policy_and_baseline_texts
 
 BASE = ASSETS / "base"
 

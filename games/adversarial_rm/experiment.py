@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="", help="preference JSONL with prompt/chosen/rejected (default: synthetic "
                                               "letter task with a hidden gold reward)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="recipe hyper-parameter (see games/adversarial_rm/recipe.py Params), repeatable")
+                   help="recipe hyper-parameter (see games/adversarial_rm/prepare.py Params), repeatable")
     p.add_argument("--name", default="", help="run-name prefix (default overopt-s<seed>)")
     p.add_argument("--out", default="", help="where the CSV and PNG go (default <runs-dir>/<name>)")
     p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
