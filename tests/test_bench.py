@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from agents import bench
+from bench import command as bench
 
 
 def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):

@@ -1,0 +1,156 @@
+"""Rollout benchmark: the engine's batched runner against a naive one-`generate`-per-move loop.
+
+    arena bench                                  # tiny random model, prover-verifier-v0, CPU
+    arena bench --model runs/tiny-pv --eos
+    arena bench --preset qwen2-0.5b --device cuda --dtype bfloat16
+
+Both modes play the same game with the same model and sampling settings:
+
+(a) batched: `arena.runner.play` with K concurrent episodes; every Text seat is a
+    `GeneratorAgent` (left-padded batched decoding with a KV cache);
+(b) naive: one episode at a time, one `model.generate` call per move on a single
+    prompt, as TextArena-style agents do (still with transformers' KV cache).
+
+By default generation length is fixed (EOS suppressed in both modes) so both do
+exactly the same number of tokens; `--eos` lets completions end early. Box seats
+(verifier, reward model) get the generic `scripted:random` bot, so the comparison
+is about generation; `--seat verifier=scorer` puts a `ScorerAgent` on a fresh tiny
+scorer there instead, and `--seat SEAT=SPEC` any other agent (e.g.
+`--seat verifier=scripted:spot-check`). A scorer reads whole texts in one forward
+pass, which is compute-bound on a CPU even for one text, so it gains little from
+batching there and dilutes the ratio.
+
+Both modes run on the same torch threads (`--threads`; default torch's choice,
+one per physical core): the batched runner's large ops use every core, the naive
+loop's batch-1 ops are too small to split.
+
+Printed per mode: completion tokens/s, episodes/s, the fraction of wall time
+outside the agents' `act` calls (`PlayStats.overhead_fraction`, batched only),
+the fraction outside model forward passes (timed by forward hooks on every model,
+synchronised on CUDA), and the process's peak RSS (plus the Python heap peak
+from a separate `tracemalloc` pass, and CUDA peak memory on a GPU). Then one
+`generate` call on K of the run's prompts as K/G distinct prompts x G is timed
+against K distinct ones (`--group-size`; the agent prefills a prompt once), and
+one learner step of each loss in `agents.learners` on data from the run.
+
+Modules: `players` (building the seats), `modes` (what is timed), `clock`
+(forward-pass timing, CPU time, memory), `report` (the figures and the table);
+this one parses the command line and runs them in order.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tracemalloc
+from pathlib import Path
+
+import torch
+
+from arena.seeding import derive
+from bench.clock import cuda_peak_mb, measure, peak_rss_mb
+from bench.modes import grouped_generation, learner_steps, run_batched, run_naive
+from bench.players import PRESETS, build_seats, models_of
+from bench.report import ModeResult, render
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="arena bench", description=__doc__.split("\n\n")[0],
+                                epilog="Figures are printed; --json writes them to a file too.")
+    p.add_argument("--game", default="prover-verifier-v0", help="game id (default: %(default)s)")
+    p.add_argument("--model", default="", help="hf spec of the generator (dir, hub id, .gguf); default: "
+                   "a fresh random model of --preset")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random model shape (default: tiny)")
+    p.add_argument("--episodes", type=int, default=128, help="episodes in the batched run (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=64, help="concurrent episodes (default: %(default)s)")
+    p.add_argument("--naive-episodes", type=int, default=16, help="episodes in the naive run (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="tokens per move (default: %(default)s)")
+    p.add_argument("--eos", action="store_true", help="let completions end at EOS (default: fixed length)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seat", action="append", default=[], metavar="SEAT=SPEC",
+                   help="agent for a seat: an agent spec, `generator` (the benchmarked model) or `scorer` "
+                   "(a tiny ScorerAgent); default: Text seats = generator, others = scripted:random")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16, float16")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads for both modes (default: 0 = torch's choice, one per physical core; "
+                   "on a busy machine use fewer than its free cores, or every op spin-waits)")
+    p.add_argument("--group-size", type=int, default=4,
+                   help="also time one generate call on K prompts as K/G distinct prompts x G against K distinct "
+                   "(0: skip; default: %(default)s)")
+    p.add_argument("--no-learners", action="store_true", help="skip timing the learner steps")
+    p.add_argument("--learner-batch", type=int, default=8, help="micro-batch for learner steps (default: 8)")
+    p.add_argument("--no-tracemalloc", action="store_true", help="skip the Python-heap pass")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from arena.registry import make
+
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    make_env = lambda: make(args.game)  # noqa: E731
+    seats = build_seats(args, make_env())
+    models = models_of(seats)
+    n_params = {type(m).__name__: sum(p.numel() for p in m.parameters()) for m in models}
+    print(f"game {args.game}  seats {', '.join(f'{s}={type(a).__name__}' for s, a in seats.items())}  "
+          f"models {n_params}  device {device}  threads {torch.get_num_threads()}  "
+          f"max_new_tokens {args.max_new_tokens}{' (EOS on)' if args.eos else ' (fixed length)'}")
+
+    # warm-up: first calls pay for lazy init, allocator growth, kernel selection
+    run_batched(args, make_env, seats, min(args.concurrency, 8), derive(args.seed, "warmup"))
+    run_naive(make_env, seats, 1, derive(args.seed, "warmup"))
+
+    (tokens, _), wall_n, cpu_n, clock_n = measure(
+        lambda: run_naive(make_env, seats, args.naive_episodes, args.seed), models, device)
+    naive = ModeResult("naive", args.naive_episodes, wall_n, cpu_n, wall_n, tokens, clock_n.seconds, clock_n.calls,
+                       peak_rss_mb=peak_rss_mb(), cuda_peak_mb=cuda_peak_mb(device))
+
+    (episodes, stats), wall_b, cpu_b, clock_b = measure(
+        lambda: run_batched(args, make_env, seats, args.episodes, args.seed), models, device)
+    batched = ModeResult("batched", len(episodes), wall_b, cpu_b, stats.wall_s, stats.completion_tokens,
+                         clock_b.seconds, clock_b.calls, act_overhead=stats.overhead_fraction,
+                         mean_batch=stats.mean_batch, peak_rss_mb=peak_rss_mb(), cuda_peak_mb=cuda_peak_mb(device))
+    if not args.no_tracemalloc:  # a separate pass: tracing slows Python code, so it is not timed
+        for result, fn in ((naive, lambda: run_naive(make_env, seats, 2, args.seed)),
+                           (batched, lambda: run_batched(args, make_env, seats, args.concurrency, args.seed))):
+            tracemalloc.start()
+            fn()
+            result.python_heap_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+
+    print(render(naive, batched))
+    gen_seat = next((s for s, a in seats.items() if hasattr(a, "generate")), None)
+    grouped = grouped_generation(seats[gen_seat], episodes[:args.concurrency], gen_seat, args.group_size,
+                                 device) if gen_seat and args.group_size > 1 else {}
+    if grouped:
+        print(f"shared prompts: {grouped['rows']:.0f} rows as {grouped['rows'] / grouped['group']:.0f} distinct "
+              f"prompts x {grouped['group']:.0f} in {grouped['grouped_s'] * 1000:.0f} ms, "
+              f"{grouped['rows']:.0f} distinct in {grouped['distinct_s'] * 1000:.0f} ms "
+              f"({grouped['distinct_s'] / grouped['grouped_s']:.2f}x; each distinct prompt is prefilled once)")
+    learners = {} if args.no_learners else learner_steps(args, seats, episodes)
+    if learners:
+        print("learner step (one update, one optimizer step on a micro-batch of "
+              f"{args.learner_batch}):")
+        for name, s in learners.items():
+            print(f"  {name:<20} {s * 1000:9.1f} ms" if isinstance(s, float) else f"  {name}: {s}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params,
+            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped,
+            "speedup_tokens": batched.tokens_per_s / naive.tokens_per_s,
+            "speedup_tokens_cpu": batched.tokens_per_cpu_s / naive.tokens_per_cpu_s,
+            "speedup_episodes": batched.episodes_per_s / naive.episodes_per_s,
+            "learner_step_s": learners}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
