@@ -14,6 +14,8 @@ from rich.console import Console
 
 from arena import tournament as T
 from arena.selfplay import TrainConfig, new_run
+from arena.tournament import play as playing
+from arena.tournament import report
 from arena.types import ArenaError
 
 GAME = "prover-verifier-v0"
@@ -41,21 +43,21 @@ def rows(run_dir: Path, name: str) -> list[tuple]:
 @pytest.fixture
 def no_png(monkeypatch):
     """Skip drawing the heatmap (the slow part) where a test is about something else."""
-    monkeypatch.setattr(T, "heatmap", lambda result, path: Path(path).write_bytes(b""))
+    monkeypatch.setattr(report, "heatmap", lambda result, path: Path(path).write_bytes(b""))
 
 
 class CountingPlay:
-    """Wraps `arena.tournament.play` to count pairings played."""
+    """Wraps `arena.tournament.play.play` (the runner) to count pairings played."""
 
     def __init__(self, monkeypatch):
         self.calls = []
-        real = T.play
+        real = playing.play
 
         def fake(env_fn, seats, n, **kw):
             self.calls.append(kw["seed"])
             return real(env_fn, seats, n, **kw)
 
-        monkeypatch.setattr(T, "play", fake)
+        monkeypatch.setattr(playing, "play", fake)
 
 
 def test_tournament_over_selfplay_run_writes_tables_and_files(pvg_runs, monkeypatch):
@@ -289,12 +291,12 @@ def test_tournament_plays_the_game_as_the_runs_recipe_set_it_up(tmp_path, monkey
     assert T.plan_tournament(cfg(run="short", env={"max_steps": 3}), tmp_path).cfg.env == {"min_steps": 1,
                                                                                            "max_steps": 3}
     envs = []
-    real = T.play
+    real = playing.play
 
     def recording(env_fn, seats, n, **kw):
         envs.append(env_fn())
         return real(env_fn, seats, n, **kw)
 
-    monkeypatch.setattr(T, "play", recording)
+    monkeypatch.setattr(playing, "play", recording)
     T.run_tournament(cfg(run="short"), tmp_path)
     assert envs and all((e.min_steps, e.max_steps) == (1, 1) for e in envs)
