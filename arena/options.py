@@ -155,3 +155,24 @@ def env_settings(game_cls: type | None, items: Iterable[str] | None) -> dict[str
     """`--env KEY=VALUE` flags for a game, typed by its constructor's defaults (guessed
     where the game is not known yet)."""
     return call_kwargs(game_cls.__init__ if game_cls else None, parse_pairs(items, "--env"))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under a dataclass's fields (`x: int = 1` then `\"\"\"What x is.\"\"\"`),
+    read from the source with `ast`, whitespace folded; {} where the source is not available."""
+    import ast
+    import textwrap
+
+    out: dict[str, str] = {}
+    for klass in reversed(getattr(cls, "__mro__", (cls,))):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                out[node.target.id] = " ".join(nxt.value.value.split())
+    return out

@@ -82,6 +82,11 @@ class Registry:
         for ep in entry_points(group=self._group):
             self._specs.setdefault(ep.name, GameSpec(ep.name, ep.value))
 
+    def is_registered(self, id: str) -> bool:
+        """Whether `id` is a registered game (looks nothing up by import path)."""
+        self._scan()
+        return id in self._specs
+
     def ids(self) -> list[str]:
         self._scan()
         return sorted(self._specs)
@@ -108,3 +113,4 @@ register = default_registry.register
 make = default_registry.make
 spec = default_registry.spec
 list_games = default_registry.ids
+is_registered = default_registry.is_registered

@@ -13,8 +13,8 @@ checkpoints, so a resumed run ends exactly as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,8 @@ from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
 from arena.seeding import derive
 from arena.specs import AgentContext, build_agent
-from arena.store import RunStore, append_event, check_run_name, write_json_atomic
+from arena.runs import RunLock, abandon_new_run, claim_new_run, config_from_json, run_game
+from arena.store import RunStore, append_event, check_run_name, read_events, read_run_config, write_json_atomic
 from arena.types import ArenaError, Episode, jsonable
 
 
@@ -186,21 +187,20 @@ class Trainer:
     """Runs rounds of one run directory; reports progress through `on_event`."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, runs_dir: Path,
-                 on_event: Callable[[dict[str, Any]], None] | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.gspec = game_spec(cfg.game)
+                 on_event: Callable[[dict[str, Any]], None] | None = None, gspec: GameSpec | None = None,
+                 *, create: bool = True, lock: RunLock | None = None):
+        self.cfg, self.run_dir, self.lock = cfg, Path(run_dir), lock
+        self.gspec = gspec or game_spec(cfg.game)
         self.game_cls = self.gspec.load()
         self.game_id = self.gspec.id
-        self.store = RunStore(self.run_dir, create=True)
-        try:
-            self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
-        except BaseException:
-            self.store.close()
-            raise
+        self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
+        self.store = RunStore(self.run_dir, create=create)
         self.on_event = on_event or (lambda e: None)
 
     def close(self) -> None:
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def emit(self, event: dict[str, Any]) -> None:
         append_event(self.run_dir, event)
@@ -213,14 +213,18 @@ class Trainer:
         params = self.setup.params
         resolved = {**dataclasses.asdict(self.cfg),
                     "game_id": self.game_id,
+                    "run_id": self.store.get("run_id"),
+                    "versions": package_versions(),
                     "seat_specs": {s: v.spec for s, v in self.setup.seats.items()},
                     "env_kwargs": jsonable(self.setup.env_kwargs),  # tournaments of this run play the same game
                     "recipe_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None}
         write_json_atomic(self.run_dir / "config.json", resolved)
 
     def restore(self) -> int:
-        """Load the last completed round's checkpoints; return the next round to play."""
+        """Load the last completed round's checkpoints; return the next round to play. Events of
+        rounds the store committed but a crash kept out of events.jsonl are written first."""
         self.store.discard_incomplete()
+        self.replay_missing_events()
         done = self.store.completed_rounds()
         if not done:
             return 0
@@ -230,6 +234,20 @@ class Trainer:
             if can_checkpoint(s.agent):
                 restore_checkpoint(path, s.agent, s.learner)
         return last + 1
+
+    def replay_missing_events(self) -> None:
+        """events.jsonl follows the store: a `round_end` for every committed round."""
+        logged = {e.get("round") for e in read_events(self.run_dir)[0] if e.get("type") == "round_end"}
+        for summary in self.store.round_summaries():
+            if summary["round"] not in logged:
+                self.emit({"type": "round_end", "round": summary["round"], "summary": summary})
+
+    def finish_events(self) -> None:
+        """A run whose rounds are all committed ends with `run_end` in its events (what `watch` waits for)."""
+        events = read_events(self.run_dir)[0]
+        done = self.store.completed_rounds()
+        if len(done) >= self.cfg.rounds and not any(e.get("type") == "run_end" for e in events):
+            self.emit({"type": "run_end", "run": self.cfg.run, "rounds": len(done)})
 
     def run(self, start: int = 0) -> list[dict[str, Any]]:
         cfg = self.cfg
@@ -295,28 +313,55 @@ class Trainer:
 
 
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
-    run_dir = runs_dir / cfg.run
-    if (run_dir / "arena.db").exists():
-        raise ArenaError(f"run {cfg.run!r} already exists in {runs_dir}/ (use `arena resume {cfg.run}` or --run NAME)")
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Set up a new run under a lock; it exists once its config.json is written (the last step),
+    so a kill before that leaves nothing that blocks `arena train` with the same name."""
+    run_dir = Path(runs_dir) / cfg.run
+    lock = claim_new_run(run_dir, Path(runs_dir))
     try:
-        trainer = Trainer(cfg, run_dir, runs_dir, on_event)
-    except BaseException:  # a run that never started leaves nothing behind to block the corrected command
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        trainer = Trainer(cfg, run_dir, runs_dir, on_event, create=True, lock=lock)
+        trainer.store.set("run_id", uuid.uuid4().hex)
+        trainer.save_config()
+    except BaseException:
+        if "trainer" in locals():
+            trainer.store.close()
+        abandon_new_run(run_dir, lock)
         raise
-    trainer.save_config()
     return trainer
 
 
-def load_run(run_dir: Path, runs_dir: Path, on_event=None) -> Trainer:
-    import json
-
+def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None = None,
+             device: str | None = None) -> Trainer:
+    """Reopen a run to resume it. Its `config.json` is data: the game must be registered or
+    named by the user (`game`), every field is type-checked, and nothing in it is imported."""
+    raw = read_run_config(run_dir)
+    if not raw:
+        raise ArenaError(f"{run_dir} has no config.json: its setup never finished; start it again with "
+                         f"`arena train ... --run {Path(run_dir).name}`")
+    gspec = run_game(raw, game)
+    cfg = config_from_json(raw, device)
+    lock = RunLock(run_dir).acquire()
     try:
-        raw = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ArenaError(f"cannot read {run_dir / 'config.json'}: {e}") from None
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in raw.items() if k in names})
-    return Trainer(cfg, run_dir, runs_dir, on_event)
+        trainer = Trainer(cfg, run_dir, runs_dir, on_event, gspec=gspec, create=False, lock=lock)
+        marker = trainer.store.get("run_id")
+        if raw.get("run_id") and marker != raw["run_id"]:
+            trainer.close()
+            raise ArenaError(f"{run_dir}/arena.db does not belong to this run (emptied or replaced); "
+                             "refusing to train over its checkpoints")
+    except BaseException:
+        lock.release()
+        raise
+    return trainer
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run's numbers depend on (saved in config.json)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("alignment-arena", "torch", "transformers", "accelerate", "pettingzoo", "gymnasium"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out

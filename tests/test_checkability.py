@@ -39,6 +39,7 @@ def run(tmp_path_factory):
                       params=dict(SMALL))
     trainer = new_run(cfg, base)
     summaries = trainer.run(trainer.restore())
+    trainer.close()
     return trainer.run_dir, summaries, base
 
 

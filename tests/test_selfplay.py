@@ -17,7 +17,10 @@ def run_scripted_pv(runs, name, rounds=3, **kw):
     cfg = TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=rounds, episodes=24,
                       concurrency=6, seed=11, run=name, **kw)
     trainer = new_run(cfg, runs)
-    return trainer, trainer.run(trainer.restore())
+    try:
+        return trainer, trainer.run(trainer.restore())
+    finally:
+        trainer.close()
 
 
 def test_train_writes_rounds_checkpoints_config_and_events(runs):
@@ -64,6 +67,7 @@ def test_in_process_resume_after_partial_round_matches_uninterrupted(runs):
     trainer = new_run(cfg, runs, on_event=crash_mid_round_1)
     with pytest.raises(KeyboardInterrupt):
         trainer.run(trainer.restore())
+    trainer.close()  # the crashed process is gone: its lock with it
     resumed = load_run(runs / "crash", runs)
     assert resumed.restore() == 1
     out = resumed.run(1)
@@ -105,7 +109,9 @@ def test_kill_9_in_round_2_then_resume_matches_uninterrupted(runs):
     proc.wait()
     assert killed, "the run finished before it could be killed mid round 2"
     assert RunStore(runs / "killed").completed_rounds() == [0]
-    out = cli("resume", "killed", "--plain", env=env)
+    refused = cli("resume", "killed", "--plain", env=env, check=False)  # a run dir never names code to import
+    assert refused.returncode == 2 and "--game ext_game:GuessEnv" in refused.stderr
+    out = cli("resume", "killed", "--plain", "--game", "ext_game:GuessEnv", env=env)
     assert "resumed and finished" in out.stdout
     assert comparable(RunStore(runs / "killed").round_summaries()) == \
         comparable(RunStore(runs / "straight").round_summaries())

@@ -1,0 +1,67 @@
+"""`arena`: the command line. Every command explains itself with --help.
+
+One module per command, each owning its `add_parser`:
+
+    games.py     arena games, arena pretrain
+    play.py      arena play
+    train.py     arena train, arena resume
+    runs.py      arena runs, arena watch
+    plugins.py   arena experiment <name>, and contributed commands (arena bench)
+    (arena.tournament.command: arena tournament)
+
+Errors a user can cause (unknown game, bad agent spec, missing run, corrupt
+database...) print one line `error: ...` and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from rich.console import Console
+
+from arena.cli import games, play, plugins, runs, train
+from arena.cli.common import GLOBAL_HELP
+from arena.types import ArenaError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from arena.tournament import add_parser as add_tournament_parser
+
+    p = argparse.ArgumentParser(
+        prog="arena",
+        description="Alignment methods played as multi-agent games: self-play training, tournaments, live view.",
+        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | human. "
+               "Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
+    p.add_argument("--runs-dir", help=GLOBAL_HELP["runs_dir"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    games.add_parser(sub)
+    play.add_parser(sub)
+    train.add_parser(sub)
+    runs.add_parser(sub)
+    add_tournament_parser(sub)
+    plugins.add_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:  # no command: show what there is to do
+        parser.print_help()
+        return 2
+    if argv[0] in plugins.plugin_names():  # hand everything, --help included, to the plugin
+        args = argparse.Namespace(func=plugins.cmd_plugin_command, command=argv[0], rest=argv[1:])
+    elif len(argv) > 1 and argv[0] == "experiment" and not argv[1].startswith("-"):
+        args = argparse.Namespace(func=plugins.cmd_experiment, name=argv[1], rest=argv[2:], runs_dir=None)
+    else:
+        args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return args.func(args)
+    except ArenaError as e:
+        console.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130

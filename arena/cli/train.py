@@ -1,0 +1,95 @@
+"""`arena train` and `arena resume`: self-play rounds with the live view, and their end-of-run report."""
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from arena.cli.common import add_config_flag, global_options, runs_dir_of
+from arena.gameinfo import GameInfo
+from arena.options import parse_pairs
+from arena.selfplay import TrainConfig
+from arena.types import ArenaError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("train", help="self-play training with a live view", parents=[global_options()],
+                       description="Self-play training: each round plays episodes, updates learners, writes "
+                                   "checkpoints and shows a summary row.")
+    s.add_argument("game", help="game id (name-vN) or import path module:Class")
+    for name in ("rounds", "episodes", "concurrency", "seed"):
+        add_config_flag(s, TrainConfig, name)
+    s.add_argument("--run", help="run name (default <game>-s<seed>)")
+    add_config_flag(s, TrainConfig, "recipe")
+    s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="override a seat's agent")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe hyper-parameter")
+    s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("resume", help="continue a run after a crash", parents=[global_options()],
+                       description="Continue a run from its last completed round; it ends as if never stopped.")
+    s.add_argument("run", help="run name or path")
+    s.add_argument("--rounds", type=int, help="extend the run to this many rounds (at least the rounds it asked for)")
+    s.add_argument("--game", dest="game_path", metavar="MODULE:CLASS",
+                   help="the game's import path, for a run of a game that is not registered")
+    s.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    s.set_defaults(func=cmd_resume)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from arena.dashboard import LiveView
+    from arena.selfplay import new_run
+
+    cfg = TrainConfig(game=args.game, rounds=args.rounds, episodes=args.episodes, concurrency=args.concurrency,
+                      seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
+                      params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None))
+    view = LiveView(Console(force_terminal=False) if args.plain else None)
+    trainer = new_run(cfg, runs_dir_of(args), on_event=view)
+    try:
+        with view:
+            trainer.run(trainer.restore())
+    finally:
+        trainer.close()
+    print_report(trainer)
+    Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from arena.dashboard import LiveView
+    from arena.selfplay import load_run
+    from arena.store import find_run
+
+    base = runs_dir_of(args)
+    run_dir = find_run(args.run, base)
+    view = LiveView(Console(force_terminal=False) if args.plain else None)
+    trainer = load_run(run_dir, base, on_event=view, game=args.game_path, device=getattr(args, "device", None))
+    try:
+        if args.rounds is not None:
+            if args.rounds < trainer.cfg.rounds:
+                raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
+                                 "resume can extend a run, not shorten it")
+            trainer.cfg.rounds = args.rounds
+            trainer.save_config()
+        start = trainer.restore()
+        if start >= trainer.cfg.rounds:
+            trainer.finish_events()
+            Console().print(f"run {run_dir} already completed its {trainer.cfg.rounds} rounds "
+                            "(use --rounds N to extend)")
+            return 0
+        with view:
+            trainer.run(start)
+    finally:
+        trainer.close()
+    print_report(trainer)
+    Console().print(f"run {run_dir} resumed and finished")
+    return 0
+
+
+def print_report(trainer) -> None:
+    """A game's own end-of-run report (`GameInfo.report`, e.g. ReST's table in the paper's layout)."""
+    from arena.registry import load_attr
+
+    entry = GameInfo.of(trainer.game_cls).report
+    if entry:
+        Console().print(load_attr(entry)(trainer.run_dir))
