@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from arena.options import parse_pairs
 from arena.types import ArenaError
+from games.adversarial_rm.prepare import METHODS
 
 GAME = "adversarial-rm-v0"
-METHODS = ("baseline", "dpo", "rpo-sum", "rpo-mean", "explicit")
 COLUMNS = ("method", "round", "gold", "proxy", "proxy_margin", "kl", "chosen_logp", "chosen_logp_delta",
            "gold_win_rate_vs_ref", "gold_win_rate_vs_data", "rm_margin", "implicit_accuracy",
            "implicit_gold_accuracy", "length", "wall_s")
@@ -67,12 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def recipe_params(args: argparse.Namespace) -> dict[str, str]:
-    params = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ArenaError(f"--set expects KEY=VALUE, got {item!r}")
-        params[key.strip()] = value
+    params = parse_pairs(args.set, "--set")
     if args.model:
         params["model"] = args.model
     if args.data:
@@ -209,21 +205,20 @@ def plot(rows: Sequence[dict[str, Any]], methods: Sequence[str], path: Path) -> 
     plt.close(fig)
 
 
-def _quiet_transformers() -> None:
-    """No per-checkpoint progress bars or head-initialisation reports between the round lines."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from agents.hf import quiet_transformers
+
+    args = parse_args(argv)
+    with quiet_transformers(warnings=False):  # no per-checkpoint progress bars or head-initialisation reports
+        return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every method's run, then the CSV, the plot and the summary table."""
     from rich.console import Console
 
     from arena.store import runs_dir as resolve_runs_dir
 
-    args = parse_args(argv)
-    _quiet_transformers()
     if args.threads:
         import torch
 
