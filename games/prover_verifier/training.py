@@ -13,7 +13,7 @@ Round k of `arena train prover-verifier-v0` (learner order: verifier, then prove
    weights, and trains it with Bradley-Terry + lambda*V^2
    (`agents.learners.VerifierLearner`) on a mixture with an equal share of
    problems from every round so far and, per problem, as many correct as
-   incorrect solutions. It never sees a prover-half problem (asserted).
+   incorrect solutions. It never sees a prover-half problem (checked).
 3. `ProverRoundLearner`: `prover_steps` iterations of on-policy RL against the
    frozen, freshly trained verifier: sample `prover_problems` prover-half
    problems x both roles x `group_size` solutions, score them, reward them with
@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from arena.types import Episode
+from arena.types import ArenaError, Episode
 from games.prover_verifier import rules
 from games.prover_verifier.sampling import (batch_stats, best_of_n_accuracy, build_best_of_n_pool, prover_rewards,
                                             rollout, score_episodes, solution_of, verifier_scores)
@@ -125,7 +125,8 @@ class VerifierRoundLearner(RoundLearner):
         new = [{"question": ep.info["prover"]["question"], "solution": solution_of(ep),
                 "correct": bool(ep.info["prover"]["correct"]), "role": ep.info["prover"]["role"],
                 "half": ep.info["prover"]["half"]} for ep in [*played, *sampled]]
-        assert all(s["half"] == "verifier" for s in new), "verifier data must come from the verifier half only"
+        if not all(s["half"] == "verifier" for s in new):
+            raise ArenaError("the verifier's problems must all come from the verifier half of the pool")
         self.rounds.append(new)
         if self.pool is None:  # first round: helpful samples of the initial prover, held out
             self.pool = build_best_of_n_pool(self.prover, self.bon_problems, self.bon_samples, self.bon_n,
@@ -261,7 +262,8 @@ class ProverRoundLearner(RoundLearner):
             picks = self._rng.choice(len(self.problems), min(self.problems_per_step, len(self.problems)), replace=False)
             batch = rollout(agent, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
                             instruct=self.instruct)
-            assert all(ep.info["prover"]["half"] == "prover" for ep in batch)
+            if not all(ep.info["prover"]["half"] == "prover" for ep in batch):
+                raise ArenaError("the prover's RL problems must all come from the prover half of the pool")
             score_episodes(self.verifier, batch)
             m = self.inner.update(agent, batch)
             m.update(batch_stats([ep.info["prover"] for ep in batch]))
