@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from agents.batch import batch_from_token_ids, completion_logprobs, encode_pairs
-from agents.learners import (BradleyTerryLearner, DPOLearner, FilteredNLLLearner, Optimization,
+from agents.learners import (BestWeights, BradleyTerryLearner, DPOLearner, FilteredNLLLearner, Optimization,
                              PolicyGradientLearner, SFTLearner, VerifierLearner, read_implicit_reward)
 from agents.losses import (bradley_terry_loss, dpo_loss, filtered_nll, group_advantages, masked_sum,
                            policy_gradient_loss, rpo_loss, sft_nll, verifier_loss)
-from arena.types import Episode, Step
+from arena.types import ArenaError, Episode, Step
 from test_losses import char_tokenizer, tiny_llama
 
 TOK = char_tokenizer()
@@ -208,8 +208,31 @@ def test_policy_gradient_learner_raises_rewarded_completions(kl_estimator):
 
 
 def test_policy_gradient_learner_needs_a_reference_for_kl():
-    with pytest.raises(ValueError):
+    with pytest.raises(ArenaError):
         PolicyGradientLearner(seat="prover", reward_fn=lambda eps: [], beta=0.1)
+
+
+def test_data_given_per_call_trains_exactly_as_data_given_at_construction():
+    """`fit_solutions` / `fit_rewards` (the recipe builds the round's data) = `update` with `data` / `reward_fn`."""
+    def weights_after(learner, agent, fit):
+        learner.reset(5)
+        fit(learner, agent)
+        return params(agent.model)
+
+    opt = Optimization(lr=3e-3, batch_size=3, epochs=2)
+    a = weights_after(VerifierLearner(data=SOLUTIONS, opt=opt), FakeScorer(), lambda l, g: l.update(g, []))
+    b = weights_after(VerifierLearner(opt=opt), FakeScorer(), lambda l, g: l.fit_solutions(g, SOLUTIONS))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+    episodes = pg_episodes()
+    rewards = [e.rewards["prover"] for e in episodes]
+    a = weights_after(PolicyGradientLearner(seat="prover", reward_fn=lambda eps: rewards, opt=opt),
+                      generator_agent(), lambda l, g: l.update(g, episodes))
+    b = weights_after(PolicyGradientLearner(seat="prover", opt=opt), generator_agent(),
+                      lambda l, g: l.fit_rewards(g, episodes, rewards))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ArenaError, match="one per episode"):
+        PolicyGradientLearner(seat="prover", opt=opt).fit_rewards(generator_agent(), episodes, rewards[:-1])
 
 
 REST = [("2+3=", "5", 1.0), ("4+4=", "8", 0.9), ("1+6=", "7", 0.8), ("2+3=", "6", 0.1), ("4+4=", "9", 0.0)]
@@ -233,6 +256,18 @@ def test_filtered_nll_learner_lowers_the_filtered_loss():
     assert filtered_loss_on(agent, 0.5) < loss0 - 0.1
     assert [metrics[f"improve{i}_kept"] for i in range(3)] == [3.0, 2.0, 1.0]
     assert metrics["eval_best"] == 0.7
+
+
+def test_best_weights_keeps_the_earliest_best_step_and_restores_it():
+    model = torch.nn.Linear(2, 1)
+    best, seen = BestWeights(), []
+    for step, score in enumerate([0.2, 0.7, 0.7, 0.5]):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        seen.append(model.weight.detach().clone())
+        best.offer(model, score, step)
+    best.restore(model)
+    assert (best.step, best.score) == (1, 0.7) and torch.equal(model.weight, seen[1])
 
 
 def test_same_seed_same_update_and_optimizer_state_round_trips(tmp_path):

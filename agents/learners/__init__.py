@@ -9,6 +9,13 @@ Every `update` reads top to bottom, in the same three moves:
    named loss from `agents.losses`, each group of `grad_accum_steps`
    micro-batches one `optimizer_step`.
 
+A learner is configured entirely by its constructor. Where a recipe computes a
+round's data itself (a mixture over rounds, freshly sampled and scored batches),
+it hands that data to an explicit method instead of `update`:
+`VerifierLearner.fit_solutions(agent, solutions)`,
+`PolicyGradientLearner.fit_rewards(agent, episodes, rewards)`,
+`FilteredNLLLearner.improve_step(agent, optimizer, kept, tau, n_all)`.
+
 | module | its one job |
 |---|---|
 | `fitting` | the shared fitting loop: `Optimization`, `fit`, micro-batching, accelerate, `LearnerState` |
@@ -20,13 +27,13 @@ from agents.learners.fitting import (Data, LearnerState, LossOutput, Optimizatio
                                      frozen_logprobs, make_accelerator, make_optimizer, optimizer_step,
                                      plan_steps, prompt_encoder, resolve, resolve_mixed_precision,
                                      trainable_parameters, training_mode)
-from agents.learners.likelihood import FilteredNLLLearner, SFTLearner
+from agents.learners.likelihood import BestWeights, FilteredNLLLearner, SFTLearner
 from agents.learners.policy_gradient import PolicyGradientLearner, completion_rows, pad_rows
 from agents.learners.preference import (BradleyTerryLearner, DPOLearner, VerifierLearner,
                                         read_implicit_reward)
 
 __all__ = [
-    "BradleyTerryLearner", "DPOLearner", "Data", "FilteredNLLLearner", "LearnerState", "LossOutput",
+    "BestWeights", "BradleyTerryLearner", "DPOLearner", "Data", "FilteredNLLLearner", "LearnerState", "LossOutput",
     "Optimization", "PolicyGradientLearner", "SFTLearner", "VerifierLearner", "completion_rows", "fit",
     "freeze", "frozen_logprobs", "make_accelerator", "make_optimizer", "optimizer_step", "pad_rows",
     "plan_steps", "prompt_encoder", "read_implicit_reward", "resolve", "resolve_mixed_precision",

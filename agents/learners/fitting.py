@@ -37,7 +37,7 @@ from accelerate import Accelerator
 from torch import Tensor
 
 from agents.batch import PairBatch, completion_logprobs
-from arena.types import Episode
+from arena.types import ArenaError, Episode
 
 T = TypeVar("T")
 Data = Sequence[T] | Callable[[Sequence[Episode]], Sequence[T]]
@@ -96,14 +96,14 @@ def make_accelerator(model: torch.nn.Module, mixed_precision: str = "auto") -> A
     try:
         return Accelerator(cpu=device.type == "cpu", mixed_precision=mp)
     except ValueError as e:  # accelerate keeps one process-wide state
-        raise ValueError(f"all learners in one process must use the same mixed precision "
-                         f"(this one resolved to {mp!r}): {e}") from e
+        raise ArenaError(f"all learners in one process must use the same mixed precision "
+                         f"(this one resolved to {mp!r}): {' '.join(str(e).split())}") from e
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad is off)")
+        raise ArenaError(f"{type(model).__name__} has no trainable parameters (requires_grad is off)")
     return params
 
 
@@ -262,6 +262,7 @@ class LearnerState:
 
 
 def resolve(data: Data[T], episodes: Sequence[Episode]) -> list[T]:
+    """A learner's `data` for this round: the list itself, or the function applied to the episodes."""
     return list(data(episodes)) if callable(data) else list(data)
 
 

@@ -5,6 +5,9 @@
   step's scored data: for each threshold τ_i of a rising schedule, the NLL of the
   pairs with R > τ_i, the learning rate decaying from step to step, optionally
   keeping the weights of the step that scores best on an evaluation set.
+  `improve_step` (one Improve step on pairs the caller kept), `set_lr` and
+  `BestWeights` (that selection) are the parts `games.rest`'s learner builds its
+  own loop from.
 
 Where this departs from, or fills gaps in, ALGORITHMS.md: ReST Improve (§2): only
 pairs with R > τ are run through the model, rescaled by kept/all so the gradient
@@ -66,11 +69,15 @@ class FilteredNLLLearner(LearnerState):
     (kept / all) so the step follows ∇J exactly as written. With `eval_fn`, the
     weights after the best-scoring Improve step are kept (copied to CPU while the
     update runs: the one extra copy this algorithm asks for).
+
+    A caller that picks the kept pairs itself (ReST-EM's cap per source) or judges
+    each step by more than one number (`games.rest`) runs the same loop from the
+    parts: `optimizer_for`, `set_lr`, `improve_step` and `BestWeights`.
     """
 
-    data: Data[tuple[str, str, float]]
+    data: Data[tuple[str, str, float]] = ()
     """(prompt, completion, reward) with rewards normalised to [0, 1]; the recipe mixes
-    in the original data D ("D_g = samples ∪ D")."""
+    in the original data D ("D_g = samples ∪ D"). Empty when the caller runs the loop."""
     thresholds: Sequence[float] = (0.0, 0.7, 0.8, 0.9)
     """τ_1 < τ_2 < ...: one Improve step each (ReST used values from [0, .7, .8, .9, .95, .99])."""
     lr_decay: float = 0.5
@@ -86,35 +93,73 @@ class FilteredNLLLearner(LearnerState):
         triples = resolve(self.data, episodes)
         if not triples:
             return {"steps": 0.0}
-        encode = prompt_encoder(agent)
         rewards = torch.tensor([float(r) for _, _, r in triples])  # (N,)
         optimizer = self.optimizer_for(agent.model, self.opt)
         metrics: dict[str, float] = {"reward_mean": rewards.mean().item()}
-        best: tuple[float, dict[str, Tensor]] | None = None
+        best = BestWeights()
         for step, tau in enumerate(self.thresholds):
-            kept = [i for i in range(len(triples)) if rewards[i] > tau]
-            for group in optimizer.param_groups:
-                group["lr"] = self.opt.lr * self.lr_decay ** step
+            kept = [triples[i] for i in range(len(triples)) if rewards[i] > tau]
+            self.set_lr(optimizer, step)
             metrics[f"improve{step}_kept"] = float(len(kept))
             if not kept:
                 continue
-
-            def loss_of(idx: list[int], tau: float = tau, kept: list[int] = kept) -> LossOutput:
-                rows = [kept[i] for i in idx]
-                batch = encode_pairs(agent.tokenizer, [triples[i][0] for i in rows],
-                                     [triples[i][1] for i in rows], self.max_length, encode_prompt=encode)
-                token_logps, mask = completion_logprobs(agent.model, batch)
-                r = rewards[rows].to(token_logps.device)
-                return filtered_nll(token_logps, mask, r, tau) * (len(kept) / len(triples)), {}
-
-            m = fit(agent.model, optimizer, len(kept), loss_of, self.opt, self._rng)
+            m = self.improve_step(agent, optimizer, kept, tau, len(triples))
             metrics[f"improve{step}_loss"] = m.get("loss", math.nan)
             if self.eval_fn is not None:
                 score = float(self.eval_fn(agent))
                 metrics[f"improve{step}_eval"] = score
-                if best is None or score > best[0]:
-                    best = (score, {k: v.detach().to("cpu", copy=True) for k, v in agent.model.state_dict().items()})
-        if best is not None:
-            agent.model.load_state_dict(best[1])
-            metrics["eval_best"] = best[0]
+                best.offer(agent.model, score, step)
+        if best.step is not None:
+            best.restore(agent.model)
+            metrics["eval_best"] = best.score
         return metrics
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set Improve step `step`'s (0-based) learning rate, `opt.lr`·lr_decay^step; returns it."""
+        lr = self.opt.lr * self.lr_decay ** step
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def improve_step(self, agent: Any, optimizer: torch.optim.Optimizer, kept: Sequence[tuple[str, str, float]],
+                     tau: float, n_all: int) -> dict[str, float]:
+        """One Improve step: J(θ) = (1/n_all)·Σ 1{R > τ}·NLL(y|x) over D_g (|D_g| = n_all), run on
+        the `kept` (prompt, completion, reward) triples only (the others contribute 0), each
+        micro-batch scaled by kept/all so the step follows ∇J as written. Returns `fit`'s metrics."""
+        encode = prompt_encoder(agent)
+        rewards = torch.tensor([float(r) for _, _, r in kept])  # (K,)
+
+        def loss_of(idx: list[int]) -> LossOutput:
+            batch = encode_pairs(agent.tokenizer, [kept[i][0] for i in idx], [kept[i][1] for i in idx],
+                                 self.max_length, encode_prompt=encode)
+            token_logps, mask = completion_logprobs(agent.model, batch)  # (B, T-1) each
+            r = rewards[idx].to(token_logps.device)  # (B,)
+            return filtered_nll(token_logps, mask, r, tau) * (len(kept) / n_all), {}
+
+        return fit(agent.model, optimizer, len(kept), loss_of, self.opt, self._rng)
+
+
+class BestWeights:
+    """The weights after the best-scoring step so far, one copy on the CPU.
+
+    `offer` after each step; a strictly higher score replaces the copy (the earliest
+    of equal scores stays). `restore` loads the copy back unless the best step was
+    the last one offered (the model holds those weights already).
+    """
+
+    def __init__(self) -> None:
+        self.score: float | None = None
+        self.step: int | None = None
+        """The best step offered so far (None: none yet)."""
+        self._last: int | None = None
+        self._state: dict[str, Tensor] | None = None
+
+    def offer(self, model: torch.nn.Module, score: float, step: int) -> None:
+        self._last = step
+        if self.score is None or score > self.score:
+            self.score, self.step = score, step
+            self._state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self._state is not None and self.step != self._last:
+            model.load_state_dict(self._state)

@@ -22,7 +22,7 @@ from torch import Tensor
 from agents.batch import PairBatch, batch_from_token_ids, completion_logprobs, pad_id_of
 from agents.learners.fitting import LearnerState, LossOutput, Optimization, fit, freeze, frozen_logprobs
 from agents.losses import group_advantages, kl_k1, kl_shaped_rewards, masked_sum, policy_gradient_loss
-from arena.types import Episode, Step
+from arena.types import ArenaError, Episode, Step
 
 
 @dataclass(kw_only=True)
@@ -40,8 +40,9 @@ class PolicyGradientLearner(LearnerState):
 
     seat: str
     """Whose moves to train on."""
-    reward_fn: Callable[[Sequence[Episode]], Sequence[float]]
-    """One reward per episode (for this seat), e.g. SRC/CGC/goodhart or a proxy RM score."""
+    reward_fn: Callable[[Sequence[Episode]], Sequence[float]] | None = None
+    """One reward per episode (for this seat), e.g. a proxy RM score. None when the caller
+    scores its own batches and hands the rewards to `fit_rewards` (e.g. SRC/CGC/goodhart)."""
     reference: torch.nn.Module | None = None
     """π_ref for the KL penalty (frozen here on init); None only with beta = 0."""
     beta: float = 0.0
@@ -63,16 +64,25 @@ class PolicyGradientLearner(LearnerState):
 
     def __post_init__(self) -> None:
         if self.kl_estimator not in ("k3", "k1"):
-            raise ValueError(f"kl_estimator must be 'k3' or 'k1', not {self.kl_estimator!r}")
+            raise ArenaError(f"kl_estimator must be 'k3' or 'k1', not {self.kl_estimator!r}")
+        if self.baseline not in ("rloo", "mean", "none"):
+            raise ArenaError(f"baseline must be 'rloo', 'mean' or 'none', not {self.baseline!r}")
         if self.reference is not None:
             freeze(self.reference)
         elif self.beta:
-            raise ValueError("PolicyGradientLearner: beta > 0 needs a reference model")
+            raise ArenaError("PolicyGradientLearner: beta > 0 needs a reference model")
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        rewards_per_episode = [float(r) for r in self.reward_fn(episodes)]
+        if self.reward_fn is None:
+            raise TypeError("PolicyGradientLearner.update needs a reward_fn; without one, call fit_rewards")
+        return self.fit_rewards(agent, episodes, self.reward_fn(episodes))
+
+    def fit_rewards(self, agent: Any, episodes: Sequence[Episode], rewards: Sequence[float]) -> dict[str, float]:
+        """One update on `episodes` with one reward per episode given by the caller instead of `reward_fn`."""
+        rewards_per_episode = [float(r) for r in rewards]
         if len(rewards_per_episode) != len(episodes):
-            raise ValueError(f"reward_fn gave {len(rewards_per_episode)} rewards for {len(episodes)} episodes")
+            raise ArenaError(f"{len(rewards_per_episode)} rewards for {len(episodes)} episodes: "
+                             f"the policy gradient needs one per episode")
         samples = [(e, s, r) for e, r in zip(episodes, rewards_per_episode)
                    for s in e.moves(self.seat) if "completion_ids" in s.extras]
         if not samples:

@@ -27,7 +27,7 @@ from agents.learners.fitting import (Data, LearnerState, LossOutput, Optimizatio
                                      frozen_logprobs, prompt_encoder, resolve)
 from agents.losses import (bradley_terry_loss, dpo_loss, explicit_rm_loss, implicit_reward, masked_sum,
                            rpo_loss, verifier_loss)
-from arena.types import Episode
+from arena.types import ArenaError, Episode
 
 
 @dataclass(kw_only=True)
@@ -57,7 +57,7 @@ class DPOLearner(LearnerState):
 
     def __post_init__(self) -> None:
         if self.loss not in ("dpo", "rpo-sum", "rpo-mean"):
-            raise ValueError(f"loss must be 'dpo', 'rpo-sum' or 'rpo-mean', not {self.loss!r}")
+            raise ArenaError(f"loss must be 'dpo', 'rpo-sum' or 'rpo-mean', not {self.loss!r}")
         freeze(self.reference)
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
@@ -167,15 +167,20 @@ class VerifierLearner(LearnerState):
     rounds' solutions are the recipe's (it owns the agent and the data).
     """
 
-    data: Data[tuple[Hashable, str, bool]]
-    """(problem id, text the verifier reads, correct?) per solution."""
+    data: Data[tuple[Hashable, str, bool]] = ()
+    """(problem id, text the verifier reads, correct?) per solution. Empty when the caller
+    builds each round's solutions itself and hands them to `fit_solutions`."""
     lam: float = 1e-3
     """λ: weight of the E[V²] penalty that keeps scores near zero."""
     opt: Optimization = field(default_factory=Optimization)
     """Optimizer settings (`batch_size` counts problems)."""
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        solutions = resolve(self.data, episodes)
+        return self.fit_solutions(agent, resolve(self.data, episodes))
+
+    def fit_solutions(self, agent: Any, solutions: Sequence[tuple[Hashable, str, bool]]) -> dict[str, float]:
+        """One update on the caller's (problem id, verifier text, correct?) solutions instead of
+        `data` (e.g. a mixture of every round's solutions that the recipe draws itself)."""
         by_problem: dict[Hashable, list[int]] = {}
         for i, (pid, _, _) in enumerate(solutions):
             by_problem.setdefault(pid, []).append(i)
