@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from arena.game import parse_options
+from arena.options import parse_query
 from arena.gameinfo import GameInfo
 from arena.registry import load_attr
 from arena.seeding import stable_hash
@@ -95,7 +95,10 @@ def _make(name: str, options: str, ctx: AgentContext):
     if name == "random":
         return RandomAgent(ctx.action_space)
     if name == "constant":
-        value = parse_options(options).get("value", "0")
+        unknown = sorted(set(parse_query(options, "scripted:constant option")) - {"value"})
+        if unknown:
+            raise ArenaError(f"unknown scripted:constant option(s) {', '.join(unknown)}; known: value")
+        value = parse_query(options, "scripted:constant option").get("value", ["0"])[-1]
         return ConstantAgent(ctx.action_space, value)
     known = ", ".join(sorted([*bots, "random", "constant"]))
     raise ArenaError(f"unknown scripted agent {name!r} for {ctx.game_id}; known: {known}")

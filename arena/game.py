@@ -57,8 +57,3 @@ def end_episode(env: Any, info: dict[str, Any]) -> None:
     """Terminate every agent, each with a copy of the episode's final info."""
     env.infos = {a: dict(info) for a in env.agents}
     env.terminations = {a: True for a in env.agents}
-
-
-def parse_options(options: str) -> dict[str, str]:
-    """Agent-spec options `a=1&b=x` -> {"a": "1", "b": "x"}."""
-    return dict(kv.split("=", 1) for kv in options.split("&") if "=" in kv)

@@ -38,9 +38,10 @@ class GameInfo:
     """Round metrics shown first in the live view, `arena runs` and reports."""
     live_losses: Sequence[str] = ()
     """Learner metrics shown as live-view columns (all of a learner's metrics if it reports none of these)."""
-    extra_seats: Sequence[str] = ()
-    """Seats that exist only under some settings (rest-v0's `reward`); a recipe builds them with
-    `ctx.agent(seat, spec, **env_kwargs)`, so `--seat` can override them."""
+    extra_seats: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Seats that exist only under some settings -> those settings (rest-v0's `{"reward": {"reward":
+    "seat"}}`); a recipe builds them with `ctx.agent(seat, spec, **env_kwargs)`, so `--seat` can
+    override them."""
     symmetric_seats: Sequence[str] = ()
     """Seats that share one pool of entrants in tournaments and play round robin (duel-v0's policies)."""
     bots: Mapping[str, str] = field(default_factory=dict)

@@ -51,6 +51,11 @@ def parse_query(query: str, what: str = "option") -> dict[str, list[str]]:
     return out
 
 
+def spec_options(cls: type, options: str, what: str) -> Any:
+    """An agent spec's `?a=1&b=x` options as an instance of the dataclass `cls` (a bot's `Params`)."""
+    return build(cls, parse_query(options, f"{what} option"), f"{what} option")
+
+
 def coerce(raw: str | Sequence[str], typ: Any, name: str = "value") -> Any:
     """Convert a string (or a repeated option's strings) to `typ`; ValueError says why not."""
     values = [raw] if isinstance(raw, str) else list(raw)

@@ -250,6 +250,17 @@ class Trainer:
             self.emit({"type": "run_end", "run": self.cfg.run, "rounds": len(done)})
 
     def run(self, start: int = 0) -> list[dict[str, Any]]:
+        """Play rounds `start`.. to the end; the run's lock is held until this returns or raises
+        (taken again if this trainer gave it up), so no other writer can interleave."""
+        if self.lock is None:
+            self.lock = RunLock(self.run_dir).acquire()
+        try:
+            return self._run(start)
+        finally:
+            self.lock.release()
+            self.lock = None
+
+    def _run(self, start: int) -> list[dict[str, Any]]:
         cfg = self.cfg
         previous = self.store.round_summaries()
         self.emit({"type": "run_start", "run": cfg.run, "game": self.game_id, "rounds": cfg.rounds,

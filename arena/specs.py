@@ -56,14 +56,32 @@ def agent_factories() -> dict[str, Callable[..., Any]]:
 
 
 def build_agent(spec: str, ctx: AgentContext):
-    """Build the agent a spec string names, for the seat in `ctx`."""
+    """Build the agent a spec string names, for the seat in `ctx`; refuse one that writes the
+    wrong kind of move for the seat (a generator in a scoring seat, a scorer in a text seat)."""
     kind, arg = parse_spec(spec)
     if kind == "ckpt":
-        return load_checkpoint_agent(resolve_checkpoint(arg, ctx.runs_dir), ctx)
-    factories = agent_factories()
-    if kind not in factories:
-        raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {', '.join(sorted([*factories, 'ckpt']))}")
-    return factories[kind].load()(arg, ctx)
+        agent = load_checkpoint_agent(resolve_checkpoint(arg, ctx.runs_dir), ctx)
+    else:
+        factories = agent_factories()
+        if kind not in factories:
+            raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {', '.join(sorted([*factories, 'ckpt']))}")
+        agent = factories[kind].load()(arg, ctx)
+    check_seat_fit(agent, ctx, spec)
+    return agent
+
+
+def seat_takes(space: Any) -> str | None:
+    """What a seat's action space takes: "text" (a `Text` space), "score" (a `Box`), else None."""
+    from gymnasium import spaces
+
+    return "text" if isinstance(space, spaces.Text) else "score" if isinstance(space, spaces.Box) else None
+
+
+def check_seat_fit(agent: Any, ctx: AgentContext, spec: str) -> None:
+    """An agent that declares what it `produces` ("text" or "score") must fit its seat."""
+    produces, takes = getattr(agent, "produces", None), seat_takes(ctx.action_space)
+    if produces and takes and produces != takes:
+        raise ArenaError(f"{spec[:200]} writes {produces}s, but seat {ctx.seat!r} of {ctx.game_id} takes a {takes}")
 
 
 def load_checkpoint_agent(path: Path, ctx: AgentContext):

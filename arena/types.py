@@ -33,7 +33,12 @@ class Move:
 
 @runtime_checkable
 class Agent(Protocol):
-    """One seat's player, batched over concurrent episodes."""
+    """One seat's player, batched over concurrent episodes.
+
+    An agent may declare `produces = "text"` or `"score"`: building it for a seat whose action
+    space takes the other kind (a `Text` or a `Box` space) is then a one-line error, not a round
+    of invalid moves (`arena.specs.check_seat_fit`).
+    """
 
     def act(self, observations: Sequence[Observation]) -> list[Any]:
         """Return one action (or `Move`) per observation, in order."""
@@ -70,6 +75,11 @@ class Learner(Protocol):
 
     def update(self, agent: Agent, episodes: Sequence["Episode"]) -> dict[str, float]:
         """Train `agent` in place on this round's episodes; return metrics."""
+        ...
+
+    def reset(self, seed: int) -> None:
+        """Re-seed the learner's own RNG (data order, sampling); the trainer calls it before each
+        round with a seed derived from (run seed, round, seat), so a resumed run replays exactly."""
         ...
 
 

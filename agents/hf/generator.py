@@ -138,6 +138,7 @@ class GeneratorAgent:
     """
 
     kind = "hf"
+    produces = "text"
 
     def __init__(self, model, tokenizer, sampling: SamplingConfig | None = None, *,
                  seed: int = 0, max_batch: int = 0):

@@ -26,6 +26,7 @@ class ScorerAgent:
     """
 
     kind = "hf"
+    produces = "score"
 
     def __init__(self, model, tokenizer, *, max_batch: int = 0, max_length: int = 0, seed: int = 0):
         self.model = model

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from arena.game import parse_options
+from arena.options import spec_options
 from arena.seeding import stable_hash
 from games.duel.rules import NUMBER_RE, TASKS, verdict
 
@@ -26,6 +26,7 @@ class Adder:
 
     kind = "scripted"
     name = "adder"
+    produces = "text"
 
     @dataclass
     class Params:
@@ -33,7 +34,7 @@ class Adder:
         """Largest error added to the right answer."""
 
     def __init__(self, seat: str = "", options: str = ""):
-        self.params = self.Params(**{k: int(v) for k, v in parse_options(options).items()})
+        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
         self.seed = 0
 
     def reset(self, seed: int) -> None:
@@ -59,6 +60,7 @@ class Checker(Adder):
     """A judge that recomputes the gold `sum` score of both answers."""
 
     name = "checker"
+    produces = "score"
 
     @dataclass
     class Params:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from arena.game import parse_options
+from arena.options import spec_options
 from arena.seeding import stable_hash
 from games.prover_verifier import rules
 
@@ -28,8 +28,7 @@ class _Bot:
 
     def __init__(self, seat: str = "", options: str = ""):
         self.seat, self.seed = seat, 0
-        self.params = self.Params(**{k: type(getattr(self.Params(), k))(v)
-                                     for k, v in parse_options(options).items()})
+        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
 
     @dataclass
     class Params:
@@ -53,6 +52,7 @@ class RolePlayProver(_Bot):
     """Follows the role in its observation: correct steps if helpful, one planted error if sneaky."""
 
     name = "role-play"
+    produces = "text"
 
     @dataclass
     class Params:
@@ -92,6 +92,7 @@ class SpotCheckVerifier(_Bot):
     """Re-checks each step with probability `check_rate`; +1 if nothing wrong is found, else -1."""
 
     name = "spot-check"
+    produces = "score"
 
     @dataclass
     class Params:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from arena.game import parse_options
+from arena.options import spec_options
 from arena.seeding import stable_hash
 from games.rest import rules
 
@@ -29,8 +29,7 @@ class _Bot:
 
     def __init__(self, seat: str = "", options: str = ""):
         self.seat, self.seed = seat, 0
-        defaults = self.Params()
-        self.params = self.Params(**{k: type(getattr(defaults, k))(v) for k, v in parse_options(options).items()})
+        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
 
     def reset(self, seed: int) -> None:
         self.seed = seed
@@ -46,6 +45,7 @@ class RuleTranslator(_Bot):
     """The rule-based translator: always the reference (R = 1)."""
 
     name = "rule"
+    produces = "text"
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         return [rules.target(rules.translate(obs["source"])) for obs in observations]
@@ -55,6 +55,7 @@ class HumanTranslator(_Bot):
     """The original data's translator: the reference, with one mistake with probability `noise`."""
 
     name = "human"
+    produces = "text"
 
     @dataclass
     class Params:
@@ -79,6 +80,7 @@ class ChrfScorer(_Bot):
     """Plays the reward seat with the metric itself: chrF++ against the observation's reference."""
 
     name = "chrf"
+    produces = "score"
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[np.ndarray]:
         return [np.array([rules.chrf(obs["completion"], obs["reference"])], dtype=np.float32)

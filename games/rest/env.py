@@ -55,7 +55,7 @@ class RestEnv(TextGame):
         },
         headline=("reward", "best_of_n", "chrf", "exact"),
         live_losses=("BC", "Dg", "Dg_R", "best_I"),
-        extra_seats=("reward",),
+        extra_seats={"reward": {"reward": "seat"}},
         bots={
             "rule": "games.rest.bots:RuleTranslator",
             "human": "games.rest.bots:HumanTranslator",
