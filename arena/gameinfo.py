@@ -34,6 +34,9 @@ class GameInfo:
     recipes: Mapping[str, str] = field(default_factory=dict)
     """Recipe name -> `module:attr` of `recipe(ctx: RecipeContext) -> Setup`; `default` is what
     `arena train` uses. A game with none is trained with the `--seat` agents and no learners."""
+    recipe_params: Mapping[str, str] = field(default_factory=dict)
+    """Recipe name -> `module:Class` of the dataclass its `--set KEY=VALUE` overrides build (each
+    field documented by the docstring under it); `arena train <game> --help` lists them."""
     headline: Sequence[str] = ()
     """Round metrics shown first in the live view, `arena runs` and reports."""
     live_losses: Sequence[str] = ()

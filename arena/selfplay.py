@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
+from arena.options import build as build_options
 from arena.registry import GameSpec, load_attr
 from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
@@ -115,35 +116,9 @@ class RecipeContext:
 
 
 def resolve_params(cls: type, overrides: dict[str, str]):
-    """Build a recipe's params dataclass from string overrides, checking names and types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ArenaError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    values = {}
-    for name, raw in overrides.items():
-        default = getattr(cls(), name)
-        try:
-            values[name] = _coerce(raw, default)
-        except ValueError:
-            raise ArenaError(f"bad value for {name}: {raw!r} (expected {type(default).__name__})") from None
-    return cls(**values)
-
-
-def _coerce(raw: str, like: Any) -> Any:
-    if isinstance(like, bool):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(raw)
-    if isinstance(like, int):
-        return int(raw)
-    if isinstance(like, float):
-        return float(raw)
-    if isinstance(like, (tuple, list)):
-        return type(like)(_coerce(x, like[0]) if like else x for x in raw.split(","))
-    return raw
+    """Build a recipe's params dataclass from `--set` overrides: names and types checked, non-finite
+    numbers refused, all through `arena.options` (one line naming the known keys otherwise)."""
+    return build_options(cls, overrides, "parameter")
 
 
 def default_setup(ctx: RecipeContext) -> Setup:

@@ -143,3 +143,16 @@ def test_a_run_whose_setup_fails_leaves_no_directory_behind(capsys, runs):
     assert not (runs / "typo").exists()
     assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "1", "--episodes", "4",
                  "--run", "typo", "--plain"]) == 0  # the corrected command is not blocked
+
+
+def test_train_help_for_a_game_lists_its_recipe_keys_and_settings(capsys):
+    from arena.cli import main
+    from games.prover_verifier.recipe import CheckabilityParams
+
+    assert main(["train", "prover-verifier-v0", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--rounds" in out and "(default 3)" in out  # the flags, defaults from TrainConfig
+    assert "recipe default: --set KEY=VALUE" in out
+    line = next(l for l in out.splitlines() if l.split()[:1] == ["kl_coef"])
+    assert repr(CheckabilityParams().kl_coef) in line and "KL penalty" in line
+    assert "game settings: --env KEY=VALUE" in out and "max_value" in out

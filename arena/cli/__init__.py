@@ -44,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_help(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """`arena train [GAME] --help`: the flags, then (given a game) every recipe key and game setting."""
+    from arena.cli.knobs import print_knobs
+
+    try:
+        parser.parse_args(["train", "--help"])
+    except SystemExit:
+        pass
+    game = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if game:
+        print_knobs(game)
+    else:
+        print("\n(arena train GAME --help also lists that game's recipe keys and settings)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -55,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif len(argv) > 1 and argv[0] == "experiment" and not argv[1].startswith("-"):
         args = argparse.Namespace(func=plugins.cmd_experiment, name=argv[1], rest=argv[2:], runs_dir=None)
     else:
+        if argv[0] == "train" and {"-h", "--help"} & set(argv):
+            return train_help(parser, argv)
         args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:

@@ -92,6 +92,8 @@ class AdversarialRMEnv(TextGame):
             "rpo-sum": "games.adversarial_rm.recipe:rpo_sum",
             "rpo-mean": "games.adversarial_rm.recipe:rpo_mean",
         },
+        recipe_params={name: "games.adversarial_rm.prepare:Params"
+                       for name in ("default", "explicit", "baseline", "dpo", "rpo-sum", "rpo-mean")},
         headline=("gold", "rm_margin", "length"),
         pretrain="games.adversarial_rm.recipe:pretrain",
     )

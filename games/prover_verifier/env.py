@@ -60,6 +60,7 @@ class ProverVerifierEnv(TextGame):
             "default": "games.prover_verifier.recipe:checkability",
             "scripted": "games.prover_verifier.recipe:scripted",
         },
+        recipe_params={"default": "games.prover_verifier.recipe:CheckabilityParams"},
         headline=("helpful_accuracy", "sneaky_incorrect", "sneaky_success", "verifier_auc"),
         live_losses=("loss", "heldout_auc", "best_of_n", "kl"),
         bots={

@@ -53,6 +53,8 @@ class RestEnv(TextGame):
             "rest": "games.rest.recipe:rest",
             "em": "games.rest.recipe:rest_em",
         },
+        recipe_params={"default": "games.rest.recipe:Params", "rest": "games.rest.recipe:Params",
+                       "em": "games.rest.recipe:EMParams"},
         headline=("reward", "best_of_n", "chrf", "exact"),
         live_losses=("BC", "Dg", "Dg_R", "best_I"),
         extra_seats={"reward": {"reward": "seat"}},
