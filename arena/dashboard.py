@@ -146,7 +146,7 @@ def render(snap: Snapshot, width: int | None = None) -> Group:
     if snap.current_round is not None:
         total = max(1, snap.episodes_per_round)
         line = Table.grid(padding=(0, 1))
-        line.add_row(Text(f"round {snap.current_round + 1}/{snap.rounds_total}", style="bold"),
+        line.add_row(Text(f"round {snap.current_round} of 0-{snap.rounds_total - 1}", style="bold"),
                      ProgressBar(total=total, completed=min(snap.episodes_done, total), width=30),
                      Text(f"{snap.episodes_done}/{total} episodes"))
         parts += [line, Text(snap.phase, style="dim")]  # own line: learners' progress lines are long

@@ -38,7 +38,7 @@ def test_render_shows_one_row_per_finished_round_and_progress():
         assert header in text
     row = next(line for line in text.splitlines() if line.split("│")[1:2] == ["     0 "])
     assert "0.5" in row and "-0.5" in row and "0.75" in row and "0.25" in row and "0:10" in row and "0:20" in row
-    assert "round 2/3" in text and "16/64 episodes" in text
+    assert "round 1 of 0-2" in text and "16/64 episodes" in text  # 0-based, like the table and checkpoints
     assert "other" not in text  # only headline metrics get a column
 
 
@@ -109,5 +109,5 @@ def test_learner_progress_shows_as_the_phase_line():
                            {"type": "learner_start", "round": 0, "seat": "prover"},
                            {"type": "learner_progress", "round": 0, "seat": "prover", "message": "RL step 3/12"}])
     lines = capture(render(snap)).splitlines()
-    assert any("round 1/3" in line and "64/64 episodes" in line for line in lines)
+    assert any("round 0 of 0-2" in line and "64/64 episodes" in line for line in lines)
     assert "training prover: RL step 3/12" in lines
