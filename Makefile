@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,gguf]"
+	$(PY) -m pip install -q -e ".[test,gguf,tracking]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -156,3 +156,21 @@ def test_train_help_for_a_game_lists_its_recipe_keys_and_settings(capsys):
     line = next(l for l in out.splitlines() if l.split()[:1] == ["kl_coef"])
     assert repr(CheckabilityParams().kl_coef) in line and "KL penalty" in line
     assert "game settings: --env KEY=VALUE" in out and "max_value" in out
+
+
+def test_train_logs_every_round_to_tensorboard(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from arena.cli import main
+
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
+                 "--run", "tb", "--plain", "--tensorboard"]) == 0
+    acc = EventAccumulator(str(runs / "tb" / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"metrics/sneaky_success", "reward/prover", "learner/verifier/check_rate"} <= set(tags)
+    steps = [e.step for e in acc.Scalars("learner/verifier/check_rate")]
+    assert steps == [0, 1]
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "1", "--episodes", "4",
+                 "--run", "notb", "--plain", "--no-tensorboard"]) == 0
+    assert not (runs / "notb" / "tensorboard").exists()

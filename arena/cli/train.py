@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="override a seat's agent")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe hyper-parameter")
     s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
+    add_tensorboard_flag(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("resume", help="continue a run after a crash", parents=[global_options()],
@@ -33,7 +34,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--game", dest="game_path", metavar="MODULE:CLASS",
                    help="the game's import path, for a run of a game that is not registered")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    add_tensorboard_flag(s)
     s.set_defaults(func=cmd_resume)
+
+
+def add_tensorboard_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="log every round's metrics to <run>/tensorboard/ (default: on when the tensorboard "
+                        "package is installed)")
+
+
+def tracked(args: argparse.Namespace, view):
+    """The event sink of a training command: the live view, plus TensorBoard when asked or available.
+    Returns (sink, attach, logs): attach(run_dir) starts the TensorBoard log once the run exists;
+    the caller closes the logs."""
+    from arena import tracking
+
+    wanted = tracking.available() if args.tensorboard is None else args.tensorboard
+    if wanted and not tracking.available():
+        raise ArenaError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    logs: list = []
+
+    def sink(event):
+        view(event)
+        for log in logs:
+            log(event)
+
+    def attach(run_dir):
+        if wanted:
+            logs.append(tracking.TensorBoardLog(run_dir))
+
+    return sink, attach, logs
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -44,12 +75,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                       seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
                       params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None))
     view = LiveView(Console(force_terminal=False) if args.plain else None)
-    trainer = new_run(cfg, runs_dir_of(args), on_event=view)
+    sink, attach, logs = tracked(args, view)
+    trainer = new_run(cfg, runs_dir_of(args), on_event=sink)
+    attach(trainer.run_dir)
     try:
         with view:
             trainer.run(trainer.restore())
     finally:
         trainer.close()
+        for log in logs:
+            log.close()
     print_report(trainer)
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)")
     return 0
@@ -63,7 +98,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     base = runs_dir_of(args)
     run_dir = find_run(args.run, base)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
-    trainer = load_run(run_dir, base, on_event=view, game=args.game_path, device=getattr(args, "device", None))
+    sink, attach, logs = tracked(args, view)
+    trainer = load_run(run_dir, base, on_event=sink, game=args.game_path, device=getattr(args, "device", None))
+    attach(run_dir)
     try:
         if args.rounds is not None:
             if args.rounds < trainer.cfg.rounds:
@@ -81,6 +118,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             trainer.run(start)
     finally:
         trainer.close()
+        for log in logs:
+            log.close()
     print_report(trainer)
     Console().print(f"run {run_dir} resumed and finished")
     return 0
