@@ -8,9 +8,10 @@ and pretraining call it too, so train and play see identical inputs).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -250,7 +251,7 @@ class GeneratorAgent:
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (U, T) positions count real tokens only
         cache = new_kv_cache(self.model.config, T + s.max_new_tokens)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **self._cache_kw(cache),
                          use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float()  # (U, V)
         if U < B:
@@ -296,11 +297,20 @@ class GeneratorAgent:
                 rows = [rows[r] for r in keep]
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)  # (b, T + step + 1)
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
-                             past_key_values=cache, use_cache=True)
+                             **self._cache_kw(cache), use_cache=True)
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
                 for i in range(B)]
+
+    def _cache_kw(self, cache) -> dict[str, Any]:
+        """The KV cache as the model's forward names it: `cache` (transformers >= 5.2x, where
+        `past_key_values` is deprecated and warns on every call) or `past_key_values` (older)."""
+        name = self.__dict__.get("_cache_arg")
+        if name is None:
+            params = inspect.signature(self.model.forward).parameters
+            name = self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        return {name: cache}
 
     def _final_text(self, completion: list[int]) -> str:
         text = self.tokenizer.decode(completion, skip_special_tokens=True)
