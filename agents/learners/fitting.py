@@ -206,6 +206,12 @@ class LearnerState:
         """Re-seed the learner's own generator (micro-batch shuffling). Never the global RNG."""
         self._rng.manual_seed(int(seed))
 
+    @property
+    def rng(self) -> torch.Generator:
+        """The learner's own generator, re-seeded by `reset`. A caller that builds its loop from
+        this learner's parts draws its other randomness from it too: one stream per seed."""
+        return self._rng
+
     def optimizer_for(self, model: torch.nn.Module, opt: Optimization) -> torch.optim.Optimizer:
         """AdamW over `model`'s trainable parameters: fresh, or the kept/loaded one."""
         params = trainable_parameters(model)

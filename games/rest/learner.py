@@ -11,10 +11,14 @@ then reads top to bottom:
 3. (ReST-EM) restart from the base model;
 4. for each threshold τ_i of the rising schedule -- one Improve step: keep the
    pairs with R > τ_i (ReST-EM: at most K per source), minimise the filtered NLL
-   `agents.losses.filtered_nll` on them, continuing from the previous step with
-   the learning rate times `lr_decay`; evaluate on the validation and test sets;
+   on them, continuing from the previous step with the learning rate times
+   `lr_decay`; evaluate on the validation and test sets;
 5. keep the weights of the step with the best validation reward (they seed the
    next Grow step), and draw the Best-of-N curve of that policy.
+
+The Improve steps are `agents.learners.FilteredNLLLearner`'s (`improve_step`,
+`set_lr`, `BestWeights`); this learner adds what ReST's loop asks beyond them:
+D_g, ReST-EM's cap per source, and a row of evaluations per step.
 
 Every Improve step's row is kept in `history` (saved with the learner's
 checkpoint, so a resumed run's table is whole), written to `<run>/rest/` as
@@ -182,12 +186,21 @@ class ReSTLearner:
     progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
     """Set by the trainer: one line per Improve step for the live view (`arena.types.Learner`)."""
     history: dict[str, Any] = field(default_factory=lambda: {"steps": [], "bon": {}})
-    _rng: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0), init=False, repr=False)
+    improver: Any = field(init=False, repr=False)
+    """`agents.learners.FilteredNLLLearner` built from the fields above: the Improve steps, and the
+    generator that draws ReST-EM's caps and shuffles the micro-batches."""
     _data: list[rules.Scored] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from agents.learners import FilteredNLLLearner, Optimization
+
+        self.improver = FilteredNLLLearner(
+            thresholds=rules.thresholds(self.thresholds), lr_decay=self.lr_decay,
+            opt=Optimization(lr=self.lr, batch_size=self.batch_size, epochs=self.epochs))
 
     # -- Learner protocol and checkpoints
     def reset(self, seed: int) -> None:
-        self._rng.manual_seed(int(seed))
+        self.improver.reset(seed)
 
     def save(self, directory: Path) -> None:
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -220,7 +233,7 @@ class ReSTLearner:
 
     # -- the algorithm
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        from agents.learners import Optimization, make_optimizer
+        from agents.learners import BestWeights
 
         steps, grow = self.history["steps"], 1 + max((s["grow"] for s in self.history["steps"]), default=0)
         self.history.update(reward=self.reward.name, variant="em" if self.binary_cut is not None else "rest")
@@ -235,59 +248,36 @@ class ReSTLearner:
             from agents.hf import load_weights_in_place
 
             load_weights_in_place(agent.model, Path(self.restart_from))
-        optimizer = make_optimizer(agent.model, Optimization(lr=self.lr, batch_size=self.batch_size,
-                                                             epochs=self.epochs))
-        np_rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=self._rng)))
-        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        improver = self.improver
+        optimizer = improver.optimizer_for(agent.model, improver.opt)  # fresh each Grow step
+        np_rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=improver.rng)))
+        best = BestWeights()  # one CPU copy of the best step's weights
         rows = []
-        taus = rules.thresholds(self.thresholds)
+        taus = improver.thresholds
         for i, tau in enumerate(taus):
             kept = rules.keep(dg, tau)
             if self.cap:
                 kept = rules.cap_per_source(kept, self.cap, np_rng)
             if self.progress:
                 self.progress(f"Improve {i + 1}/{len(taus)}: tau={tau:g}, {len(kept)} of {len(dg)} pairs")
-            lr = self.lr * self.lr_decay ** i
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            fitted = self.improve(agent, optimizer, kept, len(dg), tau) if kept else {}
+            lr = improver.set_lr(optimizer, i)
+            triples = [(rules.prompt(p.source), rules.target(p.completion), p.reward) for p in kept]
+            fitted = improver.improve_step(agent, optimizer, triples, tau, len(dg)) if kept else {}
             row = {"grow": grow, "improve": i, "label": f"G{grow} I{i}", "tau": tau, "lr": lr,
                    "pairs": len(kept), "kept": len(kept) / max(1, len(dg)),
                    "from_data": sum(p.origin == "data" for p in kept),
                    "length": float(np.mean([len(p.completion) for p in kept])) if kept else 0.0,
                    "loss": fitted.get("loss", math.nan), **self.evaluation.step(agent)}
             rows.append(self._record(row))
-            if self.keep_best and (best is None or row["valid"] > best[0]):  # one CPU copy of the best weights
-                best = (row["valid"], i, {k: v.detach().to("cpu", copy=True) for k, v in agent.model.state_dict().items()})
-        if best is not None and best[1] != len(rows) - 1:
-            agent.model.load_state_dict(best[2])
-        chosen = best[1] if best is not None else len(rows) - 1
+            if self.keep_best:
+                best.offer(agent.model, row["valid"], i)
+        best.restore(agent.model)
+        chosen = best.step if best.step is not None else len(rows) - 1
         for row in rows:
             row["seeds_next"] = row["improve"] == chosen
         self.history["bon"][f"G{grow}"] = self.evaluation.best_of_n(agent)
         self.write_files()
         return self.metrics(samples, dg, rows, chosen)
-
-    def improve(self, agent: Any, optimizer: torch.optim.Optimizer, kept: list[rules.Scored], n_all: int,
-                tau: float) -> dict[str, float]:
-        """One Improve step: J(θ) = E_{D_g}[1{R > τ}·NLL(y|x)], run on the kept pairs only (the
-        others contribute 0), each micro-batch scaled by kept/all so the step follows ∇J as written."""
-        from agents.batch import completion_logprobs, encode_pairs
-        from agents.learners import Optimization, fit, prompt_encoder
-        from agents.losses import filtered_nll
-
-        encode = prompt_encoder(agent)
-        rewards = torch.tensor([p.reward for p in kept])  # (K,)
-
-        def loss_of(idx: list[int]):
-            batch = encode_pairs(agent.tokenizer, [rules.prompt(kept[j].source) for j in idx],
-                                 [rules.target(kept[j].completion) for j in idx], encode_prompt=encode)
-            token_logps, mask = completion_logprobs(agent.model, batch)  # (B, T-1) each
-            r = rewards[idx].to(token_logps.device)  # (B,)
-            return filtered_nll(token_logps, mask, r, tau) * (len(kept) / n_all), {}
-
-        opt = Optimization(lr=self.lr, batch_size=self.batch_size, epochs=self.epochs)
-        return fit(agent.model, optimizer, len(kept), loss_of, opt, self._rng)
 
     # -- reporting
     def _record(self, row: dict[str, Any]) -> dict[str, Any]:
