@@ -235,7 +235,15 @@ def test_seat_reward_replaces_the_reward_model(runs_dir, tmp_path):
     assert trainer.setup.env_kwargs["reward"] == "seat"
     cache = runs_dir / "_cache" / "rest"
     assert list(cache.glob("bc-*")) and not list(cache.glob("rm-*"))  # no reward model was fitted
-    assert summaries[0]["mean_reward"]["reward"] >= 0  # the seat played: it is paid for agreeing with chrF
+    # the seat played, and is paid its agreement with chrF sample by sample: mean(1 - |R - chrF|)
+    from arena.store import RunStore
+
+    store = RunStore(trainer.run_dir)
+    infos = [ep.info["policy"] for ep in store.episodes(0)]
+    store.close()
+    agreement = [np.mean([1.0 - abs(r - c) if ok else 0.0
+                          for r, c, ok in zip(i["rewards"], i["chrf"], i["valid_scores"])]) for i in infos]
+    assert len(infos) == 16 and summaries[0]["mean_reward"]["reward"] == pytest.approx(np.mean(agreement))
     with pytest.raises(ArenaError, match="does not play that seat"):  # chrF runs have no reward seat
         _train(runs_dir, "default", "no-seat", seats={"reward": f"hf:{tmp_path / 'rm'}"})
     with pytest.raises(ArenaError, match="needs a reward model"):
