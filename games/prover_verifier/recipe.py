@@ -147,7 +147,7 @@ def checkability(ctx: RecipeContext) -> Setup:
     verifier_learner = prover_learner = None
     if trains_verifier:
         start = {k: v.detach().clone() for k, v in verifier.model.state_dict().items()}
-        inner = VerifierLearner(data=[], lam=params.verifier_lambda,
+        inner = VerifierLearner(lam=params.verifier_lambda,
                                 opt=Optimization(lr=params.verifier_lr, batch_size=params.verifier_batch,
                                                  epochs=params.verifier_epochs))
         verifier_learner = VerifierRoundLearner(
@@ -157,7 +157,7 @@ def checkability(ctx: RecipeContext) -> Setup:
             instruct=params.instruct)
     if trains_prover:
         reference = copy.deepcopy(prover.model)  # the prover's initialisation, frozen by the learner
-        inner = PolicyGradientLearner(seat="prover", reward_fn=lambda eps: [], reference=reference,
+        inner = PolicyGradientLearner(seat="prover", reference=reference,
                                       beta=params.kl_coef, baseline=params.baseline,
                                       opt=Optimization(lr=params.prover_lr, batch_size=64))
         prover_learner = ProverRoundLearner(

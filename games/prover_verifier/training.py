@@ -81,10 +81,10 @@ class RoundLearner:
 class VerifierRoundLearner(RoundLearner):
     """Re-initialise the verifier, then train it on every round's verifier-half solutions so far.
 
-    `inner` is an `agents.learners.VerifierLearner` (Bradley-Terry + lambda*V^2); its
-    `data` is set here each round. The buffer of earlier rounds' solutions and the
-    best-of-n pool are this learner's state (`save`/`load`), so a resumed run trains
-    the same verifiers.
+    `inner` is an `agents.learners.VerifierLearner` (Bradley-Terry + lambda*V^2); each
+    round's mixture goes to its `fit_solutions`. The buffer of earlier rounds' solutions
+    and the best-of-n pool are this learner's state (`save`/`load`), so a resumed run
+    trains the same verifiers.
     """
 
     inner: Any
@@ -135,9 +135,8 @@ class VerifierRoundLearner(RoundLearner):
         # 2. re-initialise from the starting weights; 3. train on the mixture.
         agent.model.load_state_dict(self.start)
         data = self.mixture()
-        self.inner.data = data
         self.say(f"training on {len(data)} solutions from {len(self.rounds)} round(s)")
-        metrics = self.inner.update(agent, [])
+        metrics = self.inner.fit_solutions(agent, data)
         metrics.setdefault("loss", 0.0)  # no usable pair yet (every solution right, or every one wrong)
         metrics.setdefault("pair_accuracy", 0.5)
 
@@ -228,12 +227,12 @@ class ProverRoundLearner(RoundLearner):
     """On-policy RL of the prover against the frozen verifier, `steps` iterations per round.
 
     `inner` is an `agents.learners.PolicyGradientLearner` (group baseline, KL to the
-    frozen initial prover); each iteration hands it freshly sampled, scored
-    solutions and a reward function (SRC / CGC / goodhart).
+    frozen initial prover); each iteration hands its `fit_rewards` freshly sampled,
+    scored solutions and their rewards (SRC / CGC / goodhart).
     """
 
     inner: Any
-    """`agents.learners.PolicyGradientLearner` (its `reward_fn` is set here)."""
+    """`agents.learners.PolicyGradientLearner` (without a `reward_fn`: the rewards are computed here)."""
     verifier: Any
     """The verifier agent: trained earlier in the same round, frozen here."""
     problems: Sequence[rules.Problem]
@@ -255,7 +254,6 @@ class ProverRoundLearner(RoundLearner):
     """Prompts with role instructions (instruction-tuned provers)."""
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        self.inner.reward_fn = lambda eps: prover_rewards(self.reward, [e.info["prover"] for e in eps]).tolist()
         history: list[dict[str, float]] = []
         stopped = 0.0
         for step in range(self.steps):
@@ -265,7 +263,8 @@ class ProverRoundLearner(RoundLearner):
             if not all(ep.info["prover"]["half"] == "prover" for ep in batch):
                 raise ArenaError("the prover's RL problems must all come from the prover half of the pool")
             score_episodes(self.verifier, batch)
-            m = self.inner.update(agent, batch)
+            rewards = prover_rewards(self.reward, [ep.info["prover"] for ep in batch]).tolist()
+            m = self.inner.fit_rewards(agent, batch, rewards)
             m.update(batch_stats([ep.info["prover"] for ep in batch]))
             history.append({k: float(v) for k, v in m.items()})
             self.say(f"RL step {step + 1}/{self.steps}: helpful accuracy {m['helpful_accuracy']:.2f}, "
