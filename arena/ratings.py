@@ -19,7 +19,12 @@ Views computed from it:
   explicit `numpy.random.Generator`. `rounds=0` gives NaN intervals.
 - `elo`: the online Elo view, updating in the order the matches are given.
 - `payoff_matrix` / `mean_ci`: mean payoff per (row agent, column agent) cell
-  with normal-approximation 95% intervals.
+  with normal-approximation 95% intervals, or (`interval="bounded"`) intervals
+  that stay inside the range of the payoffs: `bounded_mean_ci`, which uses the
+  Wilson score interval (`wilson_interval`) for two-valued payoffs (win/loss,
+  right/wrong) and the bootstrap percentile interval of the mean
+  (`bootstrap_mean_ci`) otherwise. A normal interval of a reward bounded by -1
+  can reach -1.06; neither of these can leave [min, max] of the data.
 
 The Elo-like scale used for reporting is
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -241,13 +247,16 @@ def elo(a, b, score, n_players: int, *, k: float = 32.0, initial: float = ELO_BA
 
 @dataclass(frozen=True)
 class MeanCI:
-    """Means with normal-approximation intervals; arrays share one shape."""
+    """Means with intervals; arrays share one shape."""
 
     mean: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     count: np.ndarray
     """Number of samples behind each mean (NaN mean where 0)."""
+    method: str = "normal"
+    """How the intervals were made: `normal` (mean ± z·s/√n), `wilson` (two-valued data),
+    `bootstrap` (percentile interval of resampled means)."""
 
 
 def _normal_ci(total: np.ndarray, total_sq: np.ndarray, count: np.ndarray, z: float) -> MeanCI:
@@ -270,18 +279,103 @@ def mean_ci(values, groups, n_groups: int, *, z: float = 1.959963984540054) -> M
     return _normal_ci(total, total_sq, count, z)
 
 
+def z_of(level: float) -> float:
+    """The standard normal quantile of a two-sided interval: z_of(0.95) = 1.95996..."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def wilson_interval(successes, n, *, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion: `successes` out of `n` (arrays, broadcast).
+
+        centre = (p + z²/2n) / (1 + z²/n)
+        half   = z / (1 + z²/n) · sqrt(p(1−p)/n + z²/4n²)
+
+    Always inside [0, 1], and not of zero width at p = 0 or 1 (where the normal
+    interval collapses): 10/10 gives [0.722, 1]. NaN where n = 0.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    z = z_of(level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        lower, upper = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    bad = ~(n > 0)
+    return np.where(bad, np.nan, lower), np.where(bad, np.nan, upper)
+
+
+def bootstrap_mean_ci(values, groups, n_groups: int, *, rng: np.random.Generator, rounds: int = 1000,
+                      level: float = 0.95) -> MeanCI:
+    """Mean of `values` per group (n_groups,) with bootstrap percentile intervals.
+
+    Each group's values are resampled with replacement `rounds` times; the interval is the
+    (α/2, 1−α/2) quantiles of the resampled means, so it never leaves [min, max] of the
+    group's values. NaN interval where a group has fewer than 2 values or `rounds` is 0.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    g = np.asarray(groups, dtype=np.int64).reshape(-1)
+    count = np.bincount(g, minlength=n_groups).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.bincount(g, weights=v, minlength=n_groups) / np.maximum(count, 1), np.nan)
+    lower, upper = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    alpha = (1.0 - level) / 2.0
+    for k in range(n_groups) if rounds > 0 else ():
+        x = v[g == k]
+        if x.size < 2:
+            continue
+        means = x[rng.integers(0, x.size, size=(rounds, x.size))].mean(axis=1)  # (rounds,)
+        lower[k], upper[k] = np.quantile(means, [alpha, 1.0 - alpha])
+    return MeanCI(mean=mean, lower=lower, upper=upper, count=count, method="bootstrap")
+
+
+def bounded_mean_ci(values, groups, n_groups: int, *, rng: np.random.Generator, rounds: int = 1000,
+                    level: float = 0.95) -> MeanCI:
+    """Mean per group with intervals inside the range of the data.
+
+    Two-valued data (every value is `lo` or `hi`: win/loss, right/wrong, ±1 rewards): the
+    Wilson interval of the share of `hi`, mapped onto [lo, hi]. One distinct value: the
+    interval is that value. Otherwise `bootstrap_mean_ci`. Whether the data are two-valued
+    is decided over all groups together, so every group of one table gets the same method.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    g = np.asarray(groups, dtype=np.int64).reshape(-1)
+    distinct = np.unique(v)
+    if distinct.size > 2:
+        return bootstrap_mean_ci(v, g, n_groups, rng=rng, rounds=rounds, level=level)
+    count = np.bincount(g, minlength=n_groups).astype(np.float64)
+    lo, hi = (distinct[0], distinct[-1]) if distinct.size else (0.0, 0.0)
+    k = np.bincount(g, weights=(v == hi).astype(np.float64), minlength=n_groups) if hi != lo else count
+    p_lo, p_hi = wilson_interval(k, count, level=level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, lo + (hi - lo) * k / np.maximum(count, 1), np.nan)
+    return MeanCI(mean=mean, lower=lo + (hi - lo) * p_lo, upper=lo + (hi - lo) * p_hi, count=count, method="wilson")
+
+
 def payoff_matrix(rows, cols, payoff, n_rows: int, n_cols: int, *,
-                  z: float = 1.959963984540054) -> MeanCI:
+                  z: float = 1.959963984540054, interval: str = "normal",
+                  rng: np.random.Generator | None = None, rounds: int = 1000) -> MeanCI:
     """Cross-play matrix: mean payoff of row agent vs column agent, (n_rows, n_cols).
 
     One sample per episode: `rows[m]`, `cols[m]` are the two agents' indices
-    and `payoff[m]` what the row agent was paid. Per-cell intervals are the
-    normal approximation mean ± 1.96 · s/√n (episodes are i.i.d. given the
-    pairing); NaN where a cell has fewer than 2 episodes.
+    and `payoff[m]` what the row agent was paid. Per-cell intervals
+    (episodes are i.i.d. given the pairing):
+    - `interval="normal"`: mean ± 1.96 · s/√n; NaN where a cell has fewer than 2 episodes;
+    - `interval="bounded"`: `bounded_mean_ci` with `rng` and `rounds` (inside the payoffs' range).
     """
     r = np.asarray(rows, dtype=np.int64).reshape(-1)
     c = np.asarray(cols, dtype=np.int64).reshape(-1)
-    ci = mean_ci(payoff, r * n_cols + c, n_rows * n_cols, z=z)
+    if interval == "normal":
+        ci = mean_ci(payoff, r * n_cols + c, n_rows * n_cols, z=z)
+    elif interval == "bounded":
+        if rng is None:
+            raise ValueError("interval='bounded' needs an explicit rng")
+        ci = bounded_mean_ci(payoff, r * n_cols + c, n_rows * n_cols, rng=rng, rounds=rounds)
+    else:
+        raise ValueError(f"interval must be 'normal' or 'bounded', not {interval!r}")
     shape = (n_rows, n_cols)
     return MeanCI(mean=ci.mean.reshape(shape), lower=ci.lower.reshape(shape),
-                  upper=ci.upper.reshape(shape), count=ci.count.reshape(shape))
+                  upper=ci.upper.reshape(shape), count=ci.count.reshape(shape), method=ci.method)

@@ -45,14 +45,19 @@ Ratings (pure functions in `arena.ratings`):
 - The bootstrap resamples episode seeds (all matches made on one seed move
   together: a cluster bootstrap), because comparisons on one seed share the
   opponent's move and are not independent.
+- Mean rewards (per entrant, and per cell of the cross-play matrix) get 95%
+  intervals that stay inside the rewards' range (`ratings.bounded_mean_ci`): the
+  Wilson score interval for two-valued rewards (win/loss, ±1), else the bootstrap
+  percentile interval of the mean.
 - Cross-play matrix: mean reward of the row entrant against the column entrant,
-  per-cell 95% normal-approximation intervals (mean ± 1.96·s/√n over the cell's
-  episodes). For symmetric seats one matrix (both seat orders pooled); for an
+  with those per-cell intervals. For symmetric seats one matrix (both seat orders pooled); for an
   asymmetric game one matrix per seat of the two seats with the most entrants
   (rows: first seat's entrants, columns: second's), other seats pooled.
 
-Output: rich tables, and `runs/<run>/tournaments/<name>/` with `ratings.csv`,
-`crossplay.csv`, `tournament.json` and `crossplay.png`.
+Output: rich tables that fit 80 columns (entrants by short label, `p3` for
+`prover/round-3`, with a legend), and `runs/<run>/tournaments/<name>/` with
+`ratings.csv`, `crossplay.csv`, `tournament.json` and `crossplay.png`; `arena report
+<run>` puts them in the run's `report.html`.
 
 Modules, one job each:
     plan.py      TournamentConfig, Entrant, SeatGroup, Plan, plan_tournament (who plays whom)

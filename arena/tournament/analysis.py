@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import string
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,7 +41,8 @@ class GroupResult:
     keys: list[str]
     specs: list[str]
     reward: ratings.MeanCI
-    """Mean reward per entrant over all its episodes in these seats, with 95% CIs."""
+    """Mean reward per entrant over all its episodes in these seats, with 95% CIs inside the
+    rewards' range (`ratings.bounded_mean_ci`: Wilson for two-valued rewards, else bootstrap)."""
     bt: ratings.RatingsCI | None
     """Bradley–Terry ratings with bootstrap CIs (None for a single entrant or no matches)."""
     elo: np.ndarray | None
@@ -69,7 +72,9 @@ class CrossPlay:
     row_labels: list[str]
     col_labels: list[str]
     cells: ratings.MeanCI
-    """(rows, cols) arrays with normal-approximation 95% intervals."""
+    """(rows, cols) arrays with 95% intervals inside the payoffs' range (`ratings.bounded_mean_ci`)."""
+    short: dict[str, str] = field(default_factory=dict)
+    """Entrant label -> short label for narrow tables (`short_labels`)."""
 
 
 @dataclass
@@ -84,6 +89,8 @@ class TournamentResult:
     n_episodes: int
     groups: list[GroupResult]
     crossplay: list[CrossPlay]
+    short: dict[str, str] = field(default_factory=dict)
+    """Entrant label -> short label (`p3` for prover/round-3) used by the tables, with a legend."""
 
     def to_json(self) -> dict[str, Any]:
         def arr(x):
@@ -95,10 +102,12 @@ class TournamentResult:
             "episodes_per_pairing": self.episodes, "pairings": self.pairings_total,
             "pairings_done": self.pairings_done, "episodes": self.n_episodes,
             "ratings": [dict(zip(RATING_COLUMNS, row)) for row in rating_rows(self)],
+            "short_labels": dict(self.short),
+            "reward_interval": {g.name: g.reward.method for g in self.groups},
             "crossplay": [{"title": c.title, "row_seat": c.row_seat, "col_seat": c.col_seat,
                            "paid_seat": c.paid_seat, "rows": c.row_labels, "cols": c.col_labels,
                            "mean": arr(c.cells.mean), "lower": arr(c.cells.lower),
-                           "upper": arr(c.cells.upper),
+                           "upper": arr(c.cells.upper), "interval": c.cells.method,
                            "episodes": np.asarray(c.cells.count, dtype=int).tolist()}
                           for c in self.crossplay],
         }
@@ -145,16 +154,51 @@ def _cmp(x: float, y: float) -> float:
     return 1.0 if x > y else (0.0 if x < y else 0.5)
 
 
+def short_labels(groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> dict[str, str]:
+    """A short label per entrant, for tables that must fit 80 columns (a legend gives the full ones).
+
+    `groups` are `(seats, entrant labels)` per seat group. Each group gets the shortest prefix of
+    its first seat's name that tells the groups apart (`p`, `v`); the run's own round-k checkpoints
+    are that prefix and k (`p3` = `prover/round-3`), every other entrant the prefix and a letter
+    (`va` = `verifier/scripted:constant?value=1`).
+    """
+    names = [seats[0] for seats, _ in groups]
+    width = next((n for n in range(1, max(map(len, names), default=1) + 1)
+                  if len({x[:n] for x in names}) == len(set(names))), None)
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for (seats, labels), name in zip(groups, names):
+        prefix = name[:width] if width else name
+        own = re.compile(rf"^(?:{'|'.join(map(re.escape, seats))})/round-(\d+)$")
+        letters = (a + b for a in ["", *string.ascii_lowercase] for b in string.ascii_lowercase)
+        for label in labels:
+            m = own.match(label)
+            short = f"{prefix}{m.group(1)}" if m else ""
+            while not short or short in taken:  # not a round of this run, or two seats' round k
+                short = f"{prefix}{next(letters)}"
+            if label not in out:
+                out[label] = short
+                taken.add(short)
+    return out
+
+
 def analyze(plan: Plan, matches: Sequence[MatchRecord], *, rounds: int = 0,
             rng: np.random.Generator | None = None) -> TournamentResult:
-    """Ratings and cross-play matrices from the stored matches of the scheduled pairings."""
+    """Ratings and cross-play matrices from the stored matches of the scheduled pairings.
+
+    `rounds` bootstrap resamples make the intervals (0: none, e.g. live standings mid-tournament,
+    except Wilson intervals of two-valued rewards, which need no resampling)."""
     rng = rng if rng is not None else np.random.default_rng(0)
     order = {plan.pairing_id(p): i for i, p in enumerate(plan.pairings())}
     matches = sorted((m for m in matches if m.pairing in order), key=lambda m: (order[m.pairing], m.idx))
     groups = [_rate_group(plan, g, matches, rounds, rng) for g in plan.groups]
+    short = short_labels([(g.seats, [e.label for e in g.entrants]) for g in plan.groups])
+    crossplay = _crossplay(plan, matches, rounds, rng)
+    for c in crossplay:
+        c.short = short
     return TournamentResult(plan.name, plan.game_id, plan.run_dir, plan.out_dir, plan.cfg.episodes,
                             len(order), len({m.pairing for m in matches}), len(matches), groups,
-                            _crossplay(plan, matches))
+                            crossplay, short)
 
 
 def _rate_group(plan: Plan, g: SeatGroup, matches: list[MatchRecord], rounds: int,
@@ -166,7 +210,6 @@ def _rate_group(plan: Plan, g: SeatGroup, matches: list[MatchRecord], rounds: in
         for seat in g.seats:
             who.append(index[m.seats[seat]])
             paid.append(m.rewards[seat])
-    reward = ratings.mean_ci(paid, who, len(labels))
     a, b, s, cluster = [], [], [], []
     if g.symmetric:  # the entrants meet: one match per pair of symmetric seats per episode
         for m in matches:
@@ -186,11 +229,15 @@ def _rate_group(plan: Plan, g: SeatGroup, matches: list[MatchRecord], rounds: in
     if len(labels) > 1 and a:
         bt = ratings.bootstrap_bradley_terry(a, b, s, len(labels), rng=rng, rounds=rounds, groups=cluster)
         elo = ratings.elo(a, b, s, len(labels))
+    reward = ratings.bounded_mean_ci(paid, who, len(labels), rng=rng, rounds=rounds)
     return GroupResult(g.seats, labels, [plan.key(x) for x in labels], [e.spec for e in g.entrants],
                        reward, bt, elo, len(a), "direct" if g.symmetric else "paired")
 
 
-def _crossplay(plan: Plan, matches: list[MatchRecord]) -> list[CrossPlay]:
+def _crossplay(plan: Plan, matches: list[MatchRecord], rounds: int, rng: np.random.Generator) -> list[CrossPlay]:
+    def matrix(rows, cols, pay, n_rows, n_cols) -> ratings.MeanCI:
+        return ratings.payoff_matrix(rows, cols, pay, n_rows, n_cols, interval="bounded", rng=rng, rounds=rounds)
+
     sym = [g for g in plan.groups if g.symmetric]
     if sym:
         g = sym[0]
@@ -200,7 +247,7 @@ def _crossplay(plan: Plan, matches: list[MatchRecord]) -> list[CrossPlay]:
         for m in matches:
             for s1, s2 in itertools.permutations(g.seats, 2):
                 rows.append(index[m.seats[s1]]), cols.append(index[m.seats[s2]]), pay.append(m.rewards[s1])
-        cells = ratings.payoff_matrix(rows, cols, pay, len(labels), len(labels))
+        cells = matrix(rows, cols, pay, len(labels), len(labels))
         return [CrossPlay(f"mean reward of row vs column ({g.name}, both seat orders)", g.name, g.name,
                           g.name, labels, labels, cells)]
     if len(plan.groups) < 2:
@@ -213,7 +260,7 @@ def _crossplay(plan: Plan, matches: list[MatchRecord]) -> list[CrossPlay]:
     cols = [ci[m.seats[cg.seats[0]]] for m in matches]
     out = []
     for paid in (rg.seats[0], cg.seats[0]):
-        cells = ratings.payoff_matrix(rows, cols, [m.rewards[paid] for m in matches], len(rl), len(cl))
+        cells = matrix(rows, cols, [m.rewards[paid] for m in matches], len(rl), len(cl))
         out.append(CrossPlay(f"mean {paid} reward ({rg.name} rows × {cg.name} columns)", rg.name, cg.name,
                              paid, rl, cl, cells))
     return out

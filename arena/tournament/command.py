@@ -10,7 +10,7 @@ from arena.options import parse_pairs
 from arena.store import runs_dir as default_runs_dir
 from arena.tournament.plan import TournamentConfig
 from arena.tournament.play import run_tournament
-from arena.tournament.report import TournamentView, crossplay_table, ratings_table
+from arena.tournament.report import TournamentView, crossplay_table
 from arena.types import ArenaError
 
 
@@ -61,7 +61,7 @@ def run_command(args: argparse.Namespace) -> int:
     view = TournamentView(Console(force_terminal=False) if args.plain else console)
     with view:
         result = run_tournament(cfg, default_runs_dir(getattr(args, "runs_dir", None)), on_event=view)
-    console.print(ratings_table(result))
+    # the view printed the final ratings table once, as the tournament ended
     for c in result.crossplay:
         console.print(crossplay_table(c))
     console.print(f"wrote ratings.csv, crossplay.csv, tournament.json"

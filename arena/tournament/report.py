@@ -17,11 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from arena.store import TournamentTables
 from arena.tournament.analysis import (RATING_COLUMNS, CrossPlay, TournamentResult, finite_or_none,
@@ -62,36 +63,20 @@ def write_outputs(result: TournamentResult, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def heatmap(result: TournamentResult, path: Path) -> None:
-    """One annotated heatmap panel per cross-play matrix (matplotlib's Agg canvas, no pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+INTERVAL_NAMES = {"wilson": "Wilson", "bootstrap": "bootstrap percentile", "normal": "normal approximation"}
 
-    panels = result.crossplay
-    cell = 0.9
-    widest = max(max(len(c.col_labels) for c in panels), 2)
-    tallest = max(max(len(c.row_labels) for c in panels), 2)
-    fig = Figure(figsize=(len(panels) * (cell * widest + 3.0), cell * tallest + 2.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    for k, c in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), k + 1)
-        m = np.asarray(c.cells.mean, dtype=float)
-        finite = m[np.isfinite(m)]
-        lim = float(np.max(np.abs(finite))) if finite.size else 1.0
-        im = ax.imshow(np.ma.masked_invalid(m), cmap="RdYlGn", vmin=-lim or -1, vmax=lim or 1)
-        for i, j in itertools.product(range(m.shape[0]), range(m.shape[1])):
-            if np.isfinite(m[i, j]):
-                half = (c.cells.upper[i, j] - c.cells.lower[i, j]) / 2
-                txt = f"{m[i, j]:.2f}" + (f"\n±{half:.2f}" if np.isfinite(half) else "")
-                ax.text(j, i, txt, ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(c.col_labels)), c.col_labels, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(c.row_labels)), c.row_labels, fontsize=7)
-        ax.set_xlabel(c.col_seat)
-        ax.set_ylabel(c.row_seat)
-        ax.set_title(f"{c.paid_seat} reward", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"{result.game_id}: cross-play ({result.name}, {result.episodes} episodes/pairing, 95% CI)",
-                 fontsize=10)
+
+def heatmap(result: TournamentResult, path: Path) -> None:
+    """The cross-play matrices as annotated heatmaps: one colour scale and one labelled colour bar
+    for the figure, checkpoint rounds on integer ticks, each cell's mean over its 95% interval."""
+    from arena.report.figures import Panel, heatmap_figure
+
+    panels = [Panel(f"{c.paid_seat} reward", c.row_labels, c.col_labels, c.row_seat, c.col_seat,
+                    c.cells.mean, c.cells.lower, c.cells.upper) for c in result.crossplay]
+    methods = sorted({INTERVAL_NAMES.get(c.cells.method, c.cells.method) for c in result.crossplay})
+    fig = heatmap_figure(panels, f"{result.game_id}: cross-play, tournament {result.name!r}, "
+                                 f"{result.episodes} episodes per pairing, 95% CI ({', '.join(methods)})",
+                         colour_label="mean reward of the panel's seat (row vs column)")
     fig.savefig(path, dpi=120)
 
 
@@ -101,48 +86,121 @@ def _fmt(x: Any, spec: str = ".0f") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def _ci(mean: Any, lower: Any, upper: Any, spec: str, sep: str = ", ") -> str:
+    """`mean [lower, upper]`, or the mean alone where there is no interval."""
+    has = lower is not None and upper is not None and math.isfinite(lower) and math.isfinite(upper)
+    return _fmt(mean, spec) + (f" [{_fmt(lower, spec)}{sep}{_fmt(upper, spec)}]" if has else "")
+
+
+def legend(short: dict[str, str], labels: list[str] | None = None) -> str:
+    """`p0=prover/round-0  p1=prover/round-1 ...`: entries never contain spaces, so a wrapped
+    legend breaks between entries, never inside a name."""
+    return "  ".join(f"{short[x]}={x}" for x in (labels if labels is not None else short) if x in short)
+
+
 def ratings_table(result: TournamentResult) -> Table:
     """Ratings with CIs, best first within each seat group (a pure function of the result).
 
-    Rows show labels; the full keys (`<game id>/<label>`) are in the CSV/JSON.
+    Agents appear by short label (`p3`), the caption maps each to its full label (the keys
+    `<game id>/<label>` are in the CSV/JSON), so the table fits 80 columns. A header promises an
+    interval only where the table has one (live standings are rated without a bootstrap).
     """
-    t = Table("#", Column("agent", overflow="fold"), Column("BT rating (95% CI)", no_wrap=True),
-              Column("Elo", no_wrap=True), Column("mean reward (95% CI)", no_wrap=True), "n",
+    rows = [dict(zip(RATING_COLUMNS, row)) for row in rating_rows(result)]
+    bt_ci = any(r["bt_lower"] is not None for r in rows)
+    reward_ci = any(r["reward_lower"] is not None for r in rows)
+    methods = sorted({INTERVAL_NAMES.get(g.reward.method, g.reward.method) for g in result.groups})
+    notes = [legend(result.short, [label for g in result.groups for label in g.labels])]
+    if bt_ci or reward_ci:
+        notes.append("95% CIs: " + ", ".join(
+            (["BT by bootstrap over episode seeds"] if bt_ci else [])
+            + ([f"mean reward by {', '.join(methods)}"] if reward_ci else [])) + ". n: episodes.")
+    t = Table("#", Column("agent", no_wrap=True), Column("BT rating (95% CI)" if bt_ci else "BT rating", no_wrap=True),
+              Column("Elo", no_wrap=True), Column("mean reward (95% CI)" if reward_ci else "mean reward", no_wrap=True),
+              Column("n", justify="right", no_wrap=True),
               title=f"ratings: {result.game_id} · {result.name} · "
                     f"{result.pairings_done}/{result.pairings_total} pairings",
-              header_style="bold")
+              caption="\n".join(notes), caption_justify="left", header_style="bold")
     last = None
-    for row in rating_rows(result):
-        r = dict(zip(RATING_COLUMNS, row))
+    for r in rows:
         if last is not None and r["group"] != last:
             t.add_section()
         last = r["group"]
-        bt = _fmt(r["bt_rating"]) + (f" [{_fmt(r['bt_lower'])}, {_fmt(r['bt_upper'])}]"
-                                     if r["bt_lower"] is not None else "")
-        reward = _fmt(r["mean_reward"], "+.2f") + (f" [{_fmt(r['reward_lower'], '+.2f')}, "
-                                                   f"{_fmt(r['reward_upper'], '+.2f')}]"
-                                                   if r["reward_lower"] is not None else "")
-        t.add_row(str(r["rank"]), r["label"], bt, _fmt(r["elo"]), reward, str(r["episodes"]))
+        t.add_row(str(r["rank"]), result.short.get(r["label"], r["label"]),
+                  _ci(r["bt_rating"], r["bt_lower"], r["bt_upper"], ".0f"), _fmt(r["elo"]),
+                  _ci(r["mean_reward"], r["reward_lower"], r["reward_upper"], "+.2f"), str(r["episodes"]))
     return t
 
 
-def crossplay_table(c: CrossPlay) -> Table:
-    """The cross-play matrix: `mean ±half-width` per cell."""
-    corner = f"{c.row_seat} \\ {c.col_seat}" if c.row_seat != c.col_seat else "row \\ column"
-    t = Table(Column(corner, overflow="fold"), *(Column(x, overflow="fold") for x in c.col_labels),
-              title=c.title, header_style="bold")
-    for i, label in enumerate(c.row_labels):
-        cells = []
-        for j in range(len(c.col_labels)):
-            m, lo, hi = (float(x[i, j]) for x in (c.cells.mean, c.cells.lower, c.cells.upper))
-            cells.append("-" if not math.isfinite(m) else
-                         f"{m:+.2f}" + (f" ±{(hi - lo) / 2:.2f}" if math.isfinite(hi - lo) else ""))
-        t.add_row(label, *cells)
-    return t
+def crossplay_table(c: CrossPlay) -> "CrossPlayTable":
+    """The cross-play matrix as a renderable: each cell its mean over its `[lower,upper]`."""
+    return CrossPlayTable(c)
+
+
+class CrossPlayTable:
+    """The cross-play matrix, fitted to the console: entrants by short label with a legend
+    below, light rules, and the columns split into even blocks when the matrix is wider than
+    the console (an interval is never cut or wrapped)."""
+
+    def __init__(self, c: CrossPlay):
+        self.c = c
+        self.short = {x: c.short.get(x, x) for x in [*c.row_labels, *c.col_labels]}
+        prefix = {seat: _prefix(self.short, labels) for seat, labels in
+                  ((c.row_seat, c.row_labels), (c.col_seat, c.col_labels))}
+        self.corner = "row \\ column" if c.row_seat == c.col_seat else \
+            f"{prefix[c.row_seat] or c.row_seat} \\ {prefix[c.col_seat] or c.col_seat}"
+
+    def cell(self, i: int, j: int) -> str:
+        m, lo, hi = (float(x[i, j]) for x in (self.c.cells.mean, self.c.cells.lower, self.c.cells.upper))
+        if not math.isfinite(m):
+            return "-"
+        return f"{m:+.2f}" + (f"\n[{lo:+.2f},{hi:+.2f}]" if math.isfinite(lo) and math.isfinite(hi) else "")
+
+    def blocks(self, width: int) -> list[list[int]]:
+        """Column indices per block, as even as can be, each block's table at most `width` wide."""
+        c = self.c
+        col_w = max([len(self.short[x]) for x in c.col_labels]
+                    + [len(line) for i in range(len(c.row_labels)) for j in range(len(c.col_labels))
+                       for line in self.cell(i, j).split("\n")])
+        first_w = max([len(self.corner), *(len(self.short[x]) for x in c.row_labels)])
+        fit = max(1, (width - first_w - 1) // (col_w + 2))  # each column: its text, a pad, a gap
+        n = len(c.col_labels)
+        size = -(-n // -(-n // fit))  # ceil(n / number of blocks)
+        return [list(range(j, min(j + size, n))) for j in range(0, n, size)]
+
+    def table(self, columns: list[int], title: str) -> Table:
+        c = self.c
+        t = Table(Column(self.corner, no_wrap=True), *(Column(self.short[c.col_labels[j]], no_wrap=True)
+                                                       for j in columns),
+                  title=title, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+        for i, label in enumerate(c.row_labels):
+            t.add_row(self.short[label], *(self.cell(i, j) for j in columns))
+        return t
+
+    def __rich_console__(self, console: Console, options: Any):
+        c = self.c
+        blocks = self.blocks(options.max_width)
+        for k, columns in enumerate(blocks):
+            first, last = (self.short[c.col_labels[j]] for j in (columns[0], columns[-1]))
+            yield self.table(columns, c.title if k == 0 else f"(continued: {first}..{last})")
+        labels = list(dict.fromkeys([*c.row_labels, *c.col_labels]))
+        method = INTERVAL_NAMES.get(c.cells.method, c.cells.method)
+        yield Text(legend(self.short, labels), style="dim")
+        yield Text(f"cells: mean reward over its 95% CI [lower,upper] ({method})", style="dim")
+
+
+def _prefix(short: dict[str, str], labels: list[str]) -> str:
+    """The letters the short labels of one seat share (`p` for p0, p1, pa), '' if none."""
+    names = [short[x] for x in labels]
+    common = names[0] if names else ""
+    for name in names[1:]:
+        while not name.startswith(common):
+            common = common[:-1]
+    return common.rstrip("0123456789")
 
 
 class TournamentView:
-    """Progress and live standings while a tournament plays; plain lines off a terminal."""
+    """Progress and live standings while a tournament plays; plain lines off a terminal. The final
+    ratings (with their bootstrap intervals) are printed once, when the tournament has ended."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console()
@@ -151,6 +209,7 @@ class TournamentView:
         self.pairings = self.progress.add_task("pairings", total=None)
         self.episodes = self.progress.add_task("episodes", total=None)
         self.standings: TournamentResult | None = None
+        self.final: TournamentResult | None = None
         self.live = Live(self.render(), console=self.console, refresh_per_second=4) \
             if self.console.is_terminal else None
 
@@ -167,8 +226,11 @@ class TournamentView:
 
     def __exit__(self, *exc: Any) -> None:
         if self.live:
-            self.live.update(self.render())
+            self.live.update(Group(self.progress))  # the standings give way to the final table below
             self.live.__exit__(*exc)
+        if self.final is not None and exc[0] is None:
+            # printed, not left in the live region: a live region taller than the terminal is cut
+            self.console.print(ratings_table(self.final))
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -178,7 +240,7 @@ class TournamentView:
             if not self.live:
                 self.console.print(f"tournament {event['name']} ({event['game']}): {event['pairings']} pairings, "
                                    f"{event['done']} already played, {event['episodes']} episodes each",
-                                   highlight=False, markup=False)
+                                   highlight=False, markup=False, soft_wrap=True)
         elif kind == "pairing_start":
             self.progress.update(self.episodes, description=event["pairing"], completed=0, total=None)
         elif kind == "episode":
@@ -189,6 +251,8 @@ class TournamentView:
             if not self.live:
                 rewards = ", ".join(f"{s}={r:+.3f}" for s, r in event["rewards"].items())
                 self.console.print(f"[{self.standings.pairings_done}/{self.standings.pairings_total}] "
-                                   f"{event['pairing']}: {rewards}", highlight=False, markup=False)
+                                   f"{event['pairing']}: {rewards}", highlight=False, markup=False, soft_wrap=True)
+        elif kind == "tournament_end":
+            self.final = event["result"]
         if self.live:
             self.live.update(self.render())
