@@ -17,6 +17,8 @@ from arena.types import ArenaError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*-v\d+$")
 ENTRY_POINT_GROUP = "arena.games"
+_MEETS_CONTRACT: set[Any] = set()
+"""Env classes (or factories) whose first env passed `arena.testing.contract_problems`."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,21 @@ class GameSpec:
         return load_attr(self.entry_point) if isinstance(self.entry_point, str) else self.entry_point
 
     def make(self, **overrides: Any):
+        """A new env; the first one of each game is checked against the contract (its spaces)."""
+        factory = self.load()
         try:
-            return self.load()(**{**self.kwargs, **overrides})
+            env = factory(**{**self.kwargs, **overrides})
         except (TypeError, ValueError) as e:
             raise ArenaError(f"cannot make {self.id} with {overrides or 'defaults'}: {e}") from None
+        if factory not in _MEETS_CONTRACT:
+            from arena.testing import contract_problems
+
+            problems = contract_problems(env)
+            if problems:
+                raise ArenaError(f"{self.id} is not an arena game: it {'; it '.join(problems)} "
+                                 "(README: Adding a game)")
+            _MEETS_CONTRACT.add(factory)
+        return env
 
     @property
     def description(self) -> str:

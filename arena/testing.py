@@ -36,6 +36,33 @@ def check_game(env_fn: Callable[[], Any], *, num_cycles: int = 30, seeds: Sequen
     check_determinism(env_fn, seeds)
 
 
+def contract_problems(env: Any) -> list[str]:
+    """What keeps a built env from being played by the engine, from its spaces alone (cheap enough
+    to run when a game is loaded): each problem as "needs X (seat has Y)"; [] when there is none."""
+    problems: dict[str, str] = {}
+    agents = list(getattr(env, "possible_agents", None) or [])
+    if not agents:
+        return ["needs seats (its possible_agents is empty)"]
+    for agent in agents:
+        obs, act = env.observation_space(agent), env.action_space(agent)
+        if not (isinstance(obs, spaces.Dict) and isinstance(obs.spaces.get("prompt"), spaces.Text)):
+            problems.setdefault("prompt", f"needs observations with a text 'prompt' field "
+                                          f"({agent} observes {_space_name(obs)})")
+        if not isinstance(act, (spaces.Text, spaces.Box)):
+            problems.setdefault("action", f"needs a Text (text seat) or Box (scoring seat) action space "
+                                          f"({agent} acts in {_space_name(act)})")
+    return list(problems.values())
+
+
+def _space_name(space: Any) -> str:
+    """A short name for a space: `Discrete(9)`, `a Dict of action_mask: Box, observation: Box`."""
+    if isinstance(space, spaces.Dict):
+        return "a Dict of " + ", ".join(f"{k}: {type(v).__name__}" for k, v in space.spaces.items())
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(space.n)})"
+    return type(space).__name__
+
+
 def check_observations_are_text(env_fn: Callable[[], Any]) -> None:
     env = env_fn()
     for agent in env.possible_agents:
