@@ -17,6 +17,7 @@ from arena.gameinfo import GameInfo
 from arena.options import call_kwargs
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
+from arena.runs import run_game
 from arena.specs import agent_factories, parse_spec
 from arena.store import check_run_name, find_run, read_checkpoints, read_run_config
 from arena.types import ArenaError, jsonable
@@ -141,13 +142,15 @@ def plan_tournament(cfg: TournamentConfig, runs_dir: Path) -> Plan:
         if not run_ckpts and not cfg.seats:
             raise ArenaError(f"run {run_dir} has no checkpoints (no completed rounds); train it first "
                              f"or name agents with --seat SEAT=SPEC[,SPEC...]")
-    run_game = run_config.get("game_id") or run_config.get("game")
-    game_name = cfg.game or run_game
-    if not game_name:
+    run_id = run_config.get("game_id")
+    if cfg.game:  # named on this command line (a game that is not registered: --game module:Class)
+        gspec = game_spec(cfg.game)
+        if run_id and run_id != gspec.id:
+            raise ArenaError(f"run {cfg.run} is a {run_id} run, not {gspec.id}")
+    elif run_config:  # registered games only: a run directory never names code to import
+        gspec = run_game(run_config)
+    else:
         raise ArenaError(f"cannot tell which game run {cfg.run} is (no config.json); give --game")
-    gspec = game_spec(game_name)
-    if run_game and cfg.game and game_spec(run_game).id != gspec.id:
-        raise ArenaError(f"run {cfg.run} is a {game_spec(run_game).id} run, not {gspec.id}")
     # the game as the run's recipe set it up (e.g. its data or reward settings); --env overrides
     cfg = replace(cfg, env={**(run_config.get("env_kwargs") or {}), **_typed_env(gspec, cfg.env)})
     seat_order = list(gspec.make(**cfg.env).possible_agents)
