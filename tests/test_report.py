@@ -209,3 +209,50 @@ def test_arena_tournament_prints_the_ratings_table_once(tmp_path, capsys):
     # live frames rate without a bootstrap; the final table, printed once, has the BT intervals
     assert shown.count("BT rating (95% CI)") == 1
     assert "ratings: duel-v0 · live · 2/2 pairings" in shown[shown.index("BT rating (95% CI)") - 400:]
+
+
+# -- arena report: one self-contained page -------------------------------------------------
+
+def test_report_html_is_self_contained_complete_and_escaped(runs, capsys):
+    import base64
+
+    text = "<b>bold?</b>"  # a prover that says this: it must reach the reader as text, never as markup
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "3", "--episodes", "8",
+                 "--run", "r", "--plain", "--seat", f"prover=scripted:constant?value={text}"]) == 0
+    assert main(["tournament", "r", "-n", "4", "--bootstrap", "50", "--plain"]) == 0
+    capsys.readouterr()
+    assert main(["report", "r"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {runs / 'r' / 'report.html'}"
+    page = (runs / "r" / "report.html").read_text()
+
+    assert "<script" not in page and not re.search(r'(?:src|href)="(?!data:)', page)  # loads nothing else
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    headline = ["helpful_accuracy", "sneaky_incorrect", "sneaky_success", "verifier_auc"]
+    assert len(images) == len(headline) + 2  # a figure per headline metric, the rewards, the heatmap
+    assert all(base64.b64decode(x)[:8] == b"\x89PNG\r\n\x1a\n" for x in images)
+    for name in headline:
+        assert f'alt="{name} over rounds"' in page
+    rounds = page[page.index("<h2>Rounds</h2>"):page.index("<h2>Tournaments</h2>")]
+    assert rounds.count("<tr>") == 1 + 3  # the header and one row per round
+    tournament = page[page.index("<h2>Tournaments</h2>"):page.index("<h2>Config</h2>")]
+    assert "Tournament default" in tournament and "BT rating (95% CI)" in tournament
+    assert tournament.count('class="ci"') >= 4 + 2 * 9  # every rating and every cross-play cell has its interval
+    assert text not in page and html_escape(text) in page  # the config, escaped
+
+
+def html_escape(s: str) -> str:
+    import html
+
+    return html.escape(s, quote=True)
+
+
+def test_report_of_a_run_without_rounds_or_tournaments(runs, capsys):
+    from arena.selfplay import TrainConfig, new_run
+
+    trainer = new_run(TrainConfig(game="duel-v0", rounds=1, episodes=2, run="empty"), runs)
+    trainer.close()
+    assert main(["report", "empty"]) == 0
+    page = (runs / "empty" / "report.html").read_text()
+    assert page.count("No completed rounds yet.") == 2 and "No tournament yet" in page
+    assert_error = main(["report", "nope"])
+    assert assert_error == 2 and "no run named 'nope'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ One module per command, each owning its `add_parser`:
     play.py      arena play
     train.py     arena train, arena resume
     runs.py      arena runs, arena watch
+    report.py    arena report
     plugins.py   arena experiment <name>, and contributed commands (arena bench)
     (arena.tournament.command: arena tournament)
 
@@ -20,7 +21,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from arena.cli import games, play, plugins, runs, train
+from arena.cli import games, play, plugins, report, runs, train
 from arena.cli.common import GLOBAL_HELP
 from arena.types import ArenaError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     runs.add_parser(sub)
     add_tournament_parser(sub)
+    report.add_parser(sub)
     plugins.add_parser(sub)
     return p
 

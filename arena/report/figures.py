@@ -120,7 +120,7 @@ def heatmap_figure(panels: Sequence[Panel], title: str, colour_label: str = "mea
                 continue
             lo, hi = float(p.lower[i, j]), float(p.upper[i, j])
             text = f"{m[i, j]:+.2f}" + (f"\n[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, linespacing=1.3,
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, linespacing=1.3,
                     color=text_colour(image.cmap(image.norm(m[i, j]))))
         _axis(ax, "x", p.col_labels, p.col_seat)
         _axis(ax, "y", p.row_labels, p.row_seat)
