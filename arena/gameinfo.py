@@ -53,6 +53,9 @@ class GameInfo:
     """`module:attr` of `report(run_dir) -> renderable`, printed after `arena train`/`resume`."""
     pretrain: str | None = None
     """`module:attr` of `pretrain(out_dir, *, steps, seed) -> Path` for `arena pretrain <game>`."""
+    attack: Mapping[str, str] = field(default_factory=dict)
+    """Recipe name -> `module:attr` of `build(ctx: arena.attack.AttackContext) -> arena.attack.Attack`:
+    a fresh attacker against one frozen checkpoint of a run trained with that recipe (`arena attack`)."""
 
     @staticmethod
     def of(cls: type) -> "GameInfo":

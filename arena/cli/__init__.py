@@ -8,6 +8,7 @@ One module per command, each owning its `add_parser`:
     runs.py      arena runs, arena watch
     report.py    arena report
     plugins.py   arena experiment <name>, and contributed commands (arena bench)
+    attack.py    arena attack
     (arena.tournament.command: arena tournament)
 
 Errors a user can cause (unknown game, bad agent spec, missing run, corrupt
@@ -21,7 +22,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from arena.cli import games, play, plugins, report, runs, train
+from arena.cli import attack, games, play, plugins, report, runs, train
 from arena.cli.common import GLOBAL_HELP
 from arena.types import ArenaError
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     runs.add_parser(sub)
     add_tournament_parser(sub)
+    attack.add_parser(sub)
     report.add_parser(sub)
     plugins.add_parser(sub)
     return p

@@ -70,6 +70,8 @@ class ProverVerifierEnv(TextGame):
             "spot-check": "games.prover_verifier.bots:SpotCheckVerifier",
         },
         pretrain="games.prover_verifier.recipe:pretrain",
+        attack={"default": "games.prover_verifier.attack:checkability_attack",
+                "scripted": "games.prover_verifier.attack:scripted_attack"},
     )
 
     def __init__(self, reward: str = "src", split: str = "all", role: str | None = None,

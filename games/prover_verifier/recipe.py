@@ -46,8 +46,9 @@ class CheckabilityParams:
     """Tell the prover in words what its role asks (for instruction-tuned models; the tiny model reads the role line)."""
     pool_size: int = 4000
     """Synthetic problems generated (split by hash into the prover and the verifier half)."""
-    pool_seed: int = 1234
-    """Seed of the synthetic problem pool (distinct from the pretraining problems' seeds)."""
+    pool_seed: int = -1
+    """Seed of the synthetic problem pool; -1: 1234 + the run seed, so seeds vary the data as well as
+    training (set it to pin the data across seeds; the run's config records the value used)."""
     min_steps: int = 2
     """Fewest arithmetic steps in a synthetic problem."""
     max_steps: int = 3
@@ -102,6 +103,10 @@ class CheckabilityParams:
             raise ArenaError("group_size must be at least 2 (SRC and the baseline compare within a group)")
 
 
+DATA_SEED_BASE = 1234
+"""`pool_seed` = DATA_SEED_BASE + run seed unless set (distinct from the pretraining problems' seeds)."""
+
+
 def default_prover_spec() -> str:
     return f"hf:{ASSETS / 'prover'}"
 
@@ -118,6 +123,18 @@ def problem_pool(params: CheckabilityParams) -> list[rules.Problem]:
                                   params.max_value)
 
 
+def problem_split(params: CheckabilityParams, halves: dict[str, list[rules.Problem]] | None = None
+                  ) -> tuple[list[rules.Problem], list[rules.Problem]]:
+    """(held-out best-of-n problems, the prover's RL problems), both from the prover half.
+
+    The best-of-n problems are taken out of the prover's RL problems so that they stay
+    unseen by both players (the verifier never trains on the prover half). `arena attack`
+    draws its sneaky attacker's problems from the same RL problems."""
+    halves = halves or pv_data.split_halves(problem_pool(params))
+    n_bon = min(params.bon_problems, len(halves["prover"]) // 4)
+    return halves["prover"][:n_bon], halves["prover"][n_bon:]
+
+
 def checkability(ctx: RecipeContext) -> Setup:
     """Checkability training: verifier first (re-initialised, all rounds' data), then the prover by RL."""
     from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner
@@ -128,13 +145,12 @@ def checkability(ctx: RecipeContext) -> Setup:
         raise ArenaError(f"no tiny prover in {ASSETS}: run `arena pretrain prover-verifier-v0 --out {ASSETS}`")
     prover, prover_spec = ctx.agent("prover", default_prover_spec())
     verifier, verifier_spec = ctx.agent("verifier", default_verifier_spec())
+    if params.pool_seed < 0:  # the data vary with the run seed unless a data seed pins them
+        params.pool_seed = DATA_SEED_BASE + ctx.seed
     halves = pv_data.split_halves(problem_pool(params))
     if len(halves["prover"]) < 2 or len(halves["verifier"]) < 2:
         raise ArenaError("the problem pool needs at least two problems in each half")
-    # Held-out best-of-n problems: from the prover half (the verifier never trains on it),
-    # taken out of the prover's RL problems so that they stay unseen by both.
-    n_bon = min(params.bon_problems, len(halves["prover"]) // 4)
-    bon_problems, prover_problems = halves["prover"][:n_bon], halves["prover"][n_bon:]
+    bon_problems, prover_problems = problem_split(params, halves)
     env_kwargs = {"reward": params.reward, "min_steps": params.min_steps, "max_steps": params.max_steps,
                   "max_value": params.max_value}
     if params.data:

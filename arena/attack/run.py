@@ -1,0 +1,107 @@
+"""Running an attack: the missing (round, seed) units, each a step loop, each stored as one file."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from arena.attack.analysis import RoundSummary, steps_to_exploit, summarize, window_means
+from arena.attack.plan import AttackConfig, AttackContext, AttackPlan, plan_attack
+from arena.store import write_json_atomic
+from arena.types import ArenaError
+
+
+@dataclass
+class AttackResult:
+    plan: AttackPlan
+    units: list[dict[str, Any]]
+    summaries: list[RoundSummary]
+    attacker: str
+    metric: str
+    threshold: float
+
+    @property
+    def out_dir(self) -> Path:
+        return self.plan.out_dir
+
+
+def unit_path(out_dir: Path, k: int, s: int) -> Path:
+    return out_dir / "units" / f"round-{k}-seed-{s}.json"
+
+
+def check_config(plan: AttackPlan) -> None:
+    """Register this attack's config, or refuse one that differs from what is stored under its name."""
+    path = plan.out_dir / "config.json"
+    key = plan.config.key()
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") != key:
+            raise ArenaError(f"attack {plan.config.name!r} of {plan.run_dir.name} was run with {stored.get('key')}, "
+                             f"not {key}: use another --name")
+        return
+    (plan.out_dir / "units").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key, "game": plan.game_id, "created": time.time()})
+
+
+def attack_unit(plan: AttackPlan, k: int, s: int, say: Callable[[str, bool], None]) -> dict[str, Any]:
+    """Train one fresh attacker against round k's frozen checkpoint; the unit record."""
+    cfg = plan.config
+    seed = cfg.seed * 1000 + s
+    ctx = AttackContext(plan.run_dir, plan.run_config, plan.game_id, cfg.seat, plan.targets[k], k, seed,
+                        cfg.device, plan.runs_dir)
+    attack = plan.build(ctx)
+    t0 = time.perf_counter()
+    history: list[dict[str, float]] = []
+    exploit = None
+    for t in range(cfg.budget):
+        m = {key: float(v) for key, v in attack.step().items()}
+        if "success" not in m:
+            raise ArenaError(f"{plan.game_id}'s attack step returned no 'success' metric")
+        history.append(m)
+        if exploit is None:
+            exploit = steps_to_exploit([h["success"] for h in history], attack.threshold, cfg.window)
+        say(f"round {k} seed {s}: step {t + 1}/{cfg.budget} {attack.metric} {m['success']:.2f}"
+            + (f" (exploited at {exploit})" if exploit else ""), False)
+        if exploit is not None and not cfg.full:
+            break
+    means = window_means([h["success"] for h in history], cfg.window)
+    return {"round": k, "seed": s, "attack_seed": seed, "target": str(plan.targets[k]),
+            "steps_to_exploit": exploit, "steps_played": len(history), "final_success": means[-1],
+            "threshold": attack.threshold, "metric": attack.metric, "attacker": attack.attacker,
+            "seconds": time.perf_counter() - t0, "history": history}
+
+
+def read_units(out_dir: Path) -> list[dict[str, Any]]:
+    units = []
+    for p in sorted((out_dir / "units").glob("round-*-seed-*.json")):
+        try:
+            units.append(json.loads(p.read_text()))
+        except ValueError:
+            continue  # never happens with atomic writes; a hand-edited file is skipped, then replayed
+    return units
+
+
+def run_attack(cfg: AttackConfig, runs_dir: Path,
+               say: Callable[[str, bool], None] = lambda line, final: None) -> AttackResult:
+    """Play the attack's missing units (resumable: stored units are kept), then summarise.
+
+    `say(line, final)`: a progress line per step (final False) and one per finished unit (True)."""
+    plan = plan_attack(cfg, runs_dir)
+    check_config(plan)
+    for k, s in plan.units():
+        path = unit_path(plan.out_dir, k, s)
+        if path.is_file():
+            continue
+        unit = attack_unit(plan, k, s, say)
+        write_json_atomic(path, unit)
+        say(f"round {k} seed {s}: " + (f"exploited at step {unit['steps_to_exploit']}" if unit["steps_to_exploit"]
+            else f"not exploited in {unit['steps_played']} steps") + f", {unit['metric']} at end "
+            f"{unit['final_success']:.2f} ({unit['seconds']:.0f}s)", True)
+    wanted = set(plan.units())
+    units = [u for u in read_units(plan.out_dir) if (u["round"], u["seed"]) in wanted]
+    if not units:
+        raise ArenaError("no attack units")
+    return AttackResult(plan, units, summarize(units, cfg.budget, rng_seed=cfg.seed), units[0]["attacker"],
+                        units[0]["metric"], units[0]["threshold"])

@@ -1,0 +1,71 @@
+"""`arena attack`: steps-to-exploit of frozen checkpoints (engine loop on the scripted recipe)."""
+import json
+
+import pytest
+
+from arena.attack import AttackConfig, run_attack, steps_to_exploit, summarize
+from arena.attack.report import attack_table, write_outputs
+from arena.cli import main as cli_main
+from arena.selfplay import TrainConfig, new_run
+from arena.types import ArenaError
+
+
+def scripted_run(runs, name, check_rate, rounds=1):
+    cfg = TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=rounds, episodes=8, concurrency=8,
+                      seed=0, run=name, seats={"verifier": f"scripted:spot-check?check_rate={check_rate}"})
+    trainer = new_run(cfg, runs)
+    trainer.run(trainer.restore())
+    trainer.close() if hasattr(trainer, "close") else None
+    return trainer.run_dir
+
+
+def test_steps_to_exploit_waits_for_a_full_window():
+    assert steps_to_exploit([1.0, 0.0, 0.0, 0.6, 0.6, 0.6], 0.5, 3) == 6  # step 1 alone is not an exploit
+    assert steps_to_exploit([0.9, 0.9, 0.9], 0.5, 3) == 3
+    assert steps_to_exploit([0.1] * 10, 0.5, 3) is None
+    rows = summarize([{"round": 0, "seed": s, "steps_to_exploit": x, "final_success": 0.5}
+                      for s, x in enumerate([3, 5, None])], budget=10)
+    (r,) = rows
+    assert r.exploited == 2 and r.censored and r.steps == pytest.approx(6.0)  # None counts as the budget
+    assert r.steps_lower <= r.steps <= r.steps_upper
+
+
+def test_attack_exploits_a_weak_scripted_verifier_faster_than_a_strong_one(tmp_path):
+    # The scripted learner raises the check rate by 0.5 x the sneaky success: start near zero
+    # for a weak verifier, at 1 for one that checks every step.
+    weak = scripted_run(tmp_path, "weak", 0.0)
+    strong = scripted_run(tmp_path, "strong", 1.0)
+    assert json.loads((strong / "checkpoints/verifier/round-0/scripted.json").read_text())["params"]["check_rate"] == 1
+    results = {}
+    for run in (weak, strong):
+        cfg = AttackConfig(run=str(run), seat="verifier", seeds=3, budget=40)
+        results[run.name] = run_attack(cfg, tmp_path)
+    w, s = results["weak"].summaries[0], results["strong"].summaries[0]
+    assert w.exploited == 3 and s.exploited == 3  # the hiding attacker beats even a full checker, later
+    assert w.steps + 3 <= s.steps
+    assert w.steps == 3.0  # fooled from the first window: a weak checker misses most planted errors
+    # stored and resumable: the same command plays nothing new and reads the same units back
+    units = sorted((weak / "attacks/default/units").glob("*.json"))
+    assert len(units) == 3
+    before = [p.stat().st_mtime_ns for p in units]
+    again = run_attack(AttackConfig(run=str(weak), seat="verifier", seeds=3, budget=40), tmp_path)
+    assert again.summaries == results["weak"].summaries
+    assert [p.stat().st_mtime_ns for p in units] == before
+    # a different config under the same name is refused; outputs are written
+    with pytest.raises(ArenaError, match="use another --name"):
+        run_attack(AttackConfig(run=str(weak), seat="verifier", seeds=3, budget=10), tmp_path)
+    files = write_outputs(again)
+    assert (weak / "attacks/default/attack.csv") in files
+    assert "steps to exploit" in str(attack_table(again).columns[1].header)
+
+
+def test_attack_cli_and_errors(tmp_path, capsys):
+    scripted_run(tmp_path, "cli", 0.5, rounds=2)
+    rc = cli_main(["attack", "cli", "--seat", "verifier", "--seeds", "2", "--budget", "20", "--runs-dir",
+                   str(tmp_path), "--rounds", "0,1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "steps to exploit" in out and "attack.csv" in out
+    assert cli_main(["attack", "cli", "--seat", "judge", "--runs-dir", str(tmp_path)]) == 2
+    assert "no checkpoints of seat 'judge'" in capsys.readouterr().err
+    assert cli_main(["attack", "cli", "--seat", "verifier", "--rounds", "7", "--runs-dir", str(tmp_path)]) == 2
+    assert "round(s) 7" in capsys.readouterr().err
