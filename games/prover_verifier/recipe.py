@@ -87,10 +87,13 @@ class CheckabilityParams:
     """Policy-gradient group baseline: rloo (leave-one-out), mean (GRPO) or none."""
     bon_n: int = 4
     """n of balanced best-of-n (n/2 correct and n/2 incorrect helpful samples per problem)."""
-    bon_problems: int = 16
-    """Held-out problems in the best-of-n pool."""
-    bon_samples: int = 12
+    bon_problems: int = 48
+    """Held-out problems sampled for the best-of-n pool (those with n/2 incorrect helpful samples are kept)."""
+    bon_samples: int = 24
     """Helpful samples per held-out problem drawn (once, from the initial prover) for the pool."""
+    bon_temperature: float = 1.5
+    """Temperature of the pool's helpful samples: the tiny prover is right ~100% of the time at 1.0,
+    so its honest mistakes (the incorrect half) are drawn at 1.5 (~8% wrong)."""
 
     def __post_init__(self) -> None:
         if self.reward not in ("src", "cgc", "goodhart"):
@@ -170,7 +173,7 @@ def checkability(ctx: RecipeContext) -> Setup:
             inner=inner, prover=prover, problems=halves["verifier"], bon_problems=bon_problems, start=start,
             samples_per_round=params.verifier_samples, group_size=params.group_size,
             mixture_problems=params.verifier_problems, bon_n=params.bon_n, bon_samples=params.bon_samples,
-            instruct=params.instruct)
+            bon_temperature=params.bon_temperature, instruct=params.instruct)
     if trains_prover:
         reference = copy.deepcopy(prover.model)  # the prover's initialisation, frozen by the learner
         inner = PolicyGradientLearner(seat="prover", reference=reference,

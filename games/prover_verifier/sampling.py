@@ -119,27 +119,33 @@ def balanced_best_of_n(scores_correct: Sequence[Sequence[float]], scores_incorre
 
 
 def build_best_of_n_pool(prover: Any, problems: Sequence[rules.Problem], samples: int, n: int,
-                         instruct: bool = False) -> list[dict[str, Any]]:
-    """Samples of `prover` on held-out problems, kept where a balanced n-subset exists.
+                         instruct: bool = False, temperature: float | None = None) -> list[dict[str, Any]]:
+    """Helpful samples of `prover` on held-out problems, kept where a balanced n-subset exists.
 
-    Correct solutions are helpful samples. Incorrect ones are helpful samples too
-    where the prover makes enough honest mistakes; where it does not (the tiny
-    prover is almost always right when helpful), the problem's sneaky samples fill
-    the incorrect half, and the item says so (`filled`).
+    Balanced best-of-n as Kirchner et al. define it: both halves are *helpful* samples,
+    n/2 correct and n/2 incorrect (honest mistakes, never sneaky ones). The tiny prover
+    is almost always right when helpful at its own temperature, so the pool is sampled at
+    `temperature` (when given; the prover's sampling is restored afterwards), and problems
+    with fewer than n/2 incorrect (or correct) helpful samples are left out.
     """
+    import dataclasses
+
+    saved = getattr(prover, "sampling", None)
+    if temperature is not None and saved is not None:
+        prover.sampling = dataclasses.replace(saved, temperature=temperature)
+    try:
+        helpful = rollout(prover, problems, ["helpful"], samples, instruct=instruct)
+    finally:
+        if saved is not None:
+            prover.sampling = saved
     pool = []
-    helpful = rollout(prover, problems, ["helpful"], samples, instruct=instruct)
-    sneaky = rollout(prover, problems, ["sneaky"], samples, instruct=instruct)
     for start in range(0, len(helpful), samples):
-        h, s = helpful[start:start + samples], sneaky[start:start + samples]
+        h = helpful[start:start + samples]
         pos = [solution_of(e) for e in h if e.info["prover"]["correct"]]  # duplicates kept: they are samples
         neg = [solution_of(e) for e in h if not e.info["prover"]["correct"]]
-        filled = len(neg) < n // 2
-        if filled:
-            neg += [solution_of(e) for e in s if not e.info["prover"]["correct"]]
         if len(pos) >= n // 2 and len(neg) >= n // 2:
             pool.append({"question": h[0].info["prover"]["question"], "correct": pos, "incorrect": neg,
-                         "filled": filled})
+                         "filled": False})
     return pool
 
 

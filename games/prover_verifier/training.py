@@ -25,7 +25,8 @@ Round k of `arena train prover-verifier-v0` (learner order: verifier, then prove
 Evaluation (verifier learner metrics): AUC of the fresh verifier on this round's
 prover-half episodes (problems it never trains on), and balanced best-of-n
 accuracy on a fixed pool of helpful samples of the initial prover on held-out
-problems (n/2 correct and n/2 incorrect per problem; chance is 0.5).
+problems (n/2 correct and n/2 incorrect helpful samples per problem, as in the paper;
+drawn at `bon_temperature` so that the tiny prover makes honest mistakes; chance is 0.5).
 
 Sampling, scoring, rewards and best-of-n live in `games.prover_verifier.sampling`;
 this module holds the two round learners and the state they keep between rounds.
@@ -107,6 +108,8 @@ class VerifierRoundLearner(RoundLearner):
     """n of balanced best-of-n (n/2 correct + n/2 incorrect)."""
     bon_samples: int = 24
     """Helpful samples per held-out problem when the pool is built."""
+    bon_temperature: float | None = None
+    """Sampling temperature of the pool's helpful samples (None: the prover's own)."""
     instruct: bool = False
     """Prompts with role instructions (instruction-tuned provers)."""
     rounds: list[list[dict[str, Any]]] = field(default_factory=list)
@@ -130,7 +133,7 @@ class VerifierRoundLearner(RoundLearner):
         self.rounds.append(new)
         if self.pool is None:  # first round: helpful samples of the initial prover, held out
             self.pool = build_best_of_n_pool(self.prover, self.bon_problems, self.bon_samples, self.bon_n,
-                                             self.instruct)
+                                             self.instruct, self.bon_temperature)
 
         # 2. re-initialise from the starting weights; 3. train on the mixture.
         agent.model.load_state_dict(self.start)
