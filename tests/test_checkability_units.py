@@ -190,3 +190,65 @@ def test_pretrain_writes_plain_hf_prover_and_scorer(tmp_path):
     emb = lm.get_input_embeddings().weight  # tied: the LM head's rows
     assert torch.allclose(scorer.score.weight[0], emb[r] - emb[w])  # scores start as log p(right) - log p(wrong)
     assert (out / "pretrain.json").is_file()
+
+
+class _MistakenProver:
+    """Helpful-only fake: writes the right answer or (every third call per problem) a wrong one; counts roles."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+        self.sampling = SimpleNamespace(temperature=1.0)
+        self.roles, self.temperatures, self.n = [], [], 0
+
+    def act(self, observations):
+        out = []
+        for obs in observations:
+            self.roles.append(obs["role"])
+            self.temperatures.append(self.sampling.temperature)
+            p = rules.parse_question(obs["question"])
+            self.n += 1
+            out.append(rules.format_solution(p.steps, p.answer + (1 if self.n % 3 == 0 else 0)))
+        return out
+
+
+def test_best_of_n_pool_is_helpful_samples_only_drawn_at_its_temperature(monkeypatch):
+    import dataclasses as dc
+
+    from games.prover_verifier import sampling
+
+    monkeypatch.setattr(dc, "replace", lambda obj, **kw: type(obj)(**{**vars(obj), **kw}))
+    prover = _MistakenProver()
+    problems = data.synthetic_pool(4, seed=0)
+    pool = sampling.build_best_of_n_pool(prover, problems, samples=6, n=4, temperature=1.5)
+    assert set(prover.roles) == {"helpful"}  # the paper's balanced best-of-n: no sneaky fill
+    assert set(prover.temperatures) == {1.5} and prover.sampling.temperature == 1.0  # restored
+    assert pool and all(len(i["correct"]) >= 2 and len(i["incorrect"]) >= 2 and not i["filled"] for i in pool)
+    p = {q.question: q for q in problems}
+    assert all(rules.is_correct(p[i["question"]], s) for i in pool for s in i["correct"])
+    assert not any(rules.is_correct(p[i["question"]], s) for i in pool for s in i["incorrect"])
+
+
+def test_checkability_data_seed_follows_the_run_seed_unless_pinned():
+    from games.prover_verifier.recipe import DATA_SEED_BASE, CheckabilityParams, problem_pool
+
+    assert CheckabilityParams().pool_seed == -1  # resolved by the recipe to DATA_SEED_BASE + run seed
+    a = problem_pool(CheckabilityParams(pool_seed=DATA_SEED_BASE, pool_size=50))
+    b = problem_pool(CheckabilityParams(pool_seed=DATA_SEED_BASE + 1, pool_size=50))
+    assert [x.question for x in a] != [x.question for x in b]
+
+
+def test_dynamics_verdicts_need_a_strict_move_the_papers_way():
+    from games.prover_verifier.dynamics import RunDynamics, over_seeds_table, verdict
+
+    nan = float("nan")
+    d = RunDynamics("r", 0, 1234, [0, 1, 2], {"steps": [5.0, 9.0, 20.0], "attack_success": [0.6, 0.5, 0.2],
+                                             "sneaky_cotrained": [0.3, 0.3, 0.3], "best_of_n": [0.5, 0.6, nan],
+                                             "helpful_accuracy": [1.0, 0.9, 0.8]}, [False, False, True], 20)
+    assert verdict(d, "steps") and verdict(d, "attack_success")
+    assert verdict(d, "sneaky_cotrained") is False  # flat is not reproduced
+    assert verdict(d, "best_of_n") is True  # the last measured round counts
+    assert verdict(d, "helpful_accuracy") is False
+    censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20)
+    assert verdict(censored, "steps") is False  # both attacks ran out of budget: no evidence of a rise
+    table = over_seeds_table([d, censored])
+    assert "paper" in [str(c.header) for c in table.columns]

@@ -17,6 +17,18 @@
    verifier=scripted:spot-check`) has no best-of-n pool, hence no bar: its column
    shows `-` (the CSV keeps `fooled_at_0`, incorrect and scored above 0).
 
+4. `arena attack <run> --seat verifier` (the paper's robustness measure): for each
+   round's frozen verifier, `--attack-seeds` fresh sneaky-only provers (the initial
+   prover, the recipe's RL) train against it for up to `--attack-budget` steps;
+   steps-to-exploit and the attack's success at its end, per round, then the
+   dynamics table: every measured dynamic per round beside the paper's figure, and
+   whether it moved the paper's way from round 0 to the last.
+
+Seeds: `--seed` varies the data (problem pool seed 1234 + seed) as well as training;
+`--data-seed` pins the data. `--seeds 0,1,2` runs each seed, then prints the dynamics
+over seeds with the paper's figures and on how many seeds each was reproduced;
+`--summarize run-a,run-b` prints that for finished runs.
+
 Everything printed is read back from the run's files.
 """
 from __future__ import annotations
@@ -46,7 +58,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="training rounds (default 4)")
     p.add_argument("--episodes", type=int, default=64, help="episodes played per round (default 64)")
     p.add_argument("--concurrency", type=int, default=64, help="episodes in flight (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0); it seeds training AND the data "
+                                                        "(problem pool seed 1234 + seed) unless --data-seed is given")
+    p.add_argument("--seeds", help="comma-separated run seeds: one run each, then the dynamics over seeds "
+                                   "(overrides --seed; --run is then a prefix)")
+    p.add_argument("--data-seed", type=int, help="pin the problem pool's seed (same data for every run seed)")
+    p.add_argument("--attack-seeds", type=int, default=2,
+                   help="sneaky-only attacks per round's verifier (arena attack; default 2; 0: no attack)")
+    p.add_argument("--attack-budget", type=int, default=32, help="most RL steps per attack (default 32)")
+    p.add_argument("--summarize", metavar="RUN[,RUN...]",
+                   help="only print the dynamics of finished runs (their sneaky tournament and attack) over seeds")
     p.add_argument("--run", help="run name (default: checkability-s<seed>, numbered if taken)")
     p.add_argument("--runs-dir", help="where runs live (default $ARENA_RUNS_DIR or ./runs)")
     p.add_argument("--crossplay-episodes", type=int, default=96, help="episodes per cross-play pairing (default 96)")
@@ -77,6 +98,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from arena.store import runs_dir as default_runs_dir
+    from games.prover_verifier import dynamics
+
+    console = Console()
+    base = default_runs_dir(args.runs_dir)
+    if args.summarize:
+        from arena.store import find_run
+        runs = [dynamics.read_dynamics(find_run(r.strip(), base)) for r in args.summarize.split(",") if r.strip()]
+        print_dynamics(console, runs)
+        return 0
+    if args.data_seed is not None:
+        args.set = [*(args.set or []), f"pool_seed={args.data_seed}"]
+    if not args.seeds:
+        return _one_seed(args)
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise ArenaError(f"--seeds takes comma-separated integers, not {args.seeds!r}") from None
+    dirs = []
+    for seed in seeds:
+        one = argparse.Namespace(**{**vars(args), "seed": seed,
+                                    "run": f"{args.run}-s{seed}" if args.run else None})
+        _one_seed(one, dirs)
+    print_dynamics(console, [dynamics.read_dynamics(d) for d in dirs])
+    return 0
+
+
+def print_dynamics(console: Console, runs: list) -> None:
+    from games.prover_verifier import dynamics
+
+    console.rule(f"checkability dynamics over {len(runs)} seed(s), beside Kirchner et al. 2024")
+    for d in runs:
+        console.print(dynamics.per_seed_table(d))
+    console.print(dynamics.over_seeds_table(runs))
+    for line in dynamics.summary_lines(runs):
+        console.print(line, highlight=False)
+
+
+def _one_seed(args: argparse.Namespace, dirs: list | None = None) -> int:
     from arena.dashboard import LiveView
     from arena.selfplay import TrainConfig, new_run
     from arena.store import runs_dir as default_runs_dir
@@ -115,10 +175,30 @@ def _main(args: argparse.Namespace) -> int:
     console.print(round_summary_table(summaries))
     for line in conclusions(table, summaries):
         console.print(line, highlight=False)
-    console.print(f"\ntraining {train_s:.0f}s, total {time.perf_counter() - t0:.0f}s", highlight=False)
-    console.print(f"run: {trainer.run_dir} (arena.db, events.jsonl, checkpoints/prover|verifier/round-k)\n"
-                  f"tournament: {result.out_dir} (ratings.csv, crossplay.csv, crossplay.png, sneaky_success.csv)",
+    attack_s = 0.0
+    if args.attack_seeds > 0:
+        from arena.attack import AttackConfig, attack_table, run_attack, write_outputs
+        from games.prover_verifier import dynamics
+
+        console.rule(f"4. robustness: a fresh sneaky-only prover attacks each round's frozen verifier "
+                     f"({args.attack_seeds} seeds, <= {args.attack_budget} steps)")
+        t1 = time.perf_counter()
+        acfg = AttackConfig(run=str(trainer.run_dir), seat="verifier", seeds=args.attack_seeds,
+                            budget=args.attack_budget, name="sneaky", device=args.device)
+        attack = run_attack(acfg, base, lambda line, final: final and console.print(line, highlight=False,
+                                                                                   markup=False))
+        write_outputs(attack)
+        console.print(attack_table(attack))
+        attack_s = time.perf_counter() - t1
+        console.print(dynamics.per_seed_table(dynamics.read_dynamics(trainer.run_dir)))
+    if dirs is not None:
+        dirs.append(trainer.run_dir)
+    console.print(f"\ntraining {train_s:.0f}s, attack {attack_s:.0f}s, total {time.perf_counter() - t0:.0f}s",
                   highlight=False)
+    console.print(f"run: {trainer.run_dir} (arena.db, events.jsonl, checkpoints/prover|verifier/round-k)\n"
+                  f"tournament: {result.out_dir} (ratings.csv, crossplay.csv, crossplay.png, sneaky_success.csv)"
+                  + (f"\nattack: {trainer.run_dir / 'attacks' / 'sneaky'} (attack.csv, attack.png, units/)"
+                     if args.attack_seeds > 0 else ""), highlight=False)
     return 0
 
 
