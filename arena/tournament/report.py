@@ -108,7 +108,10 @@ def ratings_table(result: TournamentResult) -> Table:
     rows = [dict(zip(RATING_COLUMNS, row)) for row in rating_rows(result)]
     bt_ci = any(r["bt_lower"] is not None for r in rows)
     reward_ci = any(r["reward_lower"] is not None for r in rows)
-    methods = sorted({INTERVAL_NAMES.get(g.reward.method, g.reward.method) for g in result.groups})
+    by_method: dict[str, list[str]] = {}  # interval method -> the seat groups rated with it
+    for g in result.groups:
+        by_method.setdefault(INTERVAL_NAMES.get(g.reward.method, g.reward.method), []).append(g.name)
+    methods = [m if len(by_method) == 1 else f"{m} ({', '.join(names)})" for m, names in by_method.items()]
     notes = [legend(result.short, [label for g in result.groups for label in g.labels])]
     if bt_ci or reward_ci:
         notes.append("95% CIs: " + ", ".join(
