@@ -12,6 +12,10 @@ torch.set_num_threads(1)
 EXTERNAL = Path(__file__).parent / "external"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: over ~20 s on a shared 2-core CPU (skip with -m 'not slow')")
+
+
 @pytest.fixture
 def external_game_path(monkeypatch):
     """Put the out-of-repo game (tests/external) on sys.path, as a user's own package would be."""

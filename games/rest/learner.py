@@ -9,7 +9,8 @@ then reads top to bottom:
 2. D_g = the samples ∪ the original data D (D scored once, on first use, with the
    same reward); ReST-EM: samples only, rewards made binary;
 3. (ReST-EM) restart from the base model;
-4. for each threshold τ_i of the rising schedule -- one Improve step: keep the
+4. for each threshold τ_i of the rising schedule (fixed, or set from D_g's rewards:
+   τ_0 = 0, then above D_g's mean reward) -- one Improve step: keep the
    pairs with R > τ_i (ReST-EM: at most K per source), minimise the filtered NLL
    on them, continuing from the previous step with the learning rate times
    `lr_decay`; evaluate on the validation and test sets;
@@ -163,7 +164,10 @@ class ReSTLearner:
     """R, used once on D (the samples were scored by the env)."""
     evaluation: Evaluation
     thresholds: Sequence[float] = (0.0, 0.7, 0.8, 0.9, 0.95)
-    """τ_0 < τ_1 < ...: one Improve step each."""
+    """τ_0 < τ_1 < ...: one Improve step each (a fixed schedule; used when `gaps` is empty)."""
+    gaps: Sequence[float] = ()
+    """When set: each Grow step's thresholds come from D_g's rewards, τ_0 = 0 then
+    τ_i = mean + (max - mean)·g_i (`rules.thresholds_above_mean`), one Improve step each."""
     lr: float = 1e-3
     """Learning rate of the first Improve step of each Grow step."""
     lr_decay: float = 0.5
@@ -253,7 +257,15 @@ class ReSTLearner:
         np_rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=improver.rng)))
         best = BestWeights()  # one CPU copy of the best step's weights
         rows = []
-        taus = improver.thresholds
+        dg_rewards = [p.reward for p in dg]
+        dg_mean = float(np.mean(dg_rewards)) if dg else math.nan
+        if self.gaps and dg:
+            # τ_0 = 0 (fine-tune on D_g unfiltered: the paper's "G=1, I=0" row) in the first Grow step
+            # only; later Grow steps filter from their first step on (τ_1 > mean), numbered I1, I2, ...
+            taus = rules.thresholds_above_mean(dg_rewards, self.gaps, unfiltered_first=grow == 1)
+            first = 0 if grow == 1 else 1
+        else:
+            taus, first = improver.thresholds, 0
         for i, tau in enumerate(taus):
             kept = rules.keep(dg, tau)
             if self.cap:
@@ -263,7 +275,7 @@ class ReSTLearner:
             lr = improver.set_lr(optimizer, i)
             triples = [(rules.prompt(p.source), rules.target(p.completion), p.reward) for p in kept]
             fitted = improver.improve_step(agent, optimizer, triples, tau, len(dg)) if kept else {}
-            row = {"grow": grow, "improve": i, "label": f"G{grow} I{i}", "tau": tau, "lr": lr,
+            row = {"grow": grow, "improve": first + i, "label": f"G{grow} I{first + i}", "tau": tau, "dg_mean": dg_mean, "lr": lr,
                    "pairs": len(kept), "kept": len(kept) / max(1, len(dg)),
                    "from_data": sum(p.origin == "data" for p in kept),
                    "length": float(np.mean([len(p.completion) for p in kept])) if kept else 0.0,
@@ -272,7 +284,7 @@ class ReSTLearner:
             if self.keep_best:
                 best.offer(agent.model, row["valid"], i)
         best.restore(agent.model)
-        chosen = best.step if best.step is not None else len(rows) - 1
+        chosen = first + (best.step if best.step is not None else len(rows) - 1)
         for row in rows:
             row["seeds_next"] = row["improve"] == chosen
         self.history["bon"][f"G{grow}"] = self.evaluation.best_of_n(agent)

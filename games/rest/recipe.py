@@ -26,6 +26,7 @@ id>` behaviour-clones another causal LM instead (`bc_steps=0`: use it as it is).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -49,10 +50,17 @@ class Params:
     """Sampling temperature of the Grow step (the paper's 0.8)."""
     top_k: int = 0
     """Top-k of the Grow step's sampling (0 = off)."""
+    gaps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    """Thresholds from D_g's rewards (the default): per Grow step τ_0 = 0 (the paper's unfiltered
+    I0 step), then τ_i = m + (max - m)·g_i with m = D_g's mean reward, so every filtering step's
+    τ is above the mean as ALGORITHMS.md §2 asks (the paper's fixed list is below this task's mean
+    of ~0.95 and barely filters). Empty (`--set gaps=`): use the fixed `thresholds`."""
     thresholds: tuple[float, ...] = (0.0, 0.7, 0.8, 0.9, 0.95)
-    """Rising thresholds τ_0 < τ_1 < ...: one Improve step each (the paper's list, without 0.99)."""
-    lr: float = 1e-3
-    """AdamW learning rate of each Grow step's first Improve step."""
+    """With `gaps` empty: rising thresholds τ_0 < τ_1 < ..., one Improve step each (the paper's list,
+    without 0.99)."""
+    lr: float = 3e-4
+    """AdamW learning rate of each Grow step's first Improve step (I0). BC ends at bc_lr/10 = 3e-4;
+    a fresh AdamW at 1e-3 on D_g undid part of BC (test reward 91 -> 86-88 on 3 of 3 seeds)."""
     lr_decay: float = 0.5
     """Each Improve step's learning rate is the previous one's times this."""
     epochs: int = 1
@@ -69,8 +77,10 @@ class Params:
     """|D|: original (source, translation) pairs; the Grow steps draw their sources from these."""
     noise: float = 0.3
     """Fraction of D's translations with one mistake (the "human" data is good, not perfect)."""
-    data_seed: int = 0
-    """Seed of the sources and of D's mistakes."""
+    data_seed: int | None = None
+    """Seed of the data: D's sources and mistakes, the validation and test sources, the reward
+    model's training pairs. Default (none): the run's --seed, so seeds vary the data as well as the
+    training; `--set data_seed=N` pins the data and lets --seed vary training randomness only."""
     fresh_sources: int = 0
     """Grow steps draw from this many train sources outside D (no human translation; the reward
     still scores them) instead of D's own sources (0, as in the paper)."""
@@ -112,6 +122,11 @@ class Params:
             rules.thresholds(self.thresholds)
         except ValueError as e:
             raise ArenaError(str(e)) from None
+        try:
+            if self.gaps:
+                rules.thresholds_above_mean([0.0, 1.0], self.gaps)
+        except ValueError as e:
+            raise ArenaError(str(e)) from None
         if self.samples < 1 or self.n_data < 1 or self.bon_max < 1:
             raise ArenaError("samples, n_data and bon_max must be at least 1")
 
@@ -124,6 +139,7 @@ class EMParams(Params):
     samples: int = 8
     temperature: float = 0.7
     top_k: int = 40
+    gaps: tuple[float, ...] = ()
     thresholds: tuple[float, ...] = (0.5,)
     binary_cut: float = 1.0
     cap: int = 3
@@ -174,7 +190,8 @@ def tiny_shape(spec: str) -> dict[str, int | float]:
 
 def pretrain(out_dir: Path, *, steps: int = 300, seed: int = 0) -> Path:
     """`arena pretrain rest-v0`: the behaviour-cloned tiny policy (the recipe's BC step) in `out_dir`."""
-    return behaviour_clone(Params(bc_steps=steps), Path(out_dir), seed=seed, progress=sys.stderr.isatty())
+    return behaviour_clone(Params(bc_steps=steps, data_seed=seed), Path(out_dir), seed=seed,
+                           progress=sys.stderr.isatty())
 
 
 def _cached(ctx: RecipeContext, kind: str, key: dict[str, Any], build) -> Path:
@@ -213,11 +230,11 @@ def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
         return p.reward_model
     from games.rest.reward_model import train_reward_model
 
-    key = {"base": base, "seed": ctx.seed, "version": 2}
+    key = {"base": base, "seed": ctx.seed, "data_seed": p.data_seed, "version": 3}
 
     def build(tmp: Path) -> None:
         print("fitting the reward model on scored pairs (cached) ...", file=sys.stderr, flush=True)
-        train_reward_model(base, tmp, seed=ctx.seed, device=ctx.device)
+        train_reward_model(base, tmp, seed=ctx.seed, data_seed=p.data_seed, device=ctx.device)
 
     return str(_cached(ctx, "rm", key, build))
 
@@ -225,13 +242,18 @@ def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
 # -- the recipes ---------------------------------------------------------------------
 
 def rest(ctx: RecipeContext) -> Setup:
-    """ReST: BC, then per round one Grow step and the Improve steps of `thresholds`."""
-    return build(ctx, resolve_params(Params, ctx.params))
+    """ReST: BC, then per round one Grow step and its Improve steps (thresholds from D_g's rewards)."""
+    return build(ctx, with_data_seed(resolve_params(Params, ctx.params), ctx.seed))
 
 
 def rest_em(ctx: RecipeContext) -> Setup:
     """ReST-EM: binary reward, samples only, each Grow step fine-tunes the base model afresh."""
-    return build(ctx, resolve_params(EMParams, ctx.params))
+    return build(ctx, with_data_seed(resolve_params(EMParams, ctx.params), ctx.seed))
+
+
+def with_data_seed(p: Params, seed: int) -> Params:
+    """`data_seed` unset: the run's seed (seeds vary the data as well as the training)."""
+    return p if p.data_seed is not None else dataclasses.replace(p, data_seed=int(seed))
 
 
 def build(ctx: RecipeContext, p: Params) -> Setup:
@@ -269,7 +291,7 @@ def build(ctx: RecipeContext, p: Params) -> Setup:
                             test[:p.bon_sources], p.bon_max, p.temperature, seed=ctx.seed)
     learner = ReSTLearner(
         original=original_data(p) if p.original_data else [], reward=reward, evaluation=evaluation,
-        thresholds=p.thresholds, lr=p.lr, lr_decay=p.lr_decay, epochs=p.epochs, batch_size=p.batch_size,
+        thresholds=p.thresholds, gaps=p.gaps, lr=p.lr, lr_decay=p.lr_decay, epochs=p.epochs, batch_size=p.batch_size,
         keep_best=p.keep_best, binary_cut=p.binary_cut if p.binary_cut >= 0 else None, cap=p.cap,
         restart_from=base if p.restart else None, out_dir=Path(ctx.run_dir) / "rest")
     seats = {"policy": SeatSetup(policy, learner, policy_spec), **seats}

@@ -1,6 +1,7 @@
 """The ReST table in the paper's layout and the Best-of-N curve, from a run's learner history.
 
-    python -m games.rest.report runs/rest-v0-s0      # print the table again
+    python -m games.rest.report runs/rest-v0-s0                  # print the table again
+    python -m games.rest.report runs/rest-s0 runs/rest-s1 ...    # one row per seed + the paper's dynamics
 
 Files under `<run>/rest/` (rewritten after every round by the learner):
 `history.json` (every row), `steps.csv` (the table), `bon.csv` and `bon.png`
@@ -19,7 +20,7 @@ from rich.table import Table
 
 PAPER = {"BC": 70.9, "G1 I0": 71.9, "G1 I4": 77.8, "G2 I3": 83.1}
 """Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (ALGORITHMS.md §2)."""
-STEP_COLUMNS = ["label", "grow", "improve", "tau", "lr", "pairs", "kept", "from_data", "length", "loss",
+STEP_COLUMNS = ["label", "grow", "improve", "tau", "dg_mean", "lr", "pairs", "kept", "from_data", "length", "loss",
                 "valid", "test", "test_chrf", "test_exact", "test_length", "seeds_next"]
 OUT = "rest"
 
@@ -62,7 +63,8 @@ def plot_bon(bon: dict[str, list[dict[str, float]]], path: Path) -> None:
     ax.set_ylabel("reward of the best sample (x100)")
     ax.set_title("rest-v0: Best-of-N on the test sources")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if bon:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -77,15 +79,16 @@ def table(history: dict[str, Any], title: str = "ReST on rest-v0") -> Table:
     learned = history.get("reward", "chrf") != "chrf"
     paper = PAPER if history.get("variant", "rest") == "rest" else {}
     t = Table(title=title, header_style="bold")
-    cols = ["policy", "τ", "pairs", "kept", "len", "val", "test", *(["chrF"] if learned else []), "exact",
+    cols = ["policy", "τ", "D_g mean", "pairs", "kept", "len", "val", "test", *(["chrF"] if learned else []), "exact",
             *(["paper"] if paper else [])]
     for col in cols:
         t.add_column(col, justify="right", no_wrap=True)
     for row in history["steps"]:
         bc = row["label"] == "BC"
         star = "*" if row.get("seeds_next") else ""
-        t.add_row(row["label"] + star, *(["", "", "", ""] if bc else [
-                      f"{row['tau']:.2f}", str(row["pairs"]), f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
+        mean = row.get("dg_mean")
+        t.add_row(row["label"] + star, *(["", "", "", "", ""] if bc else [
+                      f"{row['tau']:.3f}", "" if mean is None else f"{mean:.3f}", str(row["pairs"]), f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
                   f"{100 * row['valid']:.1f}", f"{100 * row['test']:.1f}",
                   *([f"{100 * row['test_chrf']:.1f}"] if learned else []),
                   f"{100 * row['test_exact']:.0f}%",
@@ -122,12 +125,95 @@ def report(run_dir: Path):
     return Group(table(history, f"{method} on rest-v0 ({Path(run_dir).name})"), bon_table(history), note)
 
 
+# -- several seeds ------------------------------------------------------------------
+
+def last_step(history: dict[str, Any], grow: int, improve: int) -> dict[str, Any] | None:
+    """Row `G<grow> I<improve>`, or that Grow step's last Improve step when it has fewer."""
+    rows = [r for r in history["steps"] if r["grow"] == grow]
+    exact = [r for r in rows if r["improve"] == improve]
+    return exact[0] if exact else (rows[-1] if rows else None)
+
+
+def seed_row(history: dict[str, Any]) -> dict[str, Any]:
+    """One seed's figures in the paper's layout (BC, G1 I0, G1 I4, G2 I3; rewards x100) and its
+    dynamics: each as the paper reports it, True/False (None when the run has no such row)."""
+    steps = history["steps"]
+    bc = next((r for r in steps if r["label"] == "BC"), None)
+    g1i0 = next((r for r in steps if r["grow"] == 1 and r["improve"] == 0), None)
+    g1 = [r for r in steps if r["grow"] == 1 and r["improve"] >= 1]
+    g1last = last_step(history, 1, 4) if g1 else None
+    g2i3 = last_step(history, 2, 3)
+    filt = [r for r in steps if r["grow"] >= 1 and r.get("tau", 0) > 0 and r.get("dg_mean") is not None]
+    v = lambda r: None if r is None else 100 * r["test"]  # noqa: E731
+    out = {"BC": v(bc), "G1 I0": v(g1i0), "G1 I4": v(g1last), "G2 I3": v(g2i3),
+           "G1 I4 label": g1last["label"] if g1last else None}
+    gt = lambda a, b: None if a is None or b is None else a > b  # noqa: E731
+    rises = [gt(v(b), v(a)) for a, b in zip([g1i0] + g1[:-1], g1)] if g1i0 and g1 else []
+    out["dynamics"] = {
+        "G1 I0 >= BC (I0 keeps what BC learned)": None if out["G1 I0"] is None or out["BC"] is None
+        else out["G1 I0"] >= out["BC"],
+        "G1 I4 > G1 I0 (Improve steps help)": gt(out["G1 I4"], out["G1 I0"]),
+        "every Improve step of G1 raises the test reward": all(rises) if rises else None,
+        "G2 I3 > G1 I4 (a second Grow helps)": gt(out["G2 I3"], out["G1 I4"]),
+        "G2 I3 > BC": gt(out["G2 I3"], out["BC"]),
+        "filtering thresholds above D_g's mean, kept < 100%": (all(r["tau"] > r["dg_mean"] and r["kept"] < 1
+                                                                   for r in filt) if filt else None),
+    }
+    return out
+
+
+PAPER_DYNAMICS = {
+    "G1 I0 >= BC (I0 keeps what BC learned)": "70.9 -> 71.9",
+    "G1 I4 > G1 I0 (Improve steps help)": "71.9 -> 77.8",
+    "every Improve step of G1 raises the test reward": "yes, on all 3 benchmarks",
+    "G2 I3 > G1 I4 (a second Grow helps)": "77.8 -> 83.1 (+5.3)",
+    "G2 I3 > BC": "70.9 -> 83.1",
+    "filtering thresholds above D_g's mean, kept < 100%": "τ_1 > mean of D_g",
+}
+
+
+def seeds_report(run_dirs: list[Path]):
+    """Per seed: BC, G1 I0, G1 I4, G2 I3 beside the paper's; then each dynamic and on how many seeds it held."""
+    from rich.console import Group
+    from rich.text import Text
+
+    rows = []
+    for d in run_dirs:
+        history = json.loads((rest_dir(d) / "history.json").read_text())
+        rows.append((Path(d).name, history, seed_row(history)))
+    learned = any(h.get("reward", "chrf") != "chrf" for _, h, _ in rows)
+    t = Table(title="ReST on rest-v0, one row per run (test reward x100, greedy)", header_style="bold")
+    for col in ("run", "BC", "G1 I0", "G1 I4", "G2 I3"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    f = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
+    for name, _, r in rows:
+        last = r["G1 I4 label"] if r["G1 I4 label"] not in (None, "G1 I4") else ""
+        t.add_row(name, f(r["BC"]), f(r["G1 I0"]), f(r["G1 I4"]) + (f" ({last})" if last else ""), f(r["G2 I3"]))
+    t.add_row("paper (IWSLT'14, RM score)", *[f"{PAPER[k]:.1f}" for k in ("BC", "G1 I0", "G1 I4", "G2 I3")],
+              style="dim")
+    d = Table(title="the paper's dynamics, per run", header_style="bold",
+              caption="held = runs on which the dynamic appeared / runs that have the rows it needs")
+    for col in ("dynamic", "paper", "held", *[name for name, _, _ in rows]):
+        d.add_column(col, justify="left" if col in ("dynamic", "paper") else "right")
+    for dyn, paper in PAPER_DYNAMICS.items():
+        got = [r["dynamics"][dyn] for _, _, r in rows]
+        ran = [g for g in got if g is not None]
+        d.add_row(dyn, paper, f"{sum(ran)}/{len(ran)}", *["-" if g is None else "yes" if g else "no" for g in got])
+    note = Text(("R is a learned reward model: see each run's table for chrF beside it. " if learned else "")
+                + "Paper: Gulcehre et al. 2023, IWSLT'14 De-En, reward-model scores (another task and scale).",
+                style="dim")
+    return Group(t, d, note)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m games.rest.report <run dir>", file=sys.stderr)
+    if not args:
+        print("usage: python -m games.rest.report <run dir> [<run dir> ...]", file=sys.stderr)
         return 2
-    Console().print(report(Path(args[0])))
+    if len(args) == 1:
+        Console().print(report(Path(args[0])))
+    else:
+        Console(width=max(120, Console().width)).print(seeds_report([Path(a) for a in args]))
     return 0
 
 

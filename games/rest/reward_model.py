@@ -43,8 +43,10 @@ def _second_mistake(text: str, rng: np.random.Generator) -> str:
 
 
 def train_reward_model(base: str, out_dir: Path, *, n_sources: int = 768, epochs: int = 6, lr: float = 3e-4,
-                       batch_size: int = 64, seed: int = 0, device: str | None = None) -> Path:
-    """Fit the scorer (backbone from `base`, fresh seeded head) and save it to `out_dir`."""
+                       batch_size: int = 64, seed: int = 0, data_seed: int | None = None,
+                       device: str | None = None) -> Path:
+    """Fit the scorer (backbone from `base`, head seeded by `seed`) on the scored pairs of
+    `data_seed` (default `seed`) and save it to `out_dir`."""
     import torch
     import torch.nn.functional as F
 
@@ -52,8 +54,9 @@ def train_reward_model(base: str, out_dir: Path, *, n_sources: int = 768, epochs
     from agents.learners import Optimization, fit, make_optimizer
     from games.rest import rules
 
-    data = scored_pairs(n_sources, seed)
-    held = scored_pairs(64, seed + 1)
+    data_seed = seed if data_seed is None else data_seed
+    data = scored_pairs(n_sources, data_seed)
+    held = scored_pairs(64, data_seed + 1)
     scorer = ScorerAgent.from_pretrained(base, load=LoadConfig(device=device or "", seed=seed))
     texts = [rules.reward_prompt(s, y) for s, y, _ in data]
     labels = torch.tensor([c for _, _, c in data], dtype=torch.float32)

@@ -24,7 +24,8 @@ i.e. chrF++; plain chrF ignores whitespace, so "thereddogs" would score 100),
 divided by 100: a number in [0, 1]. A learned reward model's raw score is
 mapped to [0, 1] by `normalise`.
 
-**ReST's data filter**: `thresholds` checks a rising schedule, `keep` keeps the
+**ReST's data filter**: `thresholds` checks a rising schedule, `thresholds_above_mean`
+sets one from D_g's rewards (above their mean, as the paper's rule asks), `keep` keeps the
 pairs whose reward is strictly above τ, `cap_per_source` keeps at most K per
 source (ReST-EM), `grow_dataset` builds D_g = samples ∪ D.
 """
@@ -260,6 +261,31 @@ def thresholds(schedule: Sequence[float], steps: int | None = None) -> list[floa
     if any(b <= a for a, b in zip(taus, taus[1:])):
         raise ValueError(f"thresholds must rise strictly: {taus}")
     return taus
+
+
+def thresholds_above_mean(rewards: Sequence[float], gaps: Sequence[float], unfiltered_first: bool = True) -> list[float]:
+    """ReST's thresholds for one Grow step, set from D_g's own rewards (ALGORITHMS.md §2: τ_1 > mean
+    reward of D_g, τ_{i+1} > τ_i).
+
+    With m = mean R over D_g and h = max R over D_g: τ_i = m + (h - m)·g_i for the rising gaps
+    g_i in (0, 1), so every τ_i lies strictly above the mean and strictly below the best pair (each
+    step keeps some pairs and drops some). `unfiltered_first` puts τ_0 = 0 before them: the paper's
+    "I = 0" step, fine-tuning on D_g unfiltered.
+
+    Deviation from the paper, on purpose: ReST picked τ from the fixed list
+    [0.0, 0.7, 0.8, 0.9, 0.95, 0.99], all above its D_g mean (~0.7 on IWSLT). Here D_g's mean is
+    ~0.95 (BC already translates most sources exactly), so that list sits *below* the mean and
+    barely filters; the gaps keep the paper's rule (above the mean, rising) on this reward's scale.
+    """
+    r = np.asarray(list(rewards), dtype=float)
+    if r.size == 0:
+        raise ValueError("no rewards to set thresholds from")
+    g = [float(x) for x in gaps]
+    if any(not 0.0 < x < 1.0 for x in g) or any(b <= a for a, b in zip(g, g[1:])):
+        raise ValueError(f"gaps must rise strictly inside (0, 1): {g}")
+    m, h = float(r.mean()), float(r.max())
+    taus = [m + (h - m) * x for x in g]
+    return ([0.0] if unfiltered_first else []) + taus
 
 
 def keep(pairs: Iterable[Scored], tau: float) -> list[Scored]:
