@@ -123,17 +123,20 @@ def test_probe_measures_the_reference_policy_as_zero_kl(base_dir):
     assert m["proxy"] == pytest.approx(float(proxy.scores(texts).mean()), abs=1e-5)
 
 
+@pytest.mark.slow  # six short runs and a proxy fit (~50 s on 2 shared cores)
 def test_experiment_writes_csv_png_and_summary_and_reuses_finished_runs(tmp_path, base_dir, capsys):
     from games.adversarial_rm.experiment import COLUMNS, METHODS, main
 
     args = ["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--rounds", "2",
             "--episodes", "8", "--model", base_dir, "-q",
             "--set", "n_pairs=32", "--set", "heldout_pairs=8", "--set", "proxy_epochs=1", "--set", "rm_pairs=16",
-            "--set", "probe_chosen=8", "--set", "batch_size=16", "--set", "max_new_tokens=8"]
+            "--set", "probe_chosen=8", "--set", "batch_size=16", "--set", "max_new_tokens=8", "--etas", "0.005"]
     assert main(args) == 0
     with open(tmp_path / "out" / "overoptimization.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["method"], r["round"]) for r in rows] == [(m, str(k)) for m in METHODS for k in (0, 1)]
+    labels = [*METHODS, "rpo-sum@0.005"]  # the η sweep adds the paper's η beside the recipe's own
+    assert [(r["method"], r["round"]) for r in rows] == [(m, str(k)) for m in labels for k in (0, 1)]
+    assert {r["seed"] for r in rows} == {"0"} and rows[-1]["eta"] == "0.005"
     assert list(rows[0]) == list(COLUMNS)
     # every method starts from the same reference policy, proxy and data
     first = {r["method"]: r for r in rows if r["round"] == "0"}
@@ -141,9 +144,50 @@ def test_experiment_writes_csv_png_and_summary_and_reuses_finished_runs(tmp_path
     assert float(first["dpo"]["kl"]) == pytest.approx(0.0, abs=1e-4)
     assert (tmp_path / "out" / "overoptimization.png").stat().st_size > 10_000
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert [s["method"] for s in summary] == list(METHODS)
-    assert "gold peak" in capsys.readouterr().out
+    assert [s["method"] for s in summary] == labels
+    out = capsys.readouterr().out
+    assert "gold peak" in out and "paper" in out and "dynamics" in out and "/1" in out
     # a second call with the same settings reuses the finished runs and writes the same figures
     before = (tmp_path / "out" / "overoptimization.csv").read_text()
     assert main(args) == 0
     assert (tmp_path / "out" / "overoptimization.csv").read_text() == before
+
+
+def test_dynamics_are_counted_per_seed_against_the_paper():
+    from games.adversarial_rm.experiment import dynamics, dynamics_table
+
+    def s(seed, method, eta, g0, peak, final, p0, p1, drop):
+        return {"seed": seed, "method": method, "eta": eta, "gold_start": g0, "gold_peak": peak, "gold_final": final,
+                "proxy_start": p0, "proxy_final": p1, "chosen_logp_drop": drop}
+
+    summary = []
+    for seed in (0, 1):
+        summary += [s(seed, "baseline", None, 1.0, 1.8, 0.5, 0.0, 3.0, 5.0),
+                    s(seed, "dpo", 0.0, 1.0, 1.6, 1.2, 0.0, 1.0, 8.0),
+                    s(seed, "rpo-sum", 1.0, 1.0, 1.6, 1.55 if seed == 0 else 1.0, 0.0, 1.0, 1.0),
+                    s(seed, "rpo-sum@0.005", 0.005, 1.0, 1.6, 1.2, 0.0, 1.0, 7.5)]
+    checks = {c["dynamic"]: c for c in dynamics(summary)}
+    held = lambda name: sum(v for v in checks[name]["held"].values())  # noqa: E731
+    assert held("baseline over-optimises: proxy up, gold > 0.1 below its peak") == 2
+    assert held("rpo-sum ends above DPO on gold") == 1  # seed 1 ends below DPO
+    assert held("log π(chosen) falls < half as far under rpo-sum as DPO") == 2
+    assert held("at the paper's η=0.005: no over-optimisation") == 0
+    assert checks["rpo-sum ends above DPO on gold"]["paper"].startswith("RPO > DPO")
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(dynamics_table(list(checks.values())))
+    assert "1/2" in console.export_text()
+
+
+def test_seeds_vary_the_preference_data_unless_pinned():
+    from arena.selfplay import resolve_params
+    from games.adversarial_rm.experiment import parse_args, recipe_params
+    from games.adversarial_rm.prepare import Params, preference_sets, with_data_seed
+
+    a, b = (with_data_seed(resolve_params(Params, {"n_pairs": "16"}), seed) for seed in (0, 1))
+    assert preference_sets(a)[0] != preference_sets(b)[0]
+    assert recipe_params(parse_args(["--data-seed", "5"]))["data_seed"] == "5"
+    pinned = [with_data_seed(resolve_params(Params, {"n_pairs": "16", "data_seed": "5"}), seed) for seed in (0, 1)]
+    assert preference_sets(pinned[0]) == preference_sets(pinned[1])
+    assert parse_args(["--seeds", "0,1,2"]).seeds == [0, 1, 2] and parse_args([]).etas == [0.005]

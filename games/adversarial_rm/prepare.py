@@ -52,8 +52,10 @@ class Params:
     """Synthetic preference pairs in D."""
     heldout_pairs: int = 128
     """Synthetic held-out pairs (implicit-reward accuracy); with `data`, the last pairs of the file."""
-    data_seed: int = 0
-    """Seed of the synthetic pairs."""
+    data_seed: int | None = None
+    """Seed of the synthetic pairs (and so of the proxy's training data). Default (none): the run's
+    --seed, so seeds vary the data as well as the training; `--set data_seed=N` (the experiment's
+    `--data-seed N`) pins the data and lets --seed vary training randomness only."""
     noise: float = 0.5
     """Bradley-Terry temperature of the synthetic labels (0 = always the gold order)."""
     max_new_tokens: int = 16
@@ -143,8 +145,15 @@ def base_model(p: Params, ctx: RecipeContext) -> str:
     return str(cache / "base")
 
 
-def _proxy_key(p: Params, base: str) -> str:
-    key = {"base": str(Path(base).resolve()) if Path(base).exists() else base, "data": p.data,
+def with_data_seed(p: Params, seed: int) -> Params:
+    """`data_seed` unset: the run's seed."""
+    import dataclasses
+
+    return p if p.data_seed is not None else dataclasses.replace(p, data_seed=int(seed))
+
+
+def _proxy_key(p: Params, base: str, seed: int = 0) -> str:
+    key = {"base": str(Path(base).resolve()) if Path(base).exists() else base, "data": p.data, "seed": seed,
            "n_pairs": p.n_pairs, "data_seed": p.data_seed, "noise": p.noise, "epochs": p.proxy_epochs,
            "lr": p.rm_lr, "batch": p.batch_size}
     return hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=6).hexdigest()
@@ -169,11 +178,12 @@ def fit_proxy(p: Params, base: str, pairs: Sequence[rules.Pair], heldout: Sequen
 
 
 def proxy_model(p: Params, ctx: RecipeContext, base: str, pairs, heldout) -> Path:
-    """The proxy reward model's dir, fitted once per (base, data, settings) and cached in the runs dir."""
-    out = Path(ctx.runs_dir) / "_cache" / "adversarial-rm" / f"proxy-{_proxy_key(p, base)}"
+    """The proxy reward model's dir, fitted once per (base, data, settings, run seed) and cached in the
+    runs dir; its head's initialisation and batches follow the run's seed."""
+    out = Path(ctx.runs_dir) / "_cache" / "adversarial-rm" / f"proxy-{_proxy_key(p, base, ctx.seed)}"
     if not (out / "proxy.json").is_file():
         tmp = out.with_name(out.name + ".tmp")
-        fit_proxy(p, base, pairs, heldout, tmp, ctx.device)
+        fit_proxy(p, base, pairs, heldout, tmp, ctx.device, seed=ctx.seed)
         tmp.rename(out)
     return out
 

@@ -37,7 +37,8 @@ import numpy as np
 from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
 from arena.types import ArenaError, Episode
 from games.adversarial_rm.env import rm_input
-from games.adversarial_rm.prepare import METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model
+from games.adversarial_rm.prepare import (METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model,
+                                         with_data_seed)
 from games.adversarial_rm.prepare import pretrain  # noqa: F401  (env.py's entry point names recipe:pretrain)
 from games.adversarial_rm.probe import RoundProbe
 
@@ -52,7 +53,7 @@ def build(ctx: RecipeContext, method: str) -> Setup:
 
     if method not in METHODS:
         raise ArenaError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    p = resolve_params(Params, ctx.params)
+    p = with_data_seed(resolve_params(Params, ctx.params), ctx.seed)
     pairs, heldout = preference_sets(p)
     base = base_model(p, ctx)
     proxy_dir = proxy_model(p, ctx, base, pairs, heldout)
