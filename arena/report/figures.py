@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -113,6 +114,7 @@ def heatmap_figure(panels: Sequence[Panel], title: str, colour_label: str = "mea
         ax = fig.add_subplot(1, len(panels), k + 1)
         axes.append(ax)
         m = np.asarray(p.mean, dtype=float)
+        ax.set_facecolor("0.88")  # cells without data: grey, apart from any colour of the scale
         image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
         for i, j in itertools.product(range(m.shape[0]), range(m.shape[1])):
             if not np.isfinite(m[i, j]):
@@ -127,7 +129,7 @@ def heatmap_figure(panels: Sequence[Panel], title: str, colour_label: str = "mea
         ax.set_title(p.title, fontsize=9)
     bar = fig.colorbar(image, ax=axes, shrink=0.8)
     bar.set_label(colour_label)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 12))), fontsize=10)  # ~12 chars/inch
     return fig
 
 
