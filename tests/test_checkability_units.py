@@ -247,7 +247,9 @@ def test_dynamics_verdicts_need_a_strict_move_the_papers_way():
     assert verdict(d, "steps") and verdict(d, "attack_success")
     assert verdict(d, "sneaky_cotrained") is False  # flat is not reproduced
     assert verdict(d, "best_of_n") is True  # the last measured round counts
-    assert verdict(d, "helpful_accuracy") is False
+    assert verdict(d, "helpful_accuracy") is False  # fell
+    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 1.0]}, [False] * 2, 20),
+                   "helpful_accuracy") is True  # held at 1.00
     censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20)
     assert verdict(censored, "steps") is False  # both attacks ran out of budget: no evidence of a rise
     table = over_seeds_table([d, censored])

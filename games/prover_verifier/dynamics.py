@@ -12,7 +12,8 @@ For each run (rounds 0..K-1), read back from its files:
 - helpful accuracy: the round's played episodes (the prover entering round k).
 
 A dynamic is *reproduced* on a seed when it moves the paper's way from round 0 to the last
-round (strictly; ties, e.g. two censored attacks, are not). `PAPER` holds what Kirchner et
+round (strictly; ties, e.g. two censored attacks, are not), or for helpful accuracy, which
+starts at 1.00 on the tiny prover, when it does not fall. `PAPER` holds what Kirchner et
 al. 2024 report (ALGORITHMS.md section 3); where the paper gives no number the cell says so.
 """
 from __future__ import annotations
@@ -33,7 +34,8 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("sneaky_cotrained", "sneaky success vs co-trained verifier", "falls",
      "falls (not a number in ALGORITHMS.md)"),
     ("best_of_n", "balanced best-of-n (chance .5)", "rises", "~0.23 -> ~0.52 (n~600)"),
-    ("helpful_accuracy", "helpful accuracy", "rises", "human judges .76 -> .83 (no prover figure)"),
+    ("helpful_accuracy", "helpful accuracy", "holds",
+     "does not fall (human judges' accuracy .76 -> .83)"),
 )
 PAPER = {key: paper for key, _, _, paper in ROWS}
 
@@ -95,6 +97,8 @@ def verdict(d: RunDynamics, key: str) -> bool | None:
     first, last = xs[0], xs[-1]
     if key == "steps" and d.censored and d.censored[-1] and d.censored[0]:
         return False  # both censored at the budget: no evidence either way, not reproduced
+    if direction == "holds":
+        return last >= first
     return last > first if direction == "rises" else last < first
 
 
