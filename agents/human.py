@@ -3,6 +3,9 @@
 Text seats type a reply (end with an empty line); Box seats type a number.
 Each move records `seconds` (time to answer) in its extras, so a game can report a
 person's accuracy and speed -- the legibility study of Kirchner et al., in a terminal.
+
+What a model wrote reaches the person exactly as written: observations and echoed input
+are rich `Text`, never markup (`[conceal]...[/conceal]` is shown, not obeyed).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from arena.specs import AgentContext
 from arena.types import ArenaError, Move
@@ -35,7 +39,7 @@ class HumanAgent:
         return [self._ask(obs) for obs in observations]
 
     def _ask(self, obs: dict[str, str]) -> Move:
-        self.console.print(Panel(obs.get("prompt", ""), title=f"you are {self.seat}"))
+        self.console.print(Panel(Text(str(obs.get("prompt", ""))), title=Text(f"you are {self.seat}")))
         t0 = time.monotonic()
         if isinstance(self.space, spaces.Box):
             action: Any = np.array([self._number()], dtype=np.float32)
@@ -49,7 +53,7 @@ class HumanAgent:
             try:
                 return float(raw)
             except ValueError:
-                self.console.print(f"[red]not a number: {raw!r}[/red]")
+                self.console.print(Text(f"not a number: {raw!r}", style="red"))
 
     def _text(self) -> str:
         lines = []

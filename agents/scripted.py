@@ -75,14 +75,29 @@ class ConstantAgent(RandomAgent):
 
 def build(arg: str, ctx: AgentContext):
     """Factory for the `scripted` kind (also rebuilds scripted checkpoints)."""
-    state_file = Path(arg) / STATE_FILE if arg else None
-    if state_file is not None and state_file.is_file():
-        name = json.loads(state_file.read_text())["bot"]
-        agent = _make(name, "", ctx)
-        agent.load(Path(arg))
+    state_file = _state_file(arg)
+    if state_file is not None:
+        # a checkpoint is data: its bot must be one the game registers, its state must parse
+        try:
+            name = json.loads(state_file.read_text())["bot"]
+            agent = _make(str(name), "", ctx)
+            agent.load(Path(arg))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ArenaError(f"unreadable scripted checkpoint {state_file}: {type(e).__name__}: {e}") from None
         return agent
     name, _, options = arg.partition("?")
     return _make(name, options, ctx)
+
+
+def _state_file(arg: str) -> Path | None:
+    """`<arg>/scripted.json` when `arg` is a scripted checkpoint directory, else None."""
+    if not arg:
+        return None
+    try:
+        path = Path(arg) / STATE_FILE
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # not a path at all: a bot name with options longer than a file name may be
+        return None
 
 
 def _make(name: str, options: str, ctx: AgentContext):
@@ -101,4 +116,5 @@ def _make(name: str, options: str, ctx: AgentContext):
         value = parse_query(options, "scripted:constant option").get("value", ["0"])[-1]
         return ConstantAgent(ctx.action_space, value)
     known = ", ".join(sorted([*bots, "random", "constant"]))
-    raise ArenaError(f"unknown scripted agent {name!r} for {ctx.game_id}; known: {known}")
+    shown = repr(name) if len(name) <= 60 else f"{name[:60]!r}... ({len(name)} characters)"
+    raise ArenaError(f"unknown scripted agent {shown} for {ctx.game_id}; known: {known}")

@@ -7,8 +7,9 @@
         arena_checkpoint.json               agent kind, game, seat, round (and the seat's spec)
 
 A checkpoint is written to `round-<k>.tmp` and renamed, so a directory named
-`round-<k>` is always whole. `ckpt:<run>/<seat>/round-<k>` names one (the run by
-name under the runs dir, or by path); `CheckpointRef` is that triple, and
+`round-<k>` is always whole. `ckpt:<run>/<seat>/round-<k>` names one (a run name is
+looked up under the runs dir only; a path, one with a `/`, is taken as typed:
+`resolve_checkpoint` says exactly what a `ckpt:` may name); `CheckpointRef` is that triple, and
 `parse_checkpoint_path` reads it back from a directory.
 """
 from __future__ import annotations
@@ -86,6 +87,8 @@ def write_checkpoint(run_dir: Path, seat: str, round: int, agent: Any, learner: 
         (tmp / LEARNER_DIR).mkdir()
         learner.save(tmp / LEARNER_DIR)
     meta = {"kind": agent.kind, "seat": seat, "round": round, **meta}
+    if getattr(agent, "produces", None):  # "text" or "score": a checkpoint is refused in a seat of the other kind
+        meta["produces"] = agent.produces
     (tmp / CHECKPOINT_META).write_text(json.dumps(meta, indent=2))
     if final.exists():  # left by a round that crashed before it was marked complete
         shutil.rmtree(final)
@@ -103,20 +106,46 @@ def restore_checkpoint(path: Path, agent: Any, learner: Any) -> None:
 
 
 def resolve_checkpoint(arg: str, runs_dir: Path) -> Path:
-    """The directory a `ckpt:` argument names: `<run>/<seat>/round-<k>` (run by name or path)
-    or a checkpoint directory."""
-    direct = Path(arg)
-    if (direct / CHECKPOINT_META).is_file():
-        return direct
+    """The directory a `ckpt:` argument names. What a `ckpt:` may name, and where it is looked for:
+
+    - `<run>/<seat>/round-<k>` with `<run>` a run *name* (letters, digits, `.`, `_`, `-`; no `/`):
+      that run under the runs dir, and only there (never a directory of that name that happens
+      to be in the current directory);
+    - `<path>/<seat>/round-<k>` with `<path>` a path to a run (it has a `/`: `./x`, `../x`,
+      `/abs/x`, `a/b`), or `<path>` to a checkpoint directory itself (`.../round-<k>` holding
+      `arena_checkpoint.json`): that path, relative to the current directory. A path names
+      exactly the directory the person who typed (or saved) it meant; `..` is allowed there.
+
+    Either way the directory must be a whole checkpoint this engine wrote (its
+    `arena_checkpoint.json`; its agent kind must be a registered one when it is built)."""
+    from arena.store import check_run_name
+
     parts = arg.rstrip("/").split("/")
-    if len(parts) < 3 or not ROUND_RE.fullmatch(parts[-1]):
-        raise ArenaError(f"malformed checkpoint spec {arg!r}: expected ckpt:<run>/<seat>/round-<k>")
-    run, seat, rnd = "/".join(parts[:-2]), parts[-2], parts[-1]
-    run_dir = Path(run) if Path(run).is_dir() else Path(runs_dir) / run
-    path = run_dir / CHECKPOINTS_DIR / seat / rnd
-    if not (path / CHECKPOINT_META).is_file():
+    shaped = len(parts) >= 3 and ROUND_RE.fullmatch(parts[-1]) is not None
+    run = "/".join(parts[:-2])
+    try:
+        by_name = shaped and "/" not in run and check_run_name(run) == run
+    except ArenaError:
+        by_name = False
+    if by_name:
+        path = Path(runs_dir) / run / CHECKPOINTS_DIR / parts[-2] / parts[-1]
+    elif _is_checkpoint(Path(arg)):
+        return Path(arg)
+    elif shaped:
+        path = Path(run) / CHECKPOINTS_DIR / parts[-2] / parts[-1]
+    else:
+        raise ArenaError(f"malformed checkpoint spec {arg[:200]!r}: expected ckpt:<run>/<seat>/round-<k> "
+                         "(a run name under the runs dir, or a path) or ckpt:<checkpoint dir>")
+    if not _is_checkpoint(path):
         raise ArenaError(f"no checkpoint at {path}")
     return path
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        return (path / CHECKPOINT_META).is_file()
+    except (OSError, ValueError):  # e.g. a name longer than the file system takes
+        return False
 
 
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from arena.store import read_events
+from arena.runs import run_holder
+from arena.store import read_events, read_round_summaries
+from arena.types import ArenaError
 
 
 @dataclass
@@ -115,11 +117,11 @@ def round_table(snap: Snapshot, width: int | None = None) -> Table:
     title = f"{snap.run} · {snap.game}"
     wide = sum(_width([h, *(row[i] for row in rows)]) for i, h in enumerate(headers)) + 1
     if width is None or wide <= width:
-        table = Table(title=title, expand=False, header_style="bold")
+        table = Table(title=Text(title), expand=False, header_style="bold")
         for h in headers:
-            table.add_column(h, justify="right", no_wrap=True)
+            table.add_column(Text(h), justify="right", no_wrap=True)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(Text, row))
         return table
     label_w, round_ws = _width(headers), [_width(row) for row in rows]
     shown = len(rows)
@@ -128,12 +130,12 @@ def round_table(snap: Snapshot, width: int | None = None) -> Table:
     kept = rows[len(rows) - shown:]
     if shown < len(rows):
         title += f" · last {shown} of {len(rows)} rounds"
-    table = Table(title=title, expand=False, header_style="bold")
+    table = Table(title=Text(title), expand=False, header_style="bold")
     table.add_column("round", justify="left", no_wrap=True)
     for row in kept:
-        table.add_column(row[0], justify="right", no_wrap=True)
+        table.add_column(Text(row[0]), justify="right", no_wrap=True)
     for i, h in enumerate(headers[1:], start=1):
-        table.add_row(h, *[row[i] for row in kept])
+        table.add_row(Text(h), *[Text(row[i]) for row in kept])
     return table
 
 
@@ -200,7 +202,12 @@ class LiveView:
 
 def watch(run_dir: Path, console: Console | None = None, poll_s: float = 0.5,
           follow: bool = True, timeout_s: float | None = None) -> Snapshot:
-    """Show a run's view from its events.jsonl until it finishes (or once, if not following)."""
+    """Show a run's view from its events.jsonl until it finishes (or once, if not following).
+
+    A run that no process is writing (its lock is free: the trainer was killed, or it was
+    never resumed) will never finish: once its events are read, the rounds its store has
+    committed are shown (a kill can come between a round's commit and its event) and
+    watching stops with a line that says so."""
     offset, t0 = 0, time.monotonic()
     with LiveView(console) as view:
         while True:
@@ -211,4 +218,29 @@ def watch(run_dir: Path, console: Console | None = None, poll_s: float = 0.5,
                 return view.snapshot
             if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                 return view.snapshot
+            if not events and run_holder(run_dir) is None:
+                events, offset = read_events(run_dir, offset)  # what the writer wrote before it let go
+                for e in events:
+                    view(e)
+                if not view.snapshot.finished:
+                    return stopped(run_dir, view)
+                return view.snapshot
             time.sleep(poll_s)
+
+
+def stopped(run_dir: Path, view: "LiveView") -> Snapshot:
+    """A run nobody writes: its committed rounds from the store, and a line saying it stopped."""
+    snap = view.snapshot
+    shown = {r.get("round") for r in snap.rows}
+    try:
+        committed = read_round_summaries(run_dir)
+    except ArenaError:
+        committed = []
+    for summary in committed:
+        if summary.get("round") not in shown:
+            view({"type": "round_end", "round": summary.get("round"), "summary": summary})
+    snap.phase = "not running"
+    total = f" of {snap.rounds_total}" if snap.rounds_total else ""
+    view.console.print(Text(f"run {Path(run_dir).name} is not running ({len(snap.rows)}{total} rounds done); "
+                            f"`arena resume {Path(run_dir).name}` continues it"), highlight=False)
+    return snap

@@ -69,9 +69,12 @@ def play(
     round: int = 0,
 ) -> tuple[list[Episode], PlayStats]:
     """Play `n_episodes` episodes, K=`concurrency` at a time; return them in index order."""
-    if n_episodes <= 0:
+    if n_episodes < 0 or concurrency < 1:  # never silently: a caller's bad count is a one-line error
+        raise ArenaError(f"cannot play {n_episodes} episodes {concurrency} at a time: "
+                         "episodes must be 0 or more, concurrency at least 1")
+    if n_episodes == 0:
         return [], PlayStats()
-    slots = [_Slot(env_fn()) for _ in range(max(1, min(concurrency, n_episodes)))]
+    slots = [_Slot(env_fn()) for _ in range(min(concurrency, n_episodes))]
     seat_order = list(slots[0].env.possible_agents)
     missing = [s for s in seat_order if s not in seats]
     if missing:

@@ -9,14 +9,18 @@ command (`--game module:Class`), never because a file says so.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arena import registry
 from arena.registry import GameSpec
+from arena.store import SETUP_PREFIX
 from arena.types import ArenaError
 
 if TYPE_CHECKING:
@@ -48,87 +52,212 @@ def run_game(config: dict[str, Any], given: str | None = None) -> GameSpec:
 
 
 def config_from_json(raw: Any, device: str | None = None) -> "TrainConfig":
-    """A saved `config.json` back into a `TrainConfig`, each field checked against its type."""
+    """A saved `config.json` back into a `TrainConfig`, each field checked against its type
+    (`arena.store.check_run_config`); unknown keys are ignored."""
     from arena.selfplay import TrainConfig
+    from arena.store import check_run_config
 
-    if not isinstance(raw, dict):
-        raise ArenaError("config.json is not a JSON object")
-    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in raw.items() if k in types}
-    for name in ("rounds", "episodes", "concurrency", "seed"):
-        if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
-            raise ArenaError(f"config.json: {name} must be a whole number, not {values[name]!r}")
-    for name in ("game", "run", "recipe"):
-        if name in values and not isinstance(values[name], str):
-            raise ArenaError(f"config.json: {name} must be a string, not {values[name]!r}")
-    for name in ("seats", "params"):
-        v = values.get(name, {})
-        if not isinstance(v, dict) or not all(isinstance(x, str) for kv in v.items() for x in kv):
-            raise ArenaError(f"config.json: {name} must map names to strings")
+    raw = check_run_config(raw)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in raw.items() if k in names}
     if device is not None:
         values["device"] = device
-    elif values.get("device") is not None and not isinstance(values["device"], str):
-        raise ArenaError("config.json: device must be a string")
     if "game" not in values:
         raise ArenaError("config.json names no game")
     return TrainConfig(**values)
 
 
 class RunLock:
-    """One writer per run: an exclusive `flock` on `<run>/.lock`, held while the process trains
-    the run and released by the OS when it exits, however it exits (kill -9 included)."""
+    """One writer per run: an exclusive `flock` on `<dir>/.lock`, held while a process sets up or
+    trains the run and released by the OS when it exits, however it exits (kill -9 included).
+
+    The lock file records its holder (`process <pid> (<command>, since <time>)`), which a second
+    writer's one-line error names. A lock is only as good as the file it is on: a lock taken on a
+    file that was renamed or removed meanwhile (a setup directory published under its run name,
+    a stale one cleared) is given up and taken again."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_FILE
         self.fd: int | None = None
 
-    def acquire(self) -> "RunLock":
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise ArenaError(f"cannot lock run {self.path.parent}: {e.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise ArenaError(f"run {self.path.parent.name!r} is in use by {holder}; "
-                             "wait for it to finish or stop it") from None
+    def acquire(self, wait_s: float = 0.5) -> "RunLock":
+        """Take the lock, waiting up to `wait_s` for a holder that lets go (`run_holder` probes
+        hold it for microseconds); else a one-line `ArenaError` naming the holder."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            fd = self._try_once()
+            if fd is not None:
+                break
+            if time.monotonic() >= deadline:
+                name = self.path.parent.name.removeprefix(SETUP_PREFIX)  # a run being set up: its name
+                raise ArenaError(f"run {name!r} is in use by {read_holder(self.path)}; "
+                                 "wait for it to finish or stop it")
+            time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
+        os.pwrite(fd, f"process {os.getpid()} ({_command()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
         self.fd = fd
         return self
+
+    def _try_once(self) -> int | None:
+        """The locked fd, or None while another process holds the lock."""
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise ArenaError(f"cannot lock run {self.path.parent}: {e.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return None
+            if _same_file(fd, self.path):
+                return fd
+            os.close(fd)  # renamed or removed while we waited: lock what is there now
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
 
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
-def claim_new_run(run_dir: Path, runs_dir: Path) -> RunLock:
-    """Lock `run_dir` for a new run. A run exists once its `config.json` is written (the last step
-    of setting one up); what a setup killed before that left behind is cleared, under the lock."""
-    if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
-        raise ArenaError(f"runs dir {runs_dir} is a file, not a directory")
+
+def _command() -> str:
+    """What this process was started as, shortly: `arena resume pv-1`."""
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    prog = "arena" if prog in ("arena", "__main__.py") else prog
+    return " ".join([prog, *sys.argv[1:3]])[:120]
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ArenaError(f"cannot create run directory {run_dir}: {e.strerror}") from None
-    lock = RunLock(run_dir).acquire()
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def read_holder(lock_path: Path) -> str:
+    try:
+        return Path(lock_path).read_text(errors="replace").strip()[:200] or "another process"
+    except OSError:
+        return "another process"
+
+
+def run_holder(run_dir: Path) -> str | None:
+    """Who writes the run now (the lock's holder), or None when no process does. A shared lock
+    taken and dropped at once: a writer that starts meanwhile waits for it (`RunLock.acquire`)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return read_holder(path)
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
+    return None
+
+
+# -- creating a run: either a whole run or nothing ----------------------------------
+#
+# A new run is set up in a hidden directory `<runs>/.setup-<name>/` under its own lock
+# (agents built, store created, config.json written last) and then renamed to
+# `<runs>/<name>` in one step. So `<runs>/<name>` only ever holds a whole run, whose
+# config.json and arena.db agree; a setup killed before the rename leaves a hidden
+# directory that no command reads and the next setup clears.
+
+def setup_dir(runs_dir: Path, name: str) -> Path:
+    return Path(runs_dir) / f"{SETUP_PREFIX}{name}"
+
+
+def claim_new_run(run_dir: Path, runs_dir: Path) -> tuple[Path, RunLock]:
+    """Lock the setup directory of the run `run_dir` (which must not exist yet) and clear what
+    an interrupted setup left in it; return (setup directory, its lock)."""
+    runs_dir, run_dir = Path(runs_dir), Path(run_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ArenaError(f"runs dir {runs_dir} is a file, not a directory")
+    for _ in range(20):  # a concurrent setup of the same name may publish or clear its directory under us
+        _refuse_existing(run_dir, runs_dir)
+        staging = setup_dir(runs_dir, run_dir.name)
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ArenaError(f"cannot create run directory {staging}: {e.strerror}") from None
+        try:
+            lock = RunLock(staging).acquire()
+        except ArenaError:
+            if staging.is_dir():
+                raise
+            continue  # published or cleared meanwhile: look again
+        try:
+            _refuse_existing(run_dir, runs_dir)
+            _clear(staging)  # what a setup killed before its rename left behind
+        except BaseException:
+            abandon_new_run(staging, lock)  # ours while we hold its lock: leave nothing behind
+            raise
+        _reap_stale_setups(runs_dir, keep=staging)
+        return staging, lock
+    raise ArenaError(f"cannot set up run {run_dir.name!r}: other processes keep creating it")
+
+
+def _refuse_existing(run_dir: Path, runs_dir: Path) -> None:
     if (run_dir / CONFIG_FILE).exists():
-        lock.release()
         raise ArenaError(f"run {run_dir.name!r} already exists in {runs_dir}/ "
                          f"(use `arena resume {run_dir.name}` or --run NAME)")
-    leftovers = [p for p in run_dir.iterdir() if p.name != LOCK_FILE]
-    if leftovers and not (run_dir / "arena.db").exists():
-        lock.release()
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise ArenaError(f"{run_dir} exists and is not a run; choose another --run name")
-    for leftover in leftovers:  # an interrupted setup: nothing in it was ever a run
-            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
-    return lock
+    if run_dir.is_dir():
+        names = {p.name for p in run_dir.iterdir()}
+        if names - {LOCK_FILE}:
+            raise ArenaError(f"{run_dir} exists and is not a run; choose another --run name")
+        if LOCK_FILE in names:  # an empty directory an older version's setup left: never a run
+            probe = RunLock(run_dir).acquire(wait_s=0)
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            probe.release()
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
-def abandon_new_run(run_dir: Path, lock: RunLock) -> None:
+def _clear(directory: Path) -> None:
+    for p in directory.iterdir():
+        if p.name != LOCK_FILE:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _reap_stale_setups(runs_dir: Path, keep: Path) -> None:
+    """Clear the setup directories of other names that no live process holds (their setups were killed)."""
+    for d in Path(runs_dir).glob(SETUP_PREFIX + "*"):
+        if d == keep or not d.is_dir():
+            continue
+        lock = RunLock(d)
+        fd = lock._try_once() if (d / LOCK_FILE).exists() else None
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def publish_new_run(staging: Path, run_dir: Path) -> None:
+    """Give the finished setup directory its run name, in one rename (the run exists from here)."""
+    try:
+        os.rename(staging, run_dir)
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise ArenaError(f"run {run_dir.name!r} already exists in {run_dir.parent}/ "
+                             f"(use `arena resume {run_dir.name}` or --run NAME)") from None
+        raise ArenaError(f"cannot create run directory {run_dir}: {e.strerror}") from None
+
+
+def abandon_new_run(staging: Path, lock: RunLock) -> None:
     """A setup that failed leaves nothing behind to block the corrected command."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
     lock.release()

@@ -20,7 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from arena.checkpoints import can_checkpoint, checkpoint_dir, restore_checkpoint, write_checkpoint
+from arena.checkpoints import (CHECKPOINTS_DIR, can_checkpoint, checkpoint_dir, restore_checkpoint,
+                               round_of_label, write_checkpoint)
 from arena.gameinfo import GameInfo, round_metrics
 from arena.options import build as build_options
 from arena.registry import GameSpec, load_attr
@@ -28,8 +29,10 @@ from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
 from arena.seeding import derive
 from arena.specs import AgentContext, build_agent
-from arena.runs import RunLock, abandon_new_run, claim_new_run, config_from_json, run_game
-from arena.store import RunStore, append_event, check_run_name, read_events, read_run_config, write_json_atomic
+from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, publish_new_run,
+                        run_game)
+from arena.store import (RunStore, append_event, check_run_name, read_events, read_run_config,
+                         read_store_marks, write_json_atomic)
 from arena.types import ArenaError, Episode, jsonable
 
 
@@ -140,20 +143,33 @@ def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path
         raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats + extra)}")
     ctx = RecipeContext(gspec, dict(cfg.seats), dict(cfg.params), cfg.seed, run_dir, runs_dir,
                         seats, cfg.device)
-    recipes = GameInfo.of(cls).recipes
+    info = GameInfo.of(cls)
+    recipes = info.recipes
     if cfg.recipe not in recipes:
         if cfg.recipe != "default" or cfg.params:
             known = ", ".join(recipes) or "none"
             raise ArenaError(f"game {gspec.id!r} has no recipe {cfg.recipe!r} (recipes: {known})")
         setup = default_setup(ctx)
     else:
+        if cfg.params and info.recipe_params:  # checked before the recipe loads any model
+            if cfg.recipe not in info.recipe_params:
+                _refuse_params(cfg, gspec, info)
+            resolve_params(load_attr(info.recipe_params[cfg.recipe]), cfg.params)
         recipe: Callable[[RecipeContext], Setup] = load_attr(recipes[cfg.recipe])
         setup = recipe(ctx)
+    if cfg.params and setup.params is None:  # the recipe never read them
+        _refuse_params(cfg, gspec, info)
     unused = sorted(set(cfg.seats) - set(setup.seats))
     if unused:
         raise ArenaError(f"--seat {', '.join(unused)}: recipe {cfg.recipe!r} of {gspec.id} does not play "
                          f"{'that seat' if len(unused) == 1 else 'those seats'} with these settings")
     return setup
+
+
+def _refuse_params(cfg: TrainConfig, gspec: GameSpec, info: GameInfo) -> None:
+    taking = ", ".join(r for r in info.recipes if r in info.recipe_params) or "none"
+    raise ArenaError(f"--set {', '.join(sorted(cfg.params))}: recipe {cfg.recipe!r} of {gspec.id} takes no "
+                     f"parameters (recipes that do: {taking})")
 
 
 # -- the loop -------------------------------------------------------------------
@@ -163,13 +179,15 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, runs_dir: Path,
                  on_event: Callable[[dict[str, Any]], None] | None = None, gspec: GameSpec | None = None,
-                 *, create: bool = True, lock: RunLock | None = None):
+                 *, create: bool = True, lock: RunLock | None = None, store_dir: Path | None = None):
+        """`store_dir`: where the store and config.json are written while a new run is set up
+        (its hidden setup directory; `run_dir` is where the run will live, which recipes see)."""
         self.cfg, self.run_dir, self.lock = cfg, Path(run_dir), lock
         self.gspec = gspec or game_spec(cfg.game)
         self.game_cls = self.gspec.load()
         self.game_id = self.gspec.id
         self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
-        self.store = RunStore(self.run_dir, create=create)
+        self.store = RunStore(Path(store_dir or self.run_dir), create=create)
         self.on_event = on_event or (lambda e: None)
 
     def close(self) -> None:
@@ -193,7 +211,7 @@ class Trainer:
                     "seat_specs": {s: v.spec for s, v in self.setup.seats.items()},
                     "env_kwargs": jsonable(self.setup.env_kwargs),  # tournaments of this run play the same game
                     "recipe_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None}
-        write_json_atomic(self.run_dir / "config.json", resolved)
+        write_json_atomic(self.store.dir / "config.json", resolved)
 
     def restore(self) -> int:
         """Load the last completed round's checkpoints; return the next round to play. Events of
@@ -299,26 +317,36 @@ class Trainer:
 
 
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
-    """Set up a new run under a lock; it exists once its config.json is written (the last step),
-    so a kill before that leaves nothing that blocks `arena train` with the same name."""
-    run_dir = Path(runs_dir) / cfg.run
-    lock = claim_new_run(run_dir, Path(runs_dir))
+    """Set up a new run: either a whole run or nothing. Everything is built and checked in a
+    hidden setup directory under the run's lock, config.json is written last, and one rename
+    gives the directory its run name (`arena.runs.claim_new_run`); a setup that fails or is
+    killed leaves nothing that a command reads or that blocks `arena train` with the same name."""
+    runs_dir = Path(runs_dir)
+    gspec = game_spec(cfg.game)  # an unknown game is refused before anything is made
+    run_dir = runs_dir / cfg.run
+    staging, lock = claim_new_run(run_dir, runs_dir)
+    trainer = None
     try:
-        trainer = Trainer(cfg, run_dir, runs_dir, on_event, create=True, lock=lock)
+        trainer = Trainer(cfg, run_dir, runs_dir, on_event, gspec, create=True, lock=lock, store_dir=staging)
         trainer.store.set("run_id", uuid.uuid4().hex)
         trainer.save_config()
+        trainer.store.close()
+        publish_new_run(staging, run_dir)
     except BaseException:
-        if "trainer" in locals():
+        if trainer is not None:
             trainer.store.close()
-        abandon_new_run(run_dir, lock)
+        abandon_new_run(staging, lock)
         raise
+    trainer.store = RunStore(run_dir)
     return trainer
 
 
 def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None = None,
              device: str | None = None) -> Trainer:
     """Reopen a run to resume it. Its `config.json` is data: the game must be registered or
-    named by the user (`game`), every field is type-checked, and nothing in it is imported."""
+    named by the user (`game`), every field is type-checked, and nothing in it is imported.
+    Its arena.db must be the one the run wrote (`check_store_belongs`), checked under the lock
+    before anything is built or written."""
     raw = read_run_config(run_dir)
     if not raw:
         raise ArenaError(f"{run_dir} has no config.json: its setup never finished; start it again with "
@@ -327,16 +355,29 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
     cfg = config_from_json(raw, device)
     lock = RunLock(run_dir).acquire()
     try:
+        check_store_belongs(Path(run_dir), raw)
         trainer = Trainer(cfg, run_dir, runs_dir, on_event, gspec=gspec, create=False, lock=lock)
-        marker = trainer.store.get("run_id")
-        if raw.get("run_id") and marker != raw["run_id"]:
-            trainer.close()
-            raise ArenaError(f"{run_dir}/arena.db does not belong to this run (emptied or replaced); "
-                             "refusing to train over its checkpoints")
     except BaseException:
         lock.release()
         raise
     return trainer
+
+
+def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a run whose arena.db is not the one it wrote (emptied, replaced, another run's):
+    the `run_id` marker must match config.json's, and no checkpoint may be newer than the rounds
+    the store says are done (resuming would otherwise retrain from scratch over them)."""
+    marker, done = read_store_marks(run_dir)
+    if config.get("run_id") and marker != config["run_id"]:
+        raise ArenaError(f"{run_dir}/arena.db does not belong to this run (emptied or replaced: its run_id "
+                         f"is {marker!r}, config.json's {config['run_id']!r}); refusing to train over its checkpoints")
+    next_round = (done[-1] + 1) if done else 0
+    found = sorted({k for d in (run_dir / CHECKPOINTS_DIR).glob("*/round-*")
+                    if (k := round_of_label(d.name)) is not None and d.is_dir()})
+    ahead = [k for k in found if k > next_round]
+    if ahead:
+        raise ArenaError(f"{run_dir}/arena.db has {len(done)} completed round(s) but checkpoints/ holds round-"
+                         f"{ahead[-1]}: the store was emptied or replaced; refusing to train over its checkpoints")
 
 
 def package_versions() -> dict[str, str]:

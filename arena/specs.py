@@ -89,8 +89,12 @@ def load_checkpoint_agent(path: Path, ctx: AgentContext):
     meta = read_checkpoint_meta(path)
     if meta.get("game") and meta["game"] != ctx.game_id:
         raise ArenaError(f"checkpoint {path} is for game {meta['game']!r}, not {ctx.game_id!r}")
+    produces, takes = meta.get("produces"), seat_takes(ctx.action_space)
+    if produces in ("text", "score") and takes and produces != takes:  # e.g. a prover's checkpoint as the verifier
+        raise ArenaError(f"checkpoint {path} is of seat {meta.get('seat')!r}, which writes {produces}s, but seat "
+                         f"{ctx.seat!r} of {ctx.game_id} takes a {takes}")
     kind = meta.get("kind")
     factories = agent_factories()
-    if kind not in factories:
+    if not isinstance(kind, str) or kind not in factories:
         raise ArenaError(f"checkpoint {path} names unknown agent kind {kind!r}")
     return factories[kind].load()(str(path), ctx)

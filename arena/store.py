@@ -4,6 +4,7 @@
     runs/<run>/arena.db             SQLite (WAL): rounds, episodes, checkpoints, ...
     runs/<run>/events.jsonl         one JSON event per line (what `arena watch` tails)
     runs/<run>/checkpoints/<seat>/round-<k>/
+    runs/.setup-<run>/              a run being set up (renamed to runs/<run> once whole)
 
 A round's rows are committed in one transaction together with its `completed`
 mark; rows of a round that never completed are dropped on resume, and rows of a
@@ -51,11 +52,24 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 def runs_dir(flag: str | os.PathLike | None = None) -> Path:
-    """`--runs-dir`, else `$ARENA_RUNS_DIR`, else `./runs`."""
-    return Path(flag or os.environ.get("ARENA_RUNS_DIR") or "runs")
+    """`--runs-dir`, else `$ARENA_RUNS_DIR`, else `./runs` (which must be a directory, if it exists)."""
+    path = Path(flag or os.environ.get("ARENA_RUNS_DIR") or "runs")
+    if path.exists() and not path.is_dir():
+        raise ArenaError(f"runs dir {path} is a file, not a directory")
+    return path
+
+
+SETUP_PREFIX = ".setup-"
+"""`<runs>/.setup-<name>/`: where a new run is built before one rename gives it its name
+(`arena.runs.claim_new_run`); no command reads it as a run."""
+
+MAX_RUN_NAME = 100
+"""Longest run name: a run's directory and its setup directory stay well under a file name's limit."""
 
 
 def check_run_name(name: str) -> str:
+    if len(name) > MAX_RUN_NAME:
+        raise ArenaError(f"invalid run name {name[:40]!r}...: at most {MAX_RUN_NAME} characters, not {len(name)}")
     if ".." in name or "/" in name or "\\" in name or not RUN_NAME_RE.match(name):
         raise ArenaError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
     return name
@@ -70,7 +84,10 @@ def find_run(name_or_path: str, base: Path) -> Path:
         raise ArenaError(f"no run at {name_or_path} (no arena.db there)")
     check_run_name(name_or_path)
     if not (base / name_or_path / "arena.db").is_file():
-        raise ArenaError(f"no run named {name_or_path!r} in {base}/")
+        interrupted = (base / f"{SETUP_PREFIX}{name_or_path}").is_dir()
+        raise ArenaError(f"no run named {name_or_path!r} in {base}/"
+                         + (" (its setup was interrupted before it finished: `arena train ... --run "
+                            f"{name_or_path}` starts it again)" if interrupted else ""))
     return base / name_or_path
 
 
@@ -167,14 +184,86 @@ class RunStore:
         return out
 
 
+CONFIG_FIELDS: dict[str, str] = {
+    "game": "text", "game_id": "text", "run": "text", "recipe": "text", "run_id": "text",
+    "rounds": "count", "episodes": "count", "concurrency": "count", "seed": "whole",
+    "device": "text?", "seats": "names", "params": "names", "seat_specs": "names",
+    "env_kwargs": "object", "recipe_params": "object?", "versions": "object",
+}
+"""What each field of a run's `config.json` must hold (`?`: or null); other keys are ignored."""
+
+_CHECKS = {
+    "text": ("a string", lambda v: isinstance(v, str)),
+    "count": ("a whole number >= 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+    "whole": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "names": ("an object of strings", lambda v: isinstance(v, dict)
+              and all(isinstance(x, str) for kv in v.items() for x in kv)),
+    "object": ("an object", lambda v: isinstance(v, dict)),
+}
+
+
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """A run's `config.json` (`{}` when it has none)."""
+    """A run's `config.json` (`{}` when it has none), every known field type-checked: the file is
+    data someone may hand you, and each reader (play, tournament, runs, resume) gets it checked."""
+    path = Path(run_dir) / "config.json"
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text())
+        raw = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        raise ArenaError(f"cannot read {Path(run_dir) / 'config.json'}: {e}") from None
+        raise ArenaError(f"cannot read {path}: {e}") from None
+    return check_run_config(raw, path)
+
+
+def check_run_config(raw: Any, path: Path | str = "config.json") -> dict[str, Any]:
+    """`raw` if it is a JSON object whose known fields have their types (`CONFIG_FIELDS`)."""
+    if not isinstance(raw, dict):
+        raise ArenaError(f"{path} is not a JSON object (it is a {type(raw).__name__})")
+    for key, want in CONFIG_FIELDS.items():
+        nullable = want.endswith("?")
+        if key not in raw or (nullable and raw[key] is None):
+            continue
+        what, ok = _CHECKS[want.rstrip("?")]
+        if not ok(raw[key]):
+            raise ArenaError(f"{path}: {key} must be {what}{' or null' if nullable else ''}, "
+                             f"not {json.dumps(raw[key])[:80]}")
+    return raw
+
+
+def read_store_marks(run_dir: Path) -> tuple[Any, list[int]]:
+    """(the `run_id` marker, the completed rounds) of a run's arena.db, read without writing to it
+    (no schema is created in an emptied file): what opening a run checks before it trusts the store."""
+    db = Path(run_dir) / "arena.db"
+    try:
+        conn = sqlite3.connect(db, timeout=30)
+    except sqlite3.Error as e:
+        raise ArenaError(f"corrupt or unreadable run database {db}: {e}") from None
+    try:
+        try:
+            row = conn.execute("SELECT value FROM kv WHERE key='run_id'").fetchone()
+            rounds = [r for (r,) in conn.execute("SELECT round FROM rounds WHERE completed=1 ORDER BY round")]
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+            return None, []
+        return (json.loads(row[0]) if row else None), rounds
+    except (sqlite3.DatabaseError, ValueError) as e:
+        raise ArenaError(f"corrupt or unreadable run database {db}: {e}") from None
+    finally:
+        conn.close()
+
+
+def read_round_summaries(run_dir: Path) -> list[dict[str, Any]]:
+    """The summaries of a run's completed rounds, read without writing to its arena.db."""
+    db = Path(run_dir) / "arena.db"
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        rows = conn.execute("SELECT summary FROM rounds WHERE completed=1 ORDER BY round").fetchall()
+        return [s for s in (json.loads(r) for (r,) in rows) if isinstance(s, dict)]
+    except (sqlite3.Error, ValueError) as e:
+        raise ArenaError(f"corrupt or unreadable run database {db}: {e}") from None
+    finally:
+        conn.close()
 
 
 def read_checkpoints(run_dir: Path) -> dict[str, dict[int, Path]]:
@@ -203,7 +292,14 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
         f.seek(offset)
         data = f.read()
     end = data.rfind(b"\n") + 1
-    events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    events = []
+    for line in data[:end].splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash (or not ours): the store is the record, not this log
+        if isinstance(event, dict):
+            events.append(event)
     return events, offset + end
 
 

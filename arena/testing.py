@@ -17,7 +17,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from gymnasium import spaces
 
-GARBAGE_TEXT = ["", " ", "\x00\x01\x02", "a" * 100_000, "Answer: ", "ünïcødé ☃ 🙂", "NaN", "-1e999"]
+GARBAGE_TEXT = ["", " ", "\x00\x01\x02", "a" * 100_000, "Answer: ", "ünïcødé ☃ 🙂", "NaN", "-1e999",
+                # numbers longer than Python's int() takes (4,300 digits), bare and where answers go
+                "9" * 5000, "Answer: -" + "1" * 5000, "0" * 6000 + "7", "1e" + "9" * 5000]
 GARBAGE_SCORES = [np.array([np.nan], dtype=np.float32), np.array([np.inf], dtype=np.float32),
                   np.array([-np.inf], dtype=np.float32), float("nan"), "not a number", None,
                   np.zeros(3, dtype=np.float32), np.array([1e30], dtype=np.float32)]

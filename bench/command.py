@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 
 from arena.seeding import derive
+from arena.types import ArenaError
 from bench.clock import cuda_peak_mb, measure, peak_rss_mb
 from bench.modes import grouped_generation, learner_steps, run_batched, run_naive
 from bench.players import PRESETS, build_seats, models_of
@@ -92,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     from arena.registry import make
 
     args = parse_args(argv)
+    for name in ("episodes", "concurrency", "naive_episodes", "max_new_tokens"):
+        if getattr(args, name) < 1:
+            raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.threads < 0:
+        raise ArenaError("--threads must be 0 (torch's choice) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -3,7 +3,8 @@
 Spec strings (the `hf` kind; `ckpt:` specs of checkpoints these agents wrote load
 through the same factory):
 
-    hf:<model>                       a local dir or a hub id
+    hf:<model>                       a local dir, or a hub id in the local cache
+    hf:<hub id>?download=true        a hub id fetched from the hub when it is not cached
     hf:<file.gguf>                   a GGUF file (weights are dequantised on load)
     hf:<dir or hub id>::<file.gguf>  a GGUF file inside a dir / hub repo
     hf:<model>?key=value&key=value   with options, e.g.

@@ -1,19 +1,24 @@
 """`build`: the `hf:` agent factory (the `arena.agents` entry point `hf = "agents.hf:build"`).
 
 The seat decides the agent: a gymnasium `Text` action space gets a
-`GeneratorAgent`, a `Box` action space a `ScorerAgent`. For a dir these agents
+`GeneratorAgent`, a `Box` action space a `ScorerAgent`. A checkpoint says which it
+is (`arena_agent.json`): a generator's checkpoint in a scoring seat, or a scorer's in a
+text seat (a prover checkpoint as the verifier), is refused in one line. A hub model or
+a model dir that is not a checkpoint may fill either (a scorer starts with a fresh head). For a dir these agents
 saved, the sampling settings in its `arena_agent.json` come first and the spec's
 own options override them.
 """
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from agents.hf.config import LoadConfig, parse_hf_arg, sampling_from_meta, split_options
 from agents.hf.generator import GeneratorAgent
 from agents.hf.loading import read_agent_meta
 from agents.hf.scorer import ScorerAgent
+from arena.checkpoints import CHECKPOINT_META
 from arena.types import ArenaError
 
 
@@ -37,6 +42,12 @@ def build(arg: str, ctx) -> GeneratorAgent | ScorerAgent:
     ref, gguf, options = parse_hf_arg(arg)
     space = seat_action_space(ctx)
     meta = read_agent_meta(ref) if gguf is None else {}
+    saved = meta.get("agent")  # what an agent dir this project wrote plays: "generator" or "scorer"
+    wanted = "scorer" if isinstance(space, spaces.Box) else "generator" if isinstance(space, spaces.Text) else None
+    if wanted and saved in ("generator", "scorer") and saved != wanted and is_checkpoint(ref):
+        writes = {"generator": "text", "scorer": "scores"}
+        raise ArenaError(f"{ref} is a {saved}'s checkpoint (it writes {writes[saved]}), but seat {ctx.seat!r} of "
+                         f"{ctx.game_id} needs a {wanted}; every move it made there would be invalid")
     if isinstance(space, spaces.Box):
         _, load = split_options(options, generator=False)
         load = _with_ctx_device(load, ctx)
@@ -53,3 +64,11 @@ def _with_ctx_device(load: LoadConfig, ctx) -> LoadConfig:
     if not load.device and getattr(ctx, "device", None):
         return dataclasses.replace(load, device=ctx.device)
     return load
+
+
+def is_checkpoint(ref: str) -> bool:
+    """Whether `ref` is a checkpoint directory this engine wrote (it has `arena_checkpoint.json`)."""
+    try:
+        return (Path(ref) / CHECKPOINT_META).is_file()
+    except (OSError, ValueError):
+        return False

@@ -17,8 +17,9 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from agents.hf.config import LoadConfig, SamplingConfig, resolve_device, resolve_dtype
-from agents.hf.loading import check_model_ref, load_tokenizer, load_weights_in_place, save_agent_dir, slow_to_load
+from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device, resolve_dtype
+from agents.hf.loading import (check_model_ref, load_errors, load_tokenizer, load_weights_in_place, save_agent_dir,
+                               slow_to_load)
 from agents.hf.quiet import quiet_transformers
 from arena.types import ArenaError, Move, Observation
 
@@ -124,8 +125,9 @@ class Completion:
 class GeneratorAgent:
     """A causal LM playing a `Text` seat: batched, KV-cached, seedable sampling.
 
-    One `act` call left-pads all prompts into one batch (position ids count real
-    tokens only, as in transformers' `generate`) and decodes them together with a
+    One `act` call is cut into batches of at most `max_batch` prompts (0: 64), so memory is
+    bounded by a batch size; each batch is left-padded (position ids count real tokens only,
+    as in transformers' `generate`) and decoded together with a
     KV cache preallocated for the batch (`new_kv_cache`); identical prompts are
     prefilled once and their cache rows copied; rows whose completion has ended
     are dropped from the batch and the cache (once they are a quarter of it), so
@@ -160,15 +162,18 @@ class GeneratorAgent:
         from transformers import AutoModelForCausalLM
 
         load = load or LoadConfig()
-        check_model_ref(ref)
+        device = resolve_device(load.device)  # a device this torch cannot use: one line, before loading
+        check_model_ref(ref, gguf_file, download=load.download)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             with quiet_transformers(progress=slow_to_load(ref)):
-                model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype), **kw)
-        except (OSError, ValueError) as e:
-            raise ArenaError(f"cannot load a causal LM from {ref!r}: {e}") from e
-        model.to(resolve_device(load.device)).eval()
-        return cls(model, load_tokenizer(ref, gguf_file), sampling, seed=load.seed, max_batch=load.max_batch)
+                model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype),
+                                                             local_files_only=not load.download, **kw)
+        except load_errors() as e:
+            raise ArenaError(f"cannot load a causal LM from {ref!r}: {type(e).__name__}: {e}") from e
+        model.to(device).eval()
+        return cls(model, load_tokenizer(ref, gguf_file, download=load.download), sampling, seed=load.seed,
+                   max_batch=load.max_batch)
 
     # -- the Agent protocol
     def reset(self, seed: int) -> None:
@@ -177,7 +182,7 @@ class GeneratorAgent:
     def act(self, observations: Sequence[Observation]) -> list[Move]:
         prompts = [encode_prompt(self.tokenizer, obs["prompt"], self.sampling) for obs in observations]
         out: list[Move] = []
-        step = self.max_batch or max(1, len(prompts))
+        step = self.max_batch or DEFAULT_MAX_BATCH  # memory bounded by a batch, however many come
         for i in range(0, len(prompts), step):
             for c in self.generate(prompts[i:i + step]):
                 out.append(Move(c.text, {"prompt_ids": c.prompt_ids, "completion_ids": c.completion_ids,

@@ -19,22 +19,48 @@ from arena.types import ArenaError
 AGENT_META = "arena_agent.json"
 
 
-def check_model_ref(ref: str) -> None:
-    """A `ref` that can only be a local path (absolute, `./`, `../`, `~`, or more than one `/`;
-    a hub id is `name` or `owner/name`) must exist: say so in one line instead of a hub error."""
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What loading a broken or foreign model dir raises (a truncated `model.safetensors` is a
+    `SafetensorError`, a shape mismatch a `RuntimeError`): each becomes one `ArenaError` line."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+
+
+def check_model_ref(ref: str, gguf_file: str | None = None, *, download: bool = False) -> None:
+    """Refuse at once, in one line, a `ref` that is not there. A ref that can only be a local path
+    (absolute, `./`, `../`, `~`, or more than one `/`; a hub id is `name` or `owner/name`) must
+    exist; a hub id must be in the local Hugging Face cache unless `download` (then the hub is asked)."""
+    if Path(ref).expanduser().exists():
+        return
     local = ref.startswith(("/", "./", "../", "~")) or ref.count("/") > 1
-    if local and not Path(ref).expanduser().exists():
+    if local:
         raise ArenaError(f"no model at {ref!r}: no such file or directory")
+    if not download and not in_hf_cache(ref, gguf_file or "config.json"):
+        raise ArenaError(f"hf:{ref} is not a local directory and not in the Hugging Face cache; "
+                         f"to fetch it from the hub, add ?download=true to the spec")
 
 
-def load_tokenizer(ref: str, gguf_file: str | None = None):
+def in_hf_cache(repo_id: str, filename: str) -> bool:
+    """Whether the hub repo's `filename` is in the local Hugging Face cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+def load_tokenizer(ref: str, gguf_file: str | None = None, *, download: bool = False):
+    """The tokenizer of `ref`; from disk or the cache only unless `download`."""
     from transformers import AutoTokenizer
 
     kw = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        tok = AutoTokenizer.from_pretrained(ref, **kw)
-    except (OSError, ValueError) as e:
-        raise ArenaError(f"cannot load a tokenizer from {ref!r}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
+        tok = AutoTokenizer.from_pretrained(ref, local_files_only=not download, **kw)
+    except Exception as e:  # noqa: BLE001 (the tokenizers library raises a bare Exception on a bad file)
+        raise ArenaError(f"cannot load a tokenizer from {ref!r}{' / ' + gguf_file if gguf_file else ''}: "
+                         f"{type(e).__name__}: {e}") from e
     if tok.pad_token_id is None:  # many causal LMs ship without one; padding is masked anyway
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
     return tok
@@ -52,9 +78,12 @@ def load_weights_in_place(model: torch.nn.Module, directory: Path) -> None:
     if not files:
         raise ArenaError(f"no safetensors weights in {directory}")
     state: dict[str, torch.Tensor] = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    result = model.load_state_dict(state, strict=False)
+    try:
+        for f in files:
+            state.update(load_file(str(f)))
+        result = model.load_state_dict(state, strict=False)
+    except load_errors() as e:
+        raise ArenaError(f"cannot load the weights in {directory}: {type(e).__name__}: {e}") from None
     own = model.state_dict()
     loaded_ptrs = {own[k].data_ptr() for k in state if k in own}
     untied = [k for k in result.missing_keys if own[k].data_ptr() not in loaded_ptrs]
@@ -83,10 +112,14 @@ def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any]) -> N
 
 
 def read_agent_meta(ref: str) -> dict[str, Any]:
-    path = Path(ref) / AGENT_META
-    if not path.is_file():
-        return {}
+    """An agent dir's `arena_agent.json` ({} when `ref` is not such a dir, e.g. a hub id)."""
     try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ArenaError(f"unreadable {path}: {e}") from e
+        path = Path(ref) / AGENT_META
+        if not path.is_file():
+            return {}
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ArenaError(f"unreadable {Path(ref[:200]) / AGENT_META}: {e}") from None
+    if not isinstance(meta, dict):
+        raise ArenaError(f"unreadable {path}: not a JSON object")
+    return meta

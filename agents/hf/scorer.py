@@ -12,8 +12,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from agents.hf.config import LoadConfig, resolve_device, resolve_dtype
-from agents.hf.loading import check_model_ref, load_tokenizer, load_weights_in_place, save_agent_dir, slow_to_load
+from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, resolve_device, resolve_dtype
+from agents.hf.loading import (check_model_ref, load_errors, load_tokenizer, load_weights_in_place, save_agent_dir,
+                               slow_to_load)
 from agents.hf.quiet import quiet_transformers
 from arena.types import ArenaError, Observation
 
@@ -45,31 +46,34 @@ class ScorerAgent:
         from transformers import AutoModelForSequenceClassification
 
         load = load or LoadConfig()
-        check_model_ref(ref)
-        tokenizer = load_tokenizer(ref, gguf_file)
+        device = resolve_device(load.device)  # a device this torch cannot use: one line, before loading
+        check_model_ref(ref, gguf_file, download=load.download)
+        tokenizer = load_tokenizer(ref, gguf_file, download=load.download)
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             # warnings off: a causal LM checkpoint has no score head, which is expected (initialised below)
             with quiet_transformers(progress=slow_to_load(ref), warnings=False):
                 model, info = AutoModelForSequenceClassification.from_pretrained(
                     ref, num_labels=1, dtype=resolve_dtype(load.dtype), pad_token_id=tokenizer.pad_token_id,
-                    output_loading_info=True, **kw)
-        except (OSError, ValueError) as e:
-            raise ArenaError(f"cannot load a scorer from {ref!r}: {e}") from e
+                    output_loading_info=True, local_files_only=not load.download, **kw)
+        except load_errors() as e:
+            raise ArenaError(f"cannot load a scorer from {ref!r}: {type(e).__name__}: {e}") from e
         name = _head_name(model)
         if any(k.startswith(name + ".") for k in info.get("missing_keys", [])):  # a backbone-only checkpoint
             init_head(getattr(model, name), load.seed, getattr(model.config, "initializer_range", 0.02))
-        model.to(resolve_device(load.device)).eval()
+        model.to(device).eval()
         return cls(model, tokenizer, max_batch=load.max_batch, max_length=load.max_length, seed=load.seed)
 
     def reset(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
 
     def scores(self, texts: Sequence[str], grad: bool = False) -> torch.Tensor:
-        """(B,) float32 scores for `texts`; with `grad=True` the graph is kept for a loss."""
+        """(B,) float32 scores for `texts`, computed in chunks of `max_batch` texts (0: 64, so a scoring
+        pass over a whole held-out set keeps its memory bounded); with `grad=True` the graph is kept
+        for a loss."""
         if not texts:
             return torch.zeros(0, device=self.device)
-        step = self.max_batch or len(texts)
+        step = self.max_batch or DEFAULT_MAX_BATCH  # memory bounded by a batch, however many texts come
         parts = [self._score_batch(list(texts[i:i + step]), grad) for i in range(0, len(texts), step)]
         return torch.cat(parts)
 

@@ -17,6 +17,7 @@ database...) print one line `error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from typing import Sequence
 
@@ -82,8 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ArenaError as e:
-        console.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
-        return 2
+        return error_line(console, str(e))
+    except OSError as e:  # the machine said no: a full disk, a read-only or missing path, a name too long
+        where = f" ({e.filename})" if e.filename else ""
+        return error_line(console, f"{e.strerror or e}{where}")
+    except sqlite3.Error as e:  # e.g. "database or disk is full"; a run keeps its completed rounds
+        return error_line(console, f"run database: {e}")
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+
+
+def error_line(console: Console, message: str) -> int:
+    """The one line a user error prints (never markup, never a traceback); exit status 2."""
+    console.print(f"error: {' '.join(message.split())}", highlight=False, soft_wrap=True, markup=False)
+    return 2

@@ -33,7 +33,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from arena.store import RunStore, read_run_config
 
     base, console = runs_dir_of(args), Console()
-    dirs = sorted(d for d in base.glob("*") if (d / "arena.db").is_file()) if base.is_dir() else []
+    # a hidden `.setup-<name>` directory is a run being set up (or a killed setup): not a run yet
+    dirs = sorted(d for d in base.glob("*") if not d.name.startswith(".") and (d / "arena.db").is_file()) \
+        if base.is_dir() else []
     if not dirs:
         console.print(f"no runs in {base}/ yet (arena train <game> writes one)")
         return 0

@@ -100,20 +100,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     trainer = load_run(run_dir, base, on_event=sink, game=args.game_path, device=getattr(args, "device", None))
-    attach(run_dir)
     try:
-        if args.rounds is not None:
-            if args.rounds < trainer.cfg.rounds:
-                raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
-                                 "resume can extend a run, not shorten it")
+        if args.rounds is not None and args.rounds < trainer.cfg.rounds:
+            raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
+                             "resume can extend a run, not shorten it")
+        start = trainer.restore()  # its checkpoints load before the extended round count is saved
+        if args.rounds is not None and args.rounds != trainer.cfg.rounds:
             trainer.cfg.rounds = args.rounds
             trainer.save_config()
-        start = trainer.restore()
         if start >= trainer.cfg.rounds:
             trainer.finish_events()
             Console().print(f"run {run_dir} already completed its {trainer.cfg.rounds} rounds "
                             "(use --rounds N to extend)")
             return 0
+        attach(run_dir)  # once the run is checked and loaded: a refused resume writes nothing
         with view:
             trainer.run(start)
     finally:

@@ -30,8 +30,11 @@ def parse_seat_lists(items: Sequence[str] | None) -> dict[str, list[str]]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from arena.cli.common import global_options
+
     s = subparsers.add_parser(
         "tournament", help="rate checkpoints: cross-play matrix, ratings with CIs, heatmap",
+        parents=[global_options(device=False)],  # --runs-dir after the command too
         description="Play every pairing of a run's checkpoints (or of the --seat agents) with the same episode "
                     "seeds, then report Bradley-Terry ratings with bootstrap 95% CIs, Elo, and the cross-play "
                     "matrix; files go to <run>/tournaments/<name>/. Interrupted? Run the same command again.")

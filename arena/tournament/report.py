@@ -120,15 +120,15 @@ def ratings_table(result: TournamentResult) -> Table:
     t = Table("#", Column("agent", no_wrap=True), Column("BT rating (95% CI)" if bt_ci else "BT rating", no_wrap=True),
               Column("Elo", no_wrap=True), Column("mean reward (95% CI)" if reward_ci else "mean reward", no_wrap=True),
               Column("n", justify="right", no_wrap=True),
-              title=f"ratings: {result.game_id} · {result.name} · "
-                    f"{result.pairings_done}/{result.pairings_total} pairings",
-              caption="\n".join(notes), caption_justify="left", header_style="bold")
+              title=Text(f"ratings: {result.game_id} · {result.name} · "
+                         f"{result.pairings_done}/{result.pairings_total} pairings"),
+              caption=Text("\n".join(notes)), caption_justify="left", header_style="bold")
     last = None
     for r in rows:
         if last is not None and r["group"] != last:
             t.add_section()
         last = r["group"]
-        t.add_row(str(r["rank"]), result.short.get(r["label"], r["label"]),
+        t.add_row(str(r["rank"]), Text(result.short.get(r["label"], r["label"])),  # labels hold specs: user text
                   _ci(r["bt_rating"], r["bt_lower"], r["bt_upper"], ".0f"), _fmt(r["elo"]),
                   _ci(r["mean_reward"], r["reward_lower"], r["reward_upper"], "+.2f"), str(r["episodes"]))
     return t
@@ -172,11 +172,11 @@ class CrossPlayTable:
 
     def table(self, columns: list[int], title: str) -> Table:
         c = self.c
-        t = Table(Column(self.corner, no_wrap=True), *(Column(self.short[c.col_labels[j]], no_wrap=True)
-                                                       for j in columns),
-                  title=title, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+        t = Table(Column(Text(self.corner), no_wrap=True),
+                  *(Column(Text(self.short[c.col_labels[j]]), no_wrap=True) for j in columns),
+                  title=Text(title), header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
         for i, label in enumerate(c.row_labels):
-            t.add_row(self.short[label], *(self.cell(i, j) for j in columns))
+            t.add_row(Text(self.short[label]), *(Text(self.cell(i, j)) for j in columns))
         return t
 
     def __rich_console__(self, console: Console, options: Any):
@@ -207,7 +207,7 @@ class TournamentView:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console()
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console)
         self.pairings = self.progress.add_task("pairings", total=None)
         self.episodes = self.progress.add_task("episodes", total=None)

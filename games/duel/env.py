@@ -13,8 +13,9 @@ The game tournaments use to rate policy checkpoints like an arena.
 | Judge reward | +1 if its verdict agrees with the gold verdict, -1 if not (or invalid), 0 on a gold draw |
 | Info | gold_a, gold_b, gold_verdict, verdict, valid_score |
 
-`task` is a name in `rules.TASKS` (default `sum`) or a `module:attr` import path to an
-object with `sample(rng)` and `score(prompt, answer)`. Seats `policy_a` and
+`task` is a name in `rules.TASKS` (default `sum`), or, from Python code only, an object
+with `sample(rng)` and `score(prompt, answer)`. A string is never imported: settings come
+from command lines and run directories' config.json, which are data. Seats `policy_a` and
 `policy_b` are symmetric (tournaments play them round robin).
 
 Version history: v0 -- first version.
@@ -28,7 +29,6 @@ import numpy as np
 
 from arena.game import TextGame, end_episode, start_episode
 from arena.gameinfo import GameInfo
-from arena.registry import load_attr
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.duel import rules
 
@@ -51,7 +51,15 @@ class DuelEnv(TextGame):
         super().__init__()
         if judge not in ("seat", "gold"):
             raise ValueError(f"judge must be 'seat' or 'gold', not {judge!r}")
-        self.task = rules.TASKS[task] if task in rules.TASKS else load_attr(task)
+        if isinstance(task, str):
+            if task not in rules.TASKS:
+                raise ValueError(f"task must be one of {', '.join(rules.TASKS)}, not {task[:80]!r}")
+            self.task = rules.TASKS[task]
+        elif callable(getattr(task, "sample", None)) and callable(getattr(task, "score", None)):
+            self.task = task
+        else:
+            raise ValueError(f"task must be a task name or an object with sample() and score(), "
+                             f"not a {type(task).__name__}")
         self.judge_mode = judge
         self.render_mode = render_mode
         self.possible_agents = ["policy_a", "policy_b"] + (["judge"] if judge == "seat" else [])

@@ -26,10 +26,24 @@ class SumTask:
 
     def score(self, prompt: str, answer: str) -> float:
         a, b = (int(x) for x in NUMBER_RE.findall(prompt)[:2])
-        found = NUMBER_RE.findall(answer)
-        if not found:
+        found = NUMBER_RE.search(answer)
+        if found is None:
             return 0.0
-        return max(0.0, 1.0 - abs(int(found[0]) - (a + b)) / 10.0)
+        value = parse_number(found.group())
+        return 0.0 if value is None else max(0.0, 1.0 - abs(value - (a + b)) / 10.0)
+
+
+MAX_DIGITS = 30
+"""Longer numbers score as wrong without being converted (Python refuses `int()` of over 4,300
+digits; any answer at all must be scored, never raise)."""
+
+
+def parse_number(text: str) -> int | None:
+    """`-?\\d+` text as an int; None when it has more than `MAX_DIGITS` digits (leading zeros aside)."""
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > MAX_DIGITS:
+        return None
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 TASKS = {"sum": SumTask()}
