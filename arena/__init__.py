@@ -14,12 +14,12 @@ True
 True
 
 `arena.train(game, rounds=..., runs_dir=...)` runs self-play training and returns the
-round summaries; `arena.tournament(run_dir)` rates a run's checkpoints. `arena/` knows no
+round summaries; `arena.run_tournament(run_dir)` rates a run's checkpoints. `arena/` knows no
 game and no model: games come from the `arena.games` entry points, agents from specs.
 """
-from arena.api import agent, make, play, tournament, train
+from arena.api import agent, make, play, run_tournament, train
 from arena.gameinfo import GameInfo
 from arena.types import Agent, ArenaError, Episode, Learner, Move
 
 __all__ = ["Agent", "ArenaError", "Episode", "GameInfo", "Learner", "Move",
-           "agent", "make", "play", "tournament", "train"]
+           "agent", "make", "play", "run_tournament", "train"]

@@ -74,13 +74,14 @@ def train(game: str, *, rounds: int = 3, episodes: int = 64, recipe: str = "defa
         trainer.close()
 
 
-def tournament(run: str | Path, *, name: str = "", episodes: int = 32, seed: int = 0,
+def run_tournament(run: str | Path, *, name: str = "", episodes: int = 32, seed: int = 0,
                seats: Mapping[str, list[str]] | None = None, runs_dir: str | Path = "runs",
                device: str | None = None, **settings: Any):
     """A tournament between a run's checkpoints (`arena tournament`): the result holds the ratings
     with CIs and the cross-play matrices; the files are written to `<run>/tournaments/<name>/`."""
-    from arena.tournament import TournamentConfig, run_tournament
+    from arena.tournament import TournamentConfig
+    from arena.tournament import run_tournament as run_one
 
     cfg = TournamentConfig(run=str(run), name=name, episodes=episodes, seed=seed, seats=dict(seats or {}),
                            env={k: v for k, v in settings.items()}, device=device)
-    return run_tournament(cfg, Path(runs_dir))
+    return run_one(cfg, Path(runs_dir))

@@ -16,7 +16,7 @@ def test_train_then_tournament_from_python(tmp_path):
     assert [s["round"] for s in summaries] == [0, 1]
     rates = [s["losses"]["verifier"]["check_rate"] for s in summaries]
     assert rates[1] > rates[0]  # the scripted learner got stricter
-    arena.tournament(tmp_path / "nb", episodes=4, runs_dir=tmp_path)
+    arena.run_tournament(tmp_path / "nb", episodes=4, runs_dir=tmp_path)
     ratings = (tmp_path / "nb" / "tournaments" / "default" / "ratings.csv").read_text()
     for key in ("prover/round-0", "prover/round-1", "verifier/round-0", "verifier/round-1"):
         assert f"prover-verifier-v0/{key}" in ratings
