@@ -86,7 +86,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         for log in logs:
             log.close()
     print_report(trainer)
-    Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)")
+    from arena.report.html import write_report
+
+    report = write_report(trainer.run_dir)
+    Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/, {report.name})",
+                    highlight=False, markup=False)
     return 0
 
 
@@ -121,7 +125,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         for log in logs:
             log.close()
     print_report(trainer)
-    Console().print(f"run {run_dir} resumed and finished")
+    from arena.report.html import write_report
+
+    write_report(run_dir)
+    Console().print(f"run {run_dir} resumed and finished (report.html updated)", highlight=False, markup=False)
     return 0
 
 
