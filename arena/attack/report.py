@@ -69,10 +69,13 @@ def plot(result: "AttackResult", path: Path) -> Path:
             ax.fill_between(np.array(rounds)[ok], lo[ok], hi[ok], alpha=0.25)
         if name == "steps to exploit":
             ax.axhline(result.plan.config.budget, ls="--", c="grey", lw=1, label="budget")
+            ax.set_ylim(0, result.plan.config.budget * 1.1)
             ax.legend(loc="best", fontsize=8)
         ax.set_xlabel("round of the attacked checkpoint")
         ax.set_xticks(rounds)
         ax.set_ylabel(name)
+        if name != "steps to exploit":
+            ax.set_ylim(0, 1)
     fig.suptitle(f"{result.plan.run_dir.name}: attacks on {result.plan.config.seat} ({result.attacker})", fontsize=9)
     fig.savefig(path, dpi=110)
     return path
