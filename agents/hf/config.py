@@ -79,6 +79,35 @@ class LoadConfig:
     download: bool = False
     """Fetch a hub id that is not in the local Hugging Face cache (off: such a name is a one-line
     error at once, never minutes of network retries; a cached or local model never touches the network)."""
+    lora: int = 0
+    """LoRA rank: train a `peft` LoRA adapter of this rank instead of every weight (0 = full
+    fine-tuning). Checkpoints then hold the adapter only; the KL/DPO reference is the base with the
+    adapter disabled."""
+    lora_alpha: float = 0.0
+    """LoRA scaling numerator (the update is scaled by alpha / rank); 0 = 2 x rank."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch's input while training."""
+    lora_targets: tuple[str, ...] = ()
+    """Module names that get an adapter (repeat or comma-separate); empty = per architecture
+    (`agents.hf.lora.DEFAULT_TARGETS`: every projection of the blocks; else peft's all-linear)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of storing them (less memory, ~30% more
+    time per learner step)."""
+    mixed_precision: str = "auto"
+    """The seat's learners' precision when their `Optimization.mixed_precision` is auto: auto (bf16
+    autocast on a GPU that has it, fp16 with loss scaling on older GPUs, none on CPU), no, bf16, fp16."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = (self.lora_targets,)
+        self.lora_targets = tuple(t.strip() for t in self.lora_targets if t and t.strip())
+        if isinstance(self.lora, bool) or not isinstance(self.lora, int) or self.lora < 0:
+            raise ArenaError(f"bad hf option lora={self.lora!r}: a rank >= 0 (0 = full fine-tuning)")
+        if not (math.isfinite(self.lora_alpha) and self.lora_alpha >= 0) or not 0 <= self.lora_dropout < 1:
+            raise ArenaError(f"bad LoRA settings lora_alpha={self.lora_alpha!r}, lora_dropout={self.lora_dropout!r}: "
+                             "need lora_alpha >= 0 and 0 <= lora_dropout < 1")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ArenaError(f"bad hf option mixed_precision={self.mixed_precision!r}: auto, no, bf16 or fp16")
 
 
 DEFAULT_MAX_BATCH = 64

@@ -17,10 +17,10 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device, resolve_dtype
-from agents.hf.loading import (check_model_ref, load_errors, load_tokenizer, load_weights_in_place, save_agent_dir,
-                               slow_to_load)
-from agents.hf.quiet import quiet_transformers
+from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
+from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
+                               save_agent_dir)
+from agents.hf.lora import is_lora, load_adapter_in_place
 from arena.types import ArenaError, Move, Observation
 
 
@@ -155,6 +155,9 @@ class GeneratorAgent:
         self.stop_token_ids = _stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._pieces: dict[int, str] = {}
+        self.base: dict[str, Any] | None = None
+        """`{"ref", "gguf_file"}` of the base weights (set by `from_pretrained`): what a LoRA seat's
+        adapter checkpoint names as its base."""
 
     @classmethod
     def from_pretrained(cls, ref: str, *, gguf_file: str | None = None, sampling: SamplingConfig | None = None,
@@ -164,16 +167,15 @@ class GeneratorAgent:
         load = load or LoadConfig()
         device = resolve_device(load.device)  # a device this torch cannot use: one line, before loading
         check_model_ref(ref, gguf_file, download=load.download)
-        kw = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            with quiet_transformers(progress=slow_to_load(ref)):
-                model = AutoModelForCausalLM.from_pretrained(ref, dtype=resolve_dtype(load.dtype),
-                                                             local_files_only=not load.download, **kw)
+            model, base, _ = load_model(AutoModelForCausalLM, ref, gguf_file, load, "generator")
         except load_errors() as e:
             raise ArenaError(f"cannot load a causal LM from {ref!r}: {type(e).__name__}: {e}") from e
         model.to(device).eval()
-        return cls(model, load_tokenizer(ref, gguf_file, download=load.download), sampling, seed=load.seed,
-                   max_batch=load.max_batch)
+        agent = cls(model, load_tokenizer(ref, gguf_file, download=load.download), sampling, seed=load.seed,
+                    max_batch=load.max_batch)
+        agent.base = base
+        return agent
 
     # -- the Agent protocol
     def reset(self, seed: int) -> None:
@@ -193,10 +195,13 @@ class GeneratorAgent:
     # -- Checkpointable
     def save(self, directory: Path) -> None:
         save_agent_dir(self.model, self.tokenizer, directory,
-                       {"agent": "generator", "sampling": dataclasses.asdict(self.sampling)})
+                       {"agent": "generator", "sampling": dataclasses.asdict(self.sampling)}, base=self.base)
 
     def load(self, directory: Path) -> None:
-        load_weights_in_place(self.model, Path(directory))
+        if is_lora(self.model):
+            load_adapter_in_place(self.model, Path(directory))
+        else:
+            load_weights_in_place(self.model, Path(directory))
 
     # -- decoding
     def _piece(self, token: int) -> str:
@@ -313,7 +318,8 @@ class GeneratorAgent:
         `past_key_values` is deprecated and warns on every call) or `past_key_values` (older)."""
         name = self.__dict__.get("_cache_arg")
         if name is None:
-            params = inspect.signature(self.model.forward).parameters
+            inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # LoRA
+            params = inspect.signature(inner.forward).parameters
             name = self._cache_arg = "cache" if "cache" in params else "past_key_values"
         return {name: cache}
 

@@ -102,13 +102,93 @@ def slow_to_load(ref: str) -> bool:
     return sum(f.stat().st_size for f in files) >= 2**30
 
 
-def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any]) -> None:
+def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any],
+                   base: dict[str, Any] | None = None) -> None:
+    """A standard `save_pretrained` directory plus `arena_agent.json`. A LoRA model writes its
+    adapter only (`agents.hf.lora.save_adapter`), naming `base` (`{"ref", "gguf_file"}`)."""
+    from agents.hf.lora import is_lora, save_adapter
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with quiet_transformers():
-        model.save_pretrained(directory)  # safetensors only in transformers >= 5
+        if is_lora(model):
+            if base is None:
+                raise ArenaError("a LoRA agent needs its base model's ref to be saved")
+            save_adapter(model, directory, base)
+            meta = {**meta, "base": base,
+                    "lora": {k: v for k, v in next(iter(model.peft_config.values())).to_dict().items()
+                             if k in ("r", "lora_alpha", "lora_dropout", "target_modules", "task_type")}}
+        else:
+            model.save_pretrained(directory)  # safetensors only in transformers >= 5
         tokenizer.save_pretrained(directory)
-    (directory / AGENT_META).write_text(json.dumps(meta, indent=2))
+    (directory / AGENT_META).write_text(json.dumps(meta, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    return str(value)
+
+
+def load_model(auto_cls: Any, ref: str, gguf_file: str | None, load: Any, kind: str, **kw: Any):
+    """`auto_cls.from_pretrained` as `load` (a `LoadConfig`) asks, made ready to train; returns
+    `(model, base, info)`: `base` is `{"ref", "gguf_file"}` of the base weights (what a LoRA
+    checkpoint names), `info` transformers' loading info.
+
+    - An adapter checkpoint (a dir with `adapter_config.json` and `arena_agent.json`'s `base`) is its
+      base loaded the same way with the adapter on top, trainable.
+    - A GGUF file is dequantised at load (transformers does this); the model is then marked as
+      ordinary weights, so it saves as safetensors like any other.
+    - `lora > 0` wraps the model in a fresh adapter; `gradient_checkpointing` turns it on.
+    """
+    from agents.hf.config import resolve_dtype
+    from agents.hf.lora import ADAPTER_CONFIG, load_trainable_adapter, wrap_lora
+
+    meta = read_agent_meta(ref) if gguf_file is None else {}
+    adapter = isinstance(meta.get("base"), dict) and (Path(ref) / ADAPTER_CONFIG).is_file()
+    base = dict(meta["base"]) if adapter else {"ref": ref, "gguf_file": gguf_file}
+    if not isinstance(base.get("ref"), str) or not isinstance(base.get("gguf_file") or "", str):
+        raise ArenaError(f"unreadable {Path(ref) / AGENT_META}: 'base' is not a model ref")
+    if adapter:
+        check_model_ref(base["ref"], base["gguf_file"], download=load.download)
+    extra = {"gguf_file": base["gguf_file"]} if base["gguf_file"] else {}
+    with quiet_transformers(progress=slow_to_load(base["ref"]), warnings=kind != "scorer"):
+        model, info = auto_cls.from_pretrained(base["ref"], dtype=resolve_dtype(load.dtype),
+                                               local_files_only=not load.download, output_loading_info=True,
+                                               **extra, **kw)
+    if base["gguf_file"]:
+        dequantised(model)
+    if load.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # generation passes its own cache; training must not build one
+    if adapter:
+        model = load_trainable_adapter(model, Path(ref))
+    elif load.lora:
+        model = wrap_lora(model, load, kind)
+    if load.lora and not adapter and load.gradient_checkpointing:
+        model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input under LoRA
+    model.arena_mixed_precision = load.mixed_precision  # read by `agents.learners.resolve_mixed_precision`
+    return model, base, info
+
+
+def dequantised(model: Any) -> Any:
+    """Mark a model loaded from GGUF as ordinary weights. transformers dequantises GGUF tensors to
+    torch ones at load but keeps its GGUF quantizer on the model, and `save_pretrained` then refuses
+    ("quantized with gguf and is not serializable"); the weights are plain tensors already."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    for attr in ("is_quantized", "_is_quantized_training_enabled"):
+        if getattr(model, attr, False) is True:
+            try:
+                setattr(model, attr, False)
+            except AttributeError:  # a read-only property computed from hf_quantizer
+                pass
+    if getattr(model.config, "quantization_config", None) is not None:
+        try:
+            del model.config.quantization_config
+        except AttributeError:
+            model.config.quantization_config = None
+    return model
 
 
 def read_agent_meta(ref: str) -> dict[str, Any]:

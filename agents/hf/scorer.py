@@ -6,16 +6,18 @@ a head the checkpoint lacks is initialised from its own seeded generator
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, resolve_device, resolve_dtype
-from agents.hf.loading import (check_model_ref, load_errors, load_tokenizer, load_weights_in_place, save_agent_dir,
-                               slow_to_load)
-from agents.hf.quiet import quiet_transformers
+from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, resolve_device
+from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
+                               save_agent_dir)
+from agents.hf.lora import is_lora, load_adapter_in_place, wrap_lora
 from arena.types import ArenaError, Observation
 
 
@@ -39,6 +41,8 @@ class ScorerAgent:
         self.generator.manual_seed(seed)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
+        self.base: dict | None = None
+        """`{"ref", "gguf_file"}` of the base weights (set by `from_pretrained`; a LoRA checkpoint names it)."""
 
     @classmethod
     def from_pretrained(cls, ref: str, *, gguf_file: str | None = None,
@@ -49,20 +53,26 @@ class ScorerAgent:
         device = resolve_device(load.device)  # a device this torch cannot use: one line, before loading
         check_model_ref(ref, gguf_file, download=load.download)
         tokenizer = load_tokenizer(ref, gguf_file, download=load.download)
-        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        fresh = dataclasses.replace(load, lora=0)  # the head is initialised before an adapter wraps it
         try:
             # warnings off: a causal LM checkpoint has no score head, which is expected (initialised below)
-            with quiet_transformers(progress=slow_to_load(ref), warnings=False):
-                model, info = AutoModelForSequenceClassification.from_pretrained(
-                    ref, num_labels=1, dtype=resolve_dtype(load.dtype), pad_token_id=tokenizer.pad_token_id,
-                    output_loading_info=True, local_files_only=not load.download, **kw)
+            model, base, info = load_model(AutoModelForSequenceClassification, ref, gguf_file, fresh, "scorer",
+                                           num_labels=1, pad_token_id=tokenizer.pad_token_id)
         except load_errors() as e:
             raise ArenaError(f"cannot load a scorer from {ref!r}: {type(e).__name__}: {e}") from e
-        name = _head_name(model)
-        if any(k.startswith(name + ".") for k in info.get("missing_keys", [])):  # a backbone-only checkpoint
-            init_head(getattr(model, name), load.seed, getattr(model.config, "initializer_range", 0.02))
+        if not is_lora(model):
+            name = _head_name(model)
+            if any(k.startswith(name + ".") for k in info.get("missing_keys", [])):  # a backbone-only checkpoint
+                init_head(getattr(model, name), load.seed, getattr(model.config, "initializer_range", 0.02))
+            if load.lora:
+                model = wrap_lora(model, load, "scorer")
+                if load.gradient_checkpointing:
+                    model.enable_input_require_grads()
+                model.arena_mixed_precision = load.mixed_precision
         model.to(device).eval()
-        return cls(model, tokenizer, max_batch=load.max_batch, max_length=load.max_length, seed=load.seed)
+        agent = cls(model, tokenizer, max_batch=load.max_batch, max_length=load.max_length, seed=load.seed)
+        agent.base = base
+        return agent
 
     def reset(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
@@ -97,10 +107,13 @@ class ScorerAgent:
         return [np.asarray([v], dtype=np.float32) for v in values]
 
     def save(self, directory: Path) -> None:
-        save_agent_dir(self.model, self.tokenizer, directory, {"agent": "scorer"})
+        save_agent_dir(self.model, self.tokenizer, directory, {"agent": "scorer"}, base=self.base)
 
     def load(self, directory: Path) -> None:
-        load_weights_in_place(self.model, Path(directory))
+        if is_lora(self.model):
+            load_adapter_in_place(self.model, Path(directory))
+        else:
+            load_weights_in_place(self.model, Path(directory))
 
 
 def _head_name(model) -> str:

@@ -25,7 +25,7 @@ it hands that data to an explicit method instead of `update`:
 """
 from agents.learners.fitting import (Data, LearnerState, LossOutput, Optimization, fit, freeze,
                                      frozen_logprobs, make_accelerator, make_optimizer, optimizer_step,
-                                     plan_steps, prompt_encoder, resolve, resolve_mixed_precision,
+                                     plan_steps, prompt_encoder, reference_policy, resolve, resolve_mixed_precision,
                                      trainable_parameters, training_mode)
 from agents.learners.likelihood import BestWeights, FilteredNLLLearner, SFTLearner
 from agents.learners.policy_gradient import PolicyGradientLearner, completion_rows, pad_rows
@@ -36,6 +36,6 @@ __all__ = [
     "BestWeights", "BradleyTerryLearner", "DPOLearner", "Data", "FilteredNLLLearner", "LearnerState", "LossOutput",
     "Optimization", "PolicyGradientLearner", "SFTLearner", "VerifierLearner", "completion_rows", "fit",
     "freeze", "frozen_logprobs", "make_accelerator", "make_optimizer", "optimizer_step", "pad_rows",
-    "plan_steps", "prompt_encoder", "read_implicit_reward", "resolve", "resolve_mixed_precision",
+    "plan_steps", "prompt_encoder", "read_implicit_reward", "reference_policy", "resolve", "resolve_mixed_precision",
     "trainable_parameters", "training_mode",
 ]

@@ -25,6 +25,7 @@ Choices that hold for every learner:
 """
 from __future__ import annotations
 
+import copy
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,8 +80,23 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+def reference_policy(model: torch.nn.Module) -> Any:
+    """π_ref for a learner's KL / DPO term: the policy as it is now, frozen. For a LoRA model
+    (`hf:<model>?lora=R`) that is the same base with the adapter disabled (`agents.hf.lora.BasePolicy`:
+    no second copy of the weights; exact while the adapter is fresh, as LoRA's B starts at zero);
+    otherwise a frozen deep copy."""
+    from agents.hf.lora import BasePolicy, is_lora
+
+    if is_lora(model):
+        return BasePolicy(model)
+    return freeze(copy.deepcopy(model))
+
+
 def resolve_mixed_precision(model: torch.nn.Module, setting: str) -> str:
-    """The mixed-precision mode `Accelerator` gets for `setting` on `model`'s device."""
+    """The mixed-precision mode `Accelerator` gets for `setting` on `model`'s device. "auto" defers
+    to the seat's own choice (`hf:<model>?mixed_precision=bf16`, kept as `model.arena_mixed_precision`)."""
+    if setting == "auto":
+        setting = getattr(model, "arena_mixed_precision", "auto")
     if setting != "auto":
         return setting
     p = next(model.parameters())

@@ -28,7 +28,6 @@ preference data (no gold reward then).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -49,7 +48,7 @@ def build(ctx: RecipeContext, method: str) -> Setup:
     """Seats and learners for one method (see the module docstring's table)."""
     from agents.hf import LoadConfig, ScorerAgent
     from agents.learners import (BradleyTerryLearner, DPOLearner, Optimization, PolicyGradientLearner,
-                                 freeze)
+                                 reference_policy)
 
     if method not in METHODS:
         raise ArenaError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -64,7 +63,7 @@ def build(ctx: RecipeContext, method: str) -> Setup:
     if not (hasattr(policy, "model") and hasattr(policy, "tokenizer")):
         raise ArenaError("the policy seat needs a Hugging Face generator (hf:<model>) to be trained")
     device = next(policy.model.parameters()).device
-    reference = freeze(copy.deepcopy(policy.model))  # π_ref = the policy as it starts (before any checkpoint resume)
+    reference = reference_policy(policy.model)  # π_ref = the policy as it starts (before any checkpoint resume)
     if method == "explicit":  # the seat's RM moves; measure against a frozen copy of the proxy
         proxy = ScorerAgent.from_pretrained(str(proxy_dir), load=LoadConfig(device=str(device)))
     else:

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def problem_split(params: CheckabilityParams, halves: dict[str, list[rules.Probl
 
 def checkability(ctx: RecipeContext) -> Setup:
     """Checkability training: verifier first (re-initialised, all rounds' data), then the prover by RL."""
-    from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner
+    from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner, reference_policy
     from games.prover_verifier.training import ProverRoundLearner, VerifierRoundLearner
 
     params = resolve_params(CheckabilityParams, ctx.params)
@@ -175,7 +174,7 @@ def checkability(ctx: RecipeContext) -> Setup:
             mixture_problems=params.verifier_problems, bon_n=params.bon_n, bon_samples=params.bon_samples,
             bon_temperature=params.bon_temperature, instruct=params.instruct)
     if trains_prover:
-        reference = copy.deepcopy(prover.model)  # the prover's initialisation, frozen by the learner
+        reference = reference_policy(prover.model)  # the prover's initialisation (LoRA: the base, adapter off)
         inner = PolicyGradientLearner(seat="prover", reference=reference,
                                       beta=params.kl_coef, baseline=params.baseline,
                                       opt=Optimization(lr=params.prover_lr, batch_size=64))
