@@ -142,11 +142,11 @@ def load_model(auto_cls: Any, ref: str, gguf_file: str | None, load: Any, kind: 
     - `lora > 0` wraps the model in a fresh adapter; `gradient_checkpointing` turns it on.
     """
     from agents.hf.config import resolve_dtype
-    from agents.hf.lora import ADAPTER_CONFIG, load_trainable_adapter, wrap_lora
+    from agents.hf.lora import ADAPTER_CONFIG, base_ref_for_meta, load_trainable_adapter, wrap_lora
 
     meta = read_agent_meta(ref) if gguf_file is None else {}
     adapter = isinstance(meta.get("base"), dict) and (Path(ref) / ADAPTER_CONFIG).is_file()
-    base = dict(meta["base"]) if adapter else {"ref": ref, "gguf_file": gguf_file}
+    base = dict(meta["base"]) if adapter else base_ref_for_meta(ref, gguf_file)
     if not isinstance(base.get("ref"), str) or not isinstance(base.get("gguf_file") or "", str):
         raise ArenaError(f"unreadable {Path(ref) / AGENT_META}: 'base' is not a model ref")
     if adapter:

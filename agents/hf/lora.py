@@ -92,7 +92,7 @@ def save_adapter(model: Any, directory: Path, base: dict[str, Any]) -> None:
     """The adapter only, as `PeftModel.save_pretrained` writes it, naming its base model."""
     for cfg in model.peft_config.values():
         cfg.base_model_name_or_path = base["ref"]
-    model.save_pretrained(directory)
+    model.save_pretrained(directory, save_embedding_layers=False)  # LoRA here never trains the embeddings
 
 
 def load_adapter_in_place(model: Any, directory: Path) -> None:
