@@ -96,6 +96,36 @@ def write_checkpoint(run_dir: Path, seat: str, round: int, agent: Any, learner: 
     return final
 
 
+def kept_rounds(done: list[int], keep_last: int, keep_every: int = 0) -> set[int]:
+    """Which of the completed rounds `done` keep their checkpoints under `--keep-last K`
+    (`--keep-every N`): the last K rounds, and every N-th round from round 0 (0, N, 2N, ...), so
+    tournaments across training still have rounds to select. K = 0 keeps every round."""
+    if not keep_last:
+        return set(done)
+    last = sorted(done)[-keep_last:]
+    every = {k for k in done if keep_every and k % keep_every == 0}
+    return set(last) | every
+
+
+def prune_checkpoints(run_dir: Path, done: list[int], keep_last: int, keep_every: int = 0) -> list[Path]:
+    """Delete the checkpoints of completed rounds that `kept_rounds` does not keep; returns them.
+    A directory is renamed away (`round-<k>.pruned`) before it is removed, so a kill mid-way never
+    leaves a partial `round-<k>` that looks whole."""
+    keep = kept_rounds(done, keep_last, keep_every)
+    removed = []
+    for seat_dir in sorted((Path(run_dir) / CHECKPOINTS_DIR).glob("*")):
+        for d in sorted(seat_dir.glob("round-*")):
+            m = ROUND_RE.fullmatch(d.name)
+            gone = d.name.endswith(".pruned")
+            if gone or (m and int(m.group(1)) in done and int(m.group(1)) not in keep):
+                target = d if gone else d.with_name(d.name + ".pruned")
+                if not gone:
+                    os.replace(d, target)
+                    removed.append(d)
+                shutil.rmtree(target, ignore_errors=True)
+    return removed
+
+
 def restore_checkpoint(path: Path, agent: Any, learner: Any) -> None:
     """Load a checkpoint into live objects (used by resume)."""
     if not (Path(path) / CHECKPOINT_META).is_file():

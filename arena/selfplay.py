@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from arena.checkpoints import (CHECKPOINTS_DIR, can_checkpoint, checkpoint_dir, restore_checkpoint,
-                               round_of_label, write_checkpoint)
+from arena.checkpoints import (CHECKPOINTS_DIR, can_checkpoint, checkpoint_dir, prune_checkpoints,
+                               restore_checkpoint, round_of_label, write_checkpoint)
 from arena.gameinfo import GameInfo, round_metrics
 from arena.options import build as build_options
 from arena.registry import GameSpec, load_attr
@@ -60,11 +60,20 @@ class TrainConfig:
     """Recipe hyper-parameter overrides (`--set key=value`)."""
     device: str | None = None
     """Torch device for LLM agents/learners (default: cuda if available, else cpu)."""
+    keep_last: int = 0
+    """Keep only the last K rounds' checkpoints per seat (0: keep every round)."""
+    keep_every: int = 0
+    """With keep_last: also keep every N-th round's checkpoints (0, N, 2N, ...) for tournaments across
+    training (0: none besides the last K)."""
 
     def __post_init__(self) -> None:
         for name in ("rounds", "episodes", "concurrency"):
             if getattr(self, name) < 1:
                 raise ArenaError(f"--{name} must be at least 1")
+        for name in ("keep_last", "keep_every"):  # also read back from a config.json: data
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ArenaError(f"--{name.replace('_', '-')} must be a whole number >= 0, not {v!r}")
         self.run = check_run_name(self.run or f"{self.game.replace(':', '_').replace('.', '_')}-s{self.seed}")
 
 
@@ -312,6 +321,8 @@ class Trainer:
             "eta_s": elapsed / (k + 1) * (cfg.rounds - k - 1),
         }
         self.store.complete_round(k, summary, ckpts)
+        if cfg.keep_last:  # after the round is committed: a kill before this keeps one round too many
+            prune_checkpoints(self.run_dir, self.store.completed_rounds(), cfg.keep_last, cfg.keep_every)
         self.emit({"type": "round_end", "round": k, "summary": summary})
         return summary
 

@@ -180,7 +180,8 @@ class RunStore:
             "SELECT c.seat, c.round, c.path FROM checkpoints c JOIN rounds r ON r.round=c.round "
             "WHERE r.completed=1 ORDER BY c.seat, c.round")
         for seat, rnd, path in rows:
-            out.setdefault(seat, {})[rnd] = self.dir / path
+            if (self.dir / path).is_dir():  # rounds pruned by --keep-last are not offered
+                out.setdefault(seat, {})[rnd] = self.dir / path
         return out
 
 

@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name in ("rounds", "episodes", "concurrency", "seed"):
         add_config_flag(s, TrainConfig, name)
     s.add_argument("--run", help="run name (default <game>-s<seed>)")
+    add_config_flag(s, TrainConfig, "keep_last", metavar="K")
+    add_config_flag(s, TrainConfig, "keep_every", metavar="N")
     add_config_flag(s, TrainConfig, "recipe")
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="override a seat's agent")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe hyper-parameter")
@@ -73,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(game=args.game, rounds=args.rounds, episodes=args.episodes, concurrency=args.concurrency,
                       seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
-                      params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None))
+                      params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None),
+                      keep_last=args.keep_last, keep_every=args.keep_every)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     trainer = new_run(cfg, runs_dir_of(args), on_event=sink)
