@@ -154,3 +154,24 @@ def test_same_seed_same_adapter_init_and_bad_options_are_one_line(base_dir):
             split_options({k: [v] for k, v in bad.items()}, generator=True)
     with pytest.raises(ArenaError, match="LoRA"):
         lora_agent(base_dir, lora=4, lora_targets="no_such_proj")
+
+
+def test_gradient_checkpointing_gives_the_same_update_and_bf16_seats_mix_with_fp32_ones(base_dir):
+    from agents.learners import resolve_mixed_precision
+
+    data = [("1+1=", "2"), ("2+2=", "4")] * 4
+
+    def trained(**options):
+        agent = lora_agent(base_dir, **options)
+        metrics = SFTLearner(data=data, opt=Optimization(lr=1e-2, batch_size=4)).update(agent, [])
+        return agent, metrics
+
+    plain, m_plain = trained(lora=4)
+    ckpt, m_ckpt = trained(lora=4, gradient_checkpointing="true")
+    assert m_ckpt["loss"] == pytest.approx(m_plain["loss"], rel=1e-5)
+    torch.testing.assert_close(logits(ckpt.model), logits(plain.model), rtol=1e-5, atol=1e-5)
+    bf16, m_bf16 = trained(lora=4, mixed_precision="bf16")  # a bf16 learner after fp32 ones, same process
+    assert resolve_mixed_precision(bf16.model, "auto") == "bf16"
+    assert m_bf16["steps"] == 2 and m_bf16["loss_last"] < m_bf16["loss_first"]
+    _, m_again = trained(lora=4)  # and an fp32 one after it
+    assert m_again["loss"] == pytest.approx(m_plain["loss"], rel=1e-6)

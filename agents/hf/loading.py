@@ -159,7 +159,10 @@ def load_model(auto_cls: Any, ref: str, gguf_file: str | None, load: Any, kind: 
     if base["gguf_file"]:
         dequantised(model)
     if load.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # the name in transformers >= 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False  # generation passes its own cache; training must not build one
     if adapter:
         model = load_trainable_adapter(model, Path(ref))

@@ -109,11 +109,19 @@ def make_accelerator(model: torch.nn.Module, mixed_precision: str = "auto") -> A
     """An `Accelerator` matching `model`'s device (CPU or GPU) and precision."""
     mp = resolve_mixed_precision(model, mixed_precision)
     device = next(model.parameters()).device
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state  # accelerate keeps one process-wide precision
+    if state.get("_mixed_precision") not in (None, mp):
+        # Seats of one process may differ (a bf16 LoRA policy beside an fp32 verifier): each `fit`
+        # builds its own Accelerator, so the precision part of the state is reset between them
+        # (the process group, `PartialState`, is left alone).
+        AcceleratorState._reset_state(reset_partial_state=False)
     try:
         return Accelerator(cpu=device.type == "cpu", mixed_precision=mp)
-    except ValueError as e:  # accelerate keeps one process-wide state
-        raise ArenaError(f"all learners in one process must use the same mixed precision "
-                         f"(this one resolved to {mp!r}): {' '.join(str(e).split())}") from e
+    except ValueError as e:
+        raise ArenaError(f"cannot set up the learner's accelerator (mixed precision {mp!r}): "
+                         f"{' '.join(str(e).split())}") from e
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
