@@ -11,19 +11,24 @@ three attributes, asked as
 
 so P(correct) of an uninformed best guess is ~0, 1/4 or 3/4 by attribute, and the
 decision-theoretic rule "answer iff P(correct) > k/(1+k)" gives different answers
-for different penalties k. Countries come in three kinds:
+for different penalties k. Countries come in two kinds:
 
-- `known`: all three facts are in the base model's pretraining text, each repeated
-  `exposure` times (1, 2, 4 or 8: rarely seen facts are learned less well, so the
-  base's confidence is spread, not all-or-nothing);
-- `unknown`: never shown to the base model;
-- `filler`: only in pretraining, where every question about them is answered with
-  the abstain phrase -- the base model learns that "I don't know" is an answer, so
-  abstaining is reachable by sampling (the RL student could not learn it otherwise).
+- `known`: all three facts are in the base model's pretraining text, each
+  `exposure` x `repeats` times (exposure 1, 2, 4 or 8);
+- `unknown`: never shown to the base model.
 
 Known and unknown countries are split by country into `train` (the questions the
 recipes train on) and `eval` (held out: the game's episodes and every reported
-figure); filler countries are `pretrain` only.
+figure).
+
+**The pretraining text** (`pretraining_pairs`) is the known facts plus questions
+about *one-off* countries: fresh names, each drawn once (never a country of the
+fact base), whose answer is "I don't know" with probability `idk_share` (0.5) and
+otherwise a blind guess drawn like the facts themselves are (a made-up capital, a
+uniform region, kingdom 3/4 of the time) -- a corpus in which obscure things get
+guessed at or shrugged off. So the base model abstains sometimes where a name is
+new to it (abstaining is reachable by sampling: the RL student could not learn it
+otherwise) and its blind guesses are about as confident as they are right.
 
 **The gold check** is exact after `normalise` (case, punctuation, spacing and a
 leading article do not matter). An answer whose normal form is an abstain phrase
@@ -45,7 +50,7 @@ REGIONS = ("North", "South", "East", "West")
 STATES = ("Kingdom", "Republic")
 KINGDOM_SHARE = 0.75
 """Share of countries that are kingdoms (the best blind guess for `state` is right this often)."""
-KINDS = ("known", "unknown", "filler")
+KINDS = ("known", "unknown")
 EXPOSURES = (1, 2, 4, 8)
 """How many times a known fact appears in the pretraining text (drawn uniformly per fact)."""
 
@@ -69,9 +74,9 @@ class Fact:
     attribute: str
     answer: str
     kind: str
-    """known | unknown | filler."""
+    """known | unknown."""
     split: str
-    """train | eval (known and unknown countries) | pretrain (filler)."""
+    """train | eval."""
     exposure: int = 0
     """Times the fact appears in the base's pretraining text (0: never)."""
 
@@ -142,32 +147,29 @@ def _unique_names(rng: np.random.Generator, n: int, taken: set[str], syllables: 
     return out
 
 
-def make_fact_base(data_seed: int = 0, n_known: int = 160, n_unknown: int = 160, n_filler: int = 48,
-                   eval_share: float = 0.4) -> FactBase:
+def make_fact_base(data_seed: int = 0, n_known: int = 120, n_unknown: int = 120, eval_share: float = 0.4) -> FactBase:
     """The fact base of one data seed (countries, kinds, splits, exposures); same seed, same base."""
-    return _make_fact_base(int(data_seed), int(n_known), int(n_unknown), int(n_filler), float(eval_share))
+    return _make_fact_base(int(data_seed), int(n_known), int(n_unknown), float(eval_share))
 
 
 @lru_cache(maxsize=16)
-def _make_fact_base(seed: int, n_known: int, n_unknown: int, n_filler: int, eval_share: float) -> FactBase:
-    if min(n_known, n_unknown) < 2 or n_filler < 0 or not 0 < eval_share < 1:
+def _make_fact_base(seed: int, n_known: int, n_unknown: int, eval_share: float) -> FactBase:
+    if min(n_known, n_unknown) < 2 or not 0 < eval_share < 1:
         raise ValueError("need at least 2 known and 2 unknown countries and 0 < eval_share < 1")
     rng = np.random.default_rng([seed, 1414])
-    n = n_known + n_unknown + n_filler
+    n = n_known + n_unknown
     taken = {*REGIONS, *STATES}
     countries = _unique_names(rng, n, taken, (2, 3), suffix=True)
     capitals = _unique_names(rng, n, taken, (1, 2), suffix=False)
-    kinds = ["known"] * n_known + ["unknown"] * n_unknown + ["filler"] * n_filler
+    kinds = ["known"] * n_known + ["unknown"] * n_unknown
     facts = []
-    for kind in ("known", "unknown"):
+    for kind in KINDS:
         idx = [i for i, k in enumerate(kinds) if k == kind]
         n_eval = max(1, int(round(eval_share * len(idx))))
         evals = set(rng.choice(idx, n_eval, replace=False).tolist())
         for i in idx:
             split = "eval" if i in evals else "train"
             facts += _country_facts(rng, countries[i], capitals[i], kind, split)
-    for i in (i for i, k in enumerate(kinds) if k == "filler"):
-        facts += _country_facts(rng, countries[i], capitals[i], "filler", "pretrain")
     return FactBase(tuple(facts), seed)
 
 
@@ -256,18 +258,29 @@ def prior_guess(attribute: str, rng: np.random.Generator) -> tuple[str, float]:
 
 # -- data built from the fact base ------------------------------------------------------
 
-def pretraining_pairs(base: FactBase, filler_repeats: int = 2) -> list[tuple[str, str]]:
-    """The base model's pretraining text as (prompt, completion) pairs.
+def pretraining_pairs(base: FactBase, repeats: int = 32, oneoffs: int = 30000,
+                      idk_share: float = 0.5) -> list[tuple[str, str]]:
+    """The base model's pretraining text as (prompt, completion) pairs (see the module docstring).
 
-    Every known fact `exposure` times; every filler question `filler_repeats` times,
-    answered with the abstain phrase. Unknown facts never appear.
+    Every known fact `exposure * repeats` times, and `oneoffs` questions about fresh
+    one-off countries: "I don't know" with probability `idk_share`, else a blind guess.
+    Unknown facts never appear (nor their countries' names).
     """
+    rng = np.random.default_rng([base.seed, 2828])
     pairs = []
     for f in base.facts:
         if f.kind == "known":
-            pairs += [(student_prompt(f.question), f.answer)] * f.exposure
-        elif f.kind == "filler":
-            pairs += [(student_prompt(f.question), ABSTAIN)] * filler_repeats
+            pairs += [(student_prompt(f.question), f.answer)] * (f.exposure * repeats)
+    taken = {*REGIONS, *STATES, *(f.country for f in base.facts), *(f.answer for f in base.facts)}
+    for name in _unique_names(rng, oneoffs, taken, (2, 3), suffix=True):
+        attribute = ATTRIBUTES[rng.integers(len(ATTRIBUTES))]
+        if rng.random() < idk_share:
+            answer = ABSTAIN
+        elif attribute == "state":
+            answer = STATES[0] if rng.random() < KINGDOM_SHARE else STATES[1]
+        else:
+            answer = prior_guess(attribute, rng)[0]
+        pairs.append((student_prompt(question(name, attribute)), answer))
     return pairs
 
 
@@ -305,6 +318,6 @@ def near_miss(text: str, rng: np.random.Generator) -> str:
 
 
 def surface_variant(text: str, rng: np.random.Generator) -> str:
-    """`text` as a person might write the same answer: case, spacing, a full stop, an article."""
-    forms = [text, text.lower(), text.upper(), f"{text}.", f" {text} ", f"the {text}", f"The {text}."]
+    """`text` as a person might write the same answer: lower case, spacing, a full stop, an article."""
+    forms = [text, text, text.lower(), f"{text}.", f" {text} ", f"the {text}", f"The {text}."]
     return forms[int(rng.integers(len(forms)))]
