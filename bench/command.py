@@ -86,6 +86,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the Python-heap pass")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures to this file")
+    m = p.add_argument_group("learner memory (--memory: fp32, bf16 and LoRA learner steps side by side; "
+                             "see bench/memory.py)")
+    m.add_argument("--memory", action="store_true", help="run the learner memory benchmark instead of the rollout "
+                   "one (--preset default there: smollm2-135m)")
+    m.add_argument("--memory-modes", default="fp32,bf16-autocast,bf16,lora,lora+ckpt,lora-bf16",
+                   help="modes to run, comma-separated (default: %(default)s)")
+    m.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (default: %(default)s)")
+    m.add_argument("--steps", type=int, default=3, help="timed steps per mode, after one warm-up (default: %(default)s)")
+    m.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -100,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         raise ArenaError("--threads must be 0 (torch's choice) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory:
+        from bench import memory
+
+        for name in ("seq_len", "steps", "lora_rank", "learner_batch"):
+            if getattr(args, name) < 1:
+                raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
+        return memory.run(args)
     device = torch.device(args.device)
     make_env = lambda: make(args.game)  # noqa: E731
     seats = build_seats(args, make_env())
