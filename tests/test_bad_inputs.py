@@ -181,7 +181,9 @@ def test_bad_input_is_one_line_and_leaves_nothing(capsys, world, monkeypatch, ca
 
 def test_arena_runs_lists_every_run_when_some_are_broken(capsys, world, monkeypatch):
     monkeypatch.setenv("ARENA_RUNS_DIR", str(world["runs"]))
+    before = snapshot(world["base"])
     assert main(["runs"]) == 0
+    assert snapshot(world["base"]) == before  # listing writes nothing
     out = " ".join(capsys.readouterr().out.split())
     assert "s prover-verifier-v0 · recipe scripted · 1/1 rounds" in out
     assert "list unreadable: " in out and "x unreadable: " in out and "hf prover-verifier-v0" in out

@@ -141,6 +141,7 @@ def sweep_one(point: str, base: Path, reference: dict) -> str:
     return point
 
 
+@pytest.mark.slow  # ~60 processes: 25-60 s of CPU on 2 cores (the report each train/resume writes is ~1/3 of it)
 def test_kill_9_sweep_recovers_identical_runs(tmp_path, reference):
     assert len(KILL_POINTS) >= 20
     with ThreadPoolExecutor(max_workers=2) as pool:  # a process at a time per run dir; two run dirs at once

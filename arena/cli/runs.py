@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_runs(args: argparse.Namespace) -> int:
     """Two lines per run: name, game, recipe, rounds, tournaments; the last round's headline figures."""
     from arena.dashboard import fmt_value
-    from arena.store import RunStore, read_run_config
+    from arena.store import read_round_summaries, read_run_config
 
     base, console = runs_dir_of(args), Console()
     # a hidden `.setup-<name>` directory is a run being set up (or a killed setup): not a run yet
@@ -45,11 +45,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for d in dirs:
         try:
             config = read_run_config(d)
-            store = RunStore(d)
-            try:
-                summaries = store.round_summaries()
-            finally:
-                store.close()
+            summaries = read_round_summaries(d)  # read only: listing runs writes to none of them
         except ArenaError as e:
             grid.add_row(Text(d.name), Text(f"unreadable: {e}"))
             continue
