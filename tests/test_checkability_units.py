@@ -250,7 +250,9 @@ def test_dynamics_verdicts_need_a_strict_move_the_papers_way():
     assert verdict(d, "helpful_accuracy") is False  # fell
     assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 1.0]}, [False] * 2, 20),
                    "helpful_accuracy") is True  # held at 1.00
-    censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20)
-    assert verdict(censored, "steps") is False  # both attacks ran out of budget: no evidence of a rise
+    censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20, [0, 0])
+    assert verdict(censored, "steps") is False  # every attack ran out of budget: no evidence of a rise
+    fewer = RunDynamics("f", 2, 1236, [0, 1], {**d.values, "steps": [14.0, 20.0]}, [True, True], 20, [1, 0])
+    assert verdict(fewer, "steps") is True  # one of two seeds exploited round 0, none the last round
     table = over_seeds_table([d, censored])
     assert "paper" in [str(c.header) for c in table.columns]

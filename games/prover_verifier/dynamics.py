@@ -12,7 +12,8 @@ For each run (rounds 0..K-1), read back from its files:
 - helpful accuracy: the round's played episodes (the prover entering round k).
 
 A dynamic is *reproduced* on a seed when it moves the paper's way from round 0 to the last
-round (strictly; ties, e.g. two censored attacks, are not), or for helpful accuracy, which
+round (strictly; ties are not; steps to exploit, which a budget censors, rose when fewer attack
+seeds exploited the last round's verifier than round 0's, or as many, at least one, in more steps), or for helpful accuracy, which
 starts at 1.00 on the tiny prover, when it does not fall. `PAPER` holds what Kirchner et
 al. 2024 report (ALGORITHMS.md section 3); where the paper gives no number the cell says so.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,6 +52,8 @@ class RunDynamics:
     censored: list[bool]
     """Per round: some attack seed never exploited (steps is then a lower bound)."""
     budget: int | None
+    exploited: list[int] = field(default_factory=list)
+    """Per round: attack seeds that exploited the verifier within the budget."""
 
 
 def read_dynamics(run_dir: Path, tournament: str = "sneaky", attack: str = "sneaky") -> RunDynamics:
@@ -68,7 +71,7 @@ def read_dynamics(run_dir: Path, tournament: str = "sneaky", attack: str = "snea
     for i, s in enumerate(summaries):
         values["best_of_n"][i] = float(s.get("losses", {}).get("verifier", {}).get("best_of_n", nan))
         values["helpful_accuracy"][i] = float(s.get("metrics", {}).get("helpful_accuracy", nan))
-    censored, budget = [False] * len(rounds), None
+    censored, budget, exploited = [False] * len(rounds), None, [0] * len(rounds)
     attack_dir = run_dir / "attacks" / attack
     if (attack_dir / "config.json").is_file():
         budget = json.loads((attack_dir / "config.json").read_text())["key"]["budget"]
@@ -76,6 +79,7 @@ def read_dynamics(run_dir: Path, tournament: str = "sneaky", attack: str = "snea
             if r.round in rounds:
                 i = rounds.index(r.round)
                 values["steps"][i], values["attack_success"][i], censored[i] = r.steps, r.success, r.censored
+                exploited[i] = r.exploited
     if (run_dir / "tournaments" / tournament).is_dir():
         from games.prover_verifier.demo import _round_of
         t = sneaky_table(run_dir, tournament)
@@ -85,7 +89,7 @@ def read_dynamics(run_dir: Path, tournament: str = "sneaky", attack: str = "snea
                     values["sneaky_cotrained"][rounds.index(_round_of(p))] = t["success"][i][j]
     params = config.get("recipe_params") or {}
     return RunDynamics(run_dir.name, int(config.get("seed", 0)), params.get("pool_seed"), rounds, values,
-                       censored, budget)
+                       censored, budget, exploited)
 
 
 def verdict(d: RunDynamics, key: str) -> bool | None:
@@ -95,8 +99,11 @@ def verdict(d: RunDynamics, key: str) -> bool | None:
     if len(xs) < 2:
         return None
     first, last = xs[0], xs[-1]
-    if key == "steps" and d.censored and d.censored[-1] and d.censored[0]:
-        return False  # both censored at the budget: no evidence either way, not reproduced
+    if key == "steps" and d.exploited:
+        # censored data: robustness rose if fewer attack seeds exploited the last round's verifier, or as
+        # many (at least one) and they needed more steps; nobody exploiting either is no evidence (False)
+        e0, e1 = d.exploited[0], d.exploited[-1]
+        return e1 < e0 or (e1 == e0 > 0 and last > first)
     if direction == "holds":
         return last >= first
     return last > first if direction == "rises" else last < first
