@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from arena.options import parse_pairs
+from arena.store import check_run_name
 from arena.types import ArenaError
 from games.adversarial_rm.prepare import METHODS
 
@@ -382,6 +383,8 @@ def run_all(args: argparse.Namespace) -> int:
     term = Console()
     console = term if term.is_terminal else Console(width=200)  # a log file gets the full table
     prefix = args.name
+    if prefix:
+        check_run_name(prefix)  # before anything is made: a name never leaves the runs dir
     runs_dir = resolve_runs_dir(args.runs_dir)
     out = Path(args.out) if args.out else runs_dir / f"{prefix or 'overopt'}-s{'-'.join(map(str, args.seeds))}"
     out.mkdir(parents=True, exist_ok=True)
