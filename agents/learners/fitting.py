@@ -18,10 +18,14 @@ Choices that hold for every learner:
   under `torch.inference_mode`).
 - **Devices.** The agent decides where its model lives; batches go to the
   model's device. `accelerate.Accelerator` supplies mixed precision (autocast and,
-  for fp16, loss scaling), gradient clipping and backward. It is single-process:
-  the model is not wrapped by `accelerator.prepare` (that would patch the agent's
-  `forward` for good), so `accelerate launch` over several GPUs would not sync
-  gradients — run one learner process per model.
+  for fp16, loss scaling), gradient clipping and backward. The model is not wrapped
+  by `accelerator.prepare` (that would patch the agent's `forward` for good).
+- **Several processes** (torchrun / `accelerate launch`, one per GPU): every process
+  holds the same weights and draws the same plan of micro-batches; each runs its
+  shard of every micro-batch (`shard`: every world-th example), weights its examples
+  by the count over all processes, and the gradients are summed over processes
+  (`all_reduce_step`) before clipping, so every process takes the same step. One
+  process is exactly the single-process loop.
 """
 from __future__ import annotations
 
@@ -138,7 +142,7 @@ def make_optimizer(model: torch.nn.Module, opt: Optimization) -> torch.optim.Opt
 
 def optimizer_step(accelerator: Accelerator, model: torch.nn.Module, optimizer: Any,
                    micro_losses: Sequence[Callable[[], LossOutput]], weights: Sequence[float],
-                   max_grad_norm: float | None) -> LossOutput:
+                   max_grad_norm: float | None, total_weight: float | None = None) -> LossOutput:
     """One optimizer step accumulated over micro-batches.
 
     Each micro-batch's loss is computed under the accelerator's autocast and
@@ -146,21 +150,62 @@ def optimizer_step(accelerator: Accelerator, model: torch.nn.Module, optimizer: 
     follows the gradient of the example-weighted mean loss; then the gradient norm
     is clipped, the optimizer steps and the gradients are cleared. Returns the
     weighted mean loss (detached) and the weighted mean of the reported floats.
+
+    Several processes (`fit` under torchrun): each runs its shard of the step's examples,
+    `total_weight` is Σw over every process, and the gradients (and the reported figures)
+    are summed over processes before clipping, so every process takes the same step.
     """
-    total_w = float(sum(weights))
+    total_w = float(total_weight if total_weight is not None else sum(weights))
     loss_sum, stats_sum = 0.0, {}
     for compute, w in zip(micro_losses, weights):
+        if not w:
+            continue
         with accelerator.autocast():
             loss, stats = compute()
         accelerator.backward(loss * (w / total_w))
         loss_sum += loss.item() * w / total_w
         for k, v in stats.items():
             stats_sum[k] = stats_sum.get(k, 0.0) + float(v) * w / total_w
+    if accelerator.num_processes > 1:
+        loss_sum, stats_sum = all_reduce_step(trainable_parameters(model), loss_sum, stats_sum)
     if max_grad_norm:
         accelerator.clip_grad_norm_(trainable_parameters(model), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return torch.tensor(loss_sum), stats_sum
+
+
+def all_reduce_step(params: Sequence[torch.nn.Parameter], loss_sum: float,
+                    stats_sum: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Sum the gradients of `params`, and the step's loss and figures, over every process (in one
+    flat buffer: one collective call). A process whose shard was empty contributes zeros."""
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(g).to(g.dtype)
+        offset += n
+    names = sorted({k for d in _all_gather(sorted(stats_sum)) for k in d})
+    figures = torch.tensor([loss_sum, *(stats_sum.get(k, 0.0) for k in names)], dtype=torch.float64)
+    dist.all_reduce(figures)
+    return float(figures[0]), {k: float(v) for k, v in zip(names, figures[1:])}
+
+
+def _all_gather(obj: Any) -> list[Any]:
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def shard(idx: Sequence[int], rank: int, world: int) -> list[int]:
+    """This process's examples of a micro-batch: every `world`-th one from position `rank`."""
+    return list(idx[rank::world])
 
 
 def plan_steps(n: int, opt: Optimization, generator: torch.Generator) -> list[list[list[int]]]:
@@ -195,13 +240,19 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, n: int,
     """
     accelerator = make_accelerator(model, opt.mixed_precision)
     prepared = accelerator.prepare(optimizer)  # loss scaling (fp16); state to the device
+    world, rank = accelerator.num_processes, accelerator.process_index
     losses: list[float] = []
     stats_sum: dict[str, float] = {}
     with training_mode(model):
-        for step in plan_steps(n, opt, generator):
+        for step in plan_steps(n, opt, generator):  # every process draws the same plan (same seed)
+            if world > 1:  # this process's share of each micro-batch; weights count every process's
+                total = float(sum(len(idx) for idx in step))
+                step = [shard(idx, rank, world) for idx in step]
+            else:
+                total = None
             loss, stats = optimizer_step(accelerator, model, prepared,
                                          [partial(loss_of, idx) for idx in step],
-                                         [len(idx) for idx in step], opt.max_grad_norm)
+                                         [len(idx) for idx in step], opt.max_grad_norm, total)
             losses.append(float(loss))
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v
