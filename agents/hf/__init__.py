@@ -9,6 +9,7 @@ through the same factory):
     hf:<dir or hub id>::<file.gguf>  a GGUF file inside a dir / hub repo
     hf:<model>?key=value&key=value   with options, e.g.
     hf:runs/tiny-pv?temperature=0.7&top_k=20&max_new_tokens=64&stop=%0A%0A
+    hf:<model>?lora=16&gradient_checkpointing=true&mixed_precision=bf16   a LoRA seat (see `lora`)
 
 Options are a URL query string (percent-encode special characters: `%0A` is a
 newline, `%26` an `&`; `+` means a space). Repeat `stop=` for several stop
@@ -28,7 +29,8 @@ optimizer that holds the parameters stays valid.
 Modules, one job each: `config` (the options and the spec string), `loading`
 (models, tokenizers, GGUF, agent dirs), `generator` (`GeneratorAgent` and its KV
 cache), `scorer` (`ScorerAgent`), `factory` (`build`, the `hf:` entry point) and
-`quiet` (`quiet_transformers`). Everything public is importable from here.
+`quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy view,
+adapter checkpoints). Everything public is importable from here.
 """
 from agents.hf.config import (LoadConfig, SamplingConfig, parse_hf_arg, resolve_device, resolve_dtype,
                               sampling_from_meta, split_options)
