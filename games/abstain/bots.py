@@ -48,6 +48,8 @@ class _Bot:
 
 
 class _Student(_Bot):
+    produces = "text"
+
     @dataclass
     class Params:
         data_seed: int = 0
@@ -106,6 +108,7 @@ class GoldJudge(_Bot):
     """The gold check as a judge: +1 when the answer equals the reference after normalisation, else -1."""
 
     name = "gold"
+    produces = "score"
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[np.ndarray]:
         return [np.array([1.0 if rules.outcome(obs.get("answer", ""), obs.get("reference", "")) == "correct"
