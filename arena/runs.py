@@ -261,3 +261,17 @@ def abandon_new_run(staging: Path, lock: RunLock) -> None:
     """A setup that failed leaves nothing behind to block the corrected command."""
     shutil.rmtree(staging, ignore_errors=True)
     lock.release()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run's numbers depend on (saved in config.json)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("alignment-arena", "torch", "transformers", "accelerate", "pettingzoo", "gymnasium"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out

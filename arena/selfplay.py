@@ -29,7 +29,7 @@ from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
 from arena.seeding import derive
 from arena.specs import AgentContext, build_agent
-from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, publish_new_run,
+from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, package_versions, publish_new_run,
                         run_game)
 from arena.store import (RunStore, append_event, check_run_name, read_events, read_run_config,
                          read_store_marks, write_json_atomic)
@@ -389,17 +389,3 @@ def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:
     if ahead:
         raise ArenaError(f"{run_dir}/arena.db has {len(done)} completed round(s) but checkpoints/ holds round-"
                          f"{ahead[-1]}: the store was emptied or replaced; refusing to train over its checkpoints")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run's numbers depend on (saved in config.json)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("alignment-arena", "torch", "transformers", "accelerate", "pettingzoo", "gymnasium"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
