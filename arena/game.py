@@ -12,7 +12,8 @@ from arena.spaces import text_dict_space
 class TextGame(AECEnv):
     """An `AECEnv` whose seats all observe the same named Text fields.
 
-    Call `self.set_spaces(fields, actions)` in `__init__` after `possible_agents`,
+    A game implements `move(agent, action)` (what `step` does for a live agent) and calls
+    `self.set_spaces(fields, actions)` in `__init__` after `possible_agents`,
     with `actions` mapping each seat to a function that builds its action space.
     Spaces are built on first use and then cached, so the accessors return the same
     object every call (as api_test wants) and an env that only plays builds none:
@@ -36,6 +37,20 @@ class TextGame(AECEnv):
             self._check_seat(agent)
             self._act_spaces[agent] = self._action_fns[agent]()
         return self._act_spaces[agent]
+
+    def step(self, action: Any) -> None:
+        """PettingZoo's `step`: the dead step of a finished agent is bookkept here, once for every
+        game; a live move clears the step's rewards and goes to the game's `move(agent, action)`."""
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        self._clear_rewards()
+        self.move(agent, action)
+
+    def move(self, agent: str, action: Any) -> None:
+        """Apply the live `agent`'s `action` (any value: garbage is scored as an invalid move)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement move(agent, action)")
 
     def _check_seat(self, agent: str) -> None:
         if agent not in self.possible_agents:

@@ -85,12 +85,7 @@ class TextArenaEnv(TextGame):
     def observe(self, agent: str) -> dict[str, str]:
         return {"prompt": self.prompts[agent]}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         self.turns += 1
         try:
             done, _ = self._call(self._ta.step, action=as_text(action) or "")

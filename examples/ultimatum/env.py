@@ -61,12 +61,7 @@ class UltimatumEnv(TextGame):
             return {"prompt": rules.responder_prompt(self.pot, self.table, self.offer), "offer": str(self.offer)}
         return {"prompt": rules.proposer_prompt(self.pot, self.table), "offer": ""}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         text = as_text(action) or ""
         if agent == "proposer":
             self.offer = rules.parse_offer(text, self.pot)

@@ -111,12 +111,7 @@ class AbstainEnv(TextGame):
                     "answer": self.answer, "reference": self.fact.answer}
         return {"prompt": rules.student_prompt(q), "question": q, "answer": "", "reference": ""}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         if agent == "student":
             text = as_text(action)
             self.valid = bool(text and text.strip())

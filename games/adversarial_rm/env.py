@@ -128,12 +128,7 @@ class AdversarialRMEnv(TextGame):
         answer = self.answer if which == "policy" else self.baseline
         return {"prompt": rm_input(p, answer), "task_prompt": p, "answer": answer, "which": which}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         if agent == "policy":
             text = as_text(action)
             self.valid_answer = text is not None

@@ -79,12 +79,7 @@ class DuelEnv(TextGame):
             return {"prompt": prompt, "task_prompt": self.task_prompt, "answer_a": a, "answer_b": b}
         return {"prompt": self.task_prompt, "task_prompt": self.task_prompt, "answer_a": "", "answer_b": ""}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         if agent in self.answers:
             self.answers[agent] = as_text(action) or ""
             if agent == "policy_a":

@@ -125,12 +125,7 @@ class ProverVerifierEnv(TextGame):
         prompt = rules.verifier_prompt(q, solution)
         return {"prompt": prompt, "role": "", "question": q, "solution": solution}
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         if agent == "prover":
             text = as_text(action)
             self.valid_solution = text is not None and rules.parse_answer(text) is not None

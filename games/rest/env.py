@@ -99,12 +99,7 @@ class RestEnv(TextGame):
             obs.update(prompt=rules.reward_prompt(self.source, y), completion=y, reference=self.reference)
         return obs
 
-    def step(self, action: Any) -> None:
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            self._was_dead_step(action)
-            return
-        self._clear_rewards()
+    def move(self, agent: str, action: Any) -> None:
         if agent == "policy":
             text = as_text(action)
             self.valid.append(text is not None)
