@@ -332,6 +332,7 @@ def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
     hidden setup directory under the run's lock, config.json is written last, and one rename
     gives the directory its run name (`arena.runs.claim_new_run`); a setup that fails or is
     killed leaves nothing that a command reads or that blocks `arena train` with the same name."""
+    refuse_several_processes()
     runs_dir = Path(runs_dir)
     gspec = game_spec(cfg.game)  # an unknown game is refused before anything is made
     run_dir = runs_dir / cfg.run
@@ -358,6 +359,7 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
     named by the user (`game`), every field is type-checked, and nothing in it is imported.
     Its arena.db must be the one the run wrote (`check_store_belongs`), checked under the lock
     before anything is built or written."""
+    refuse_several_processes()
     raw = read_run_config(run_dir)
     if not raw:
         raise ArenaError(f"{run_dir} has no config.json: its setup never finished; start it again with "
@@ -372,6 +374,18 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
         lock.release()
         raise
     return trainer
+
+
+def refuse_several_processes() -> None:
+    """The round loop is one process: under torchrun / `accelerate launch` every rank would play the
+    whole round and write the run (its store, events and checkpoints twice), so that is refused in one
+    line before anything is made. (A learner's own update is multi-process ready: `agents.learners.fit`.)"""
+    import os
+
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:
+        raise ArenaError(f"arena train / resume run as one process, not under torchrun or accelerate launch "
+                         f"(WORLD_SIZE={world}: every rank would play the round and write the run)")
 
 
 def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:

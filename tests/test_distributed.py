@@ -95,3 +95,12 @@ def test_two_gloo_processes_train_bit_identical_and_like_one_process(tmp_path):
     m_one = eval((tmp_path / "one-rank0.txt").read_text())
     m_r0, m_r1 = (eval((tmp_path / f"two-rank{r}.txt").read_text()) for r in (0, 1))
     assert m_r0 == m_r1 and m_r0 == pytest.approx(m_one, rel=1e-5)
+
+
+def test_train_under_several_processes_is_refused_in_one_line(capsys, runs, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    from arena.cli import main
+
+    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "1", "--run", "ws"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "WORLD_SIZE=2" in err and not (runs / "ws").exists()

@@ -29,3 +29,4 @@ def test_train_keeps_the_last_k_and_tournament_and_resume_use_them(capsys, runs)
     assert main(["resume", "k", "--rounds", "6", "--plain", "--no-tensorboard"]) == 0
     assert sorted(os.listdir(runs / "k" / "checkpoints" / "prover")) == ["round-0", "round-3", "round-4", "round-5"]
     assert main(["train", "prover-verifier-v0", "--rounds", "1", "--run", "bad", "--keep-last", "-1"]) == 2
+
