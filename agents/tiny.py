@@ -228,7 +228,7 @@ def pretrain(pairs: Sequence[tuple[str, str]], out_dir: str | Path, steps: int =
     first_loss = float("nan")
     t0 = time.perf_counter()
     with _progress(progress) as bar:
-        task = bar.add_task("pretrain", total=steps, loss=float("nan")) if bar else None
+        task = bar.add_task(f"pretrain {Path(out_dir).name}", total=steps, loss=float("nan")) if bar else None  # which model
         for step in range(steps):
             idx = rng.integers(len(pairs), size=min(batch_size, len(pairs)))
             batch = sft_batch(tokenizer, [pairs[i] for i in idx], sampling).to(dev)
