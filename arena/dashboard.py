@@ -38,12 +38,17 @@ class Snapshot:
     episodes_done: int = 0
     phase: str = "starting"
     finished: bool = False
+    round_started: float | None = None
+    """When the current round started, and the time of the latest event (event times, so
+    `arena watch` shows the same figures as the live view)."""
+    now: float = 0.0
     live_losses: list[str] = field(default_factory=list)
     """Learner metrics to show as columns (a game's `GameInfo.live_losses`); a seat whose learner
     reports none of them (e.g. another recipe's learner) shows all of its own."""
 
     def apply(self, event: dict[str, Any]) -> "Snapshot":
         kind = event.get("type")
+        self.now = float(event.get("time") or time.time())
         if kind == "run_start":
             self.run, self.game = event["run"], event["game"]
             self.rounds_total, self.episodes_per_round = event["rounds"], event["episodes"]
@@ -53,6 +58,7 @@ class Snapshot:
             self.finished = False
         elif kind == "round_start":
             self.current_round, self.episodes_done, self.phase = event["round"], 0, "playing"
+            self.round_started = self.now
         elif kind == "episode":
             self.episodes_done = event["done"]
         elif kind == "learner_start":
@@ -150,11 +156,24 @@ def render(snap: Snapshot, width: int | None = None) -> Group:
         line = Table.grid(padding=(0, 1))
         line.add_row(Text(f"round {snap.current_round} of 0-{snap.rounds_total - 1}", style="bold"),
                      ProgressBar(total=total, completed=min(snap.episodes_done, total), width=30),
-                     Text(f"{snap.episodes_done}/{total} episodes"))
+                     Text(f"{snap.episodes_done}/{total} episodes"), Text(round_clock(snap), style="dim"))
         parts += [line, Text(snap.phase, style="dim")]  # own line: learners' progress lines are long
     elif snap.finished:
         parts.append(Text(f"finished {len(snap.rows)} rounds", style="green"))
     return Group(*parts)
+
+
+def round_clock(snap: Snapshot) -> str:
+    """The current round's elapsed time, and the run's ETA once a round has finished (the mean
+    finished round's wall time for each round left, less what this one has used)."""
+    if snap.round_started is None:
+        return ""
+    elapsed = max(0.0, snap.now - snap.round_started)
+    walls = [r["wall_s"] for r in snap.rows if isinstance(r.get("wall_s"), (int, float))]
+    if not walls or snap.current_round is None:
+        return f"{_duration(elapsed)} in this round · ETA after the first round"
+    left = sum(walls) / len(walls) * (snap.rounds_total - snap.current_round) - elapsed
+    return f"{_duration(elapsed)} in this round · ETA {_duration(max(0.0, left))}"
 
 
 def plain_line(summary: dict[str, Any]) -> str:

@@ -111,3 +111,17 @@ def test_learner_progress_shows_as_the_phase_line():
     lines = capture(render(snap)).splitlines()
     assert any("round 0 of 0-2" in line and "64/64 episodes" in line for line in lines)
     assert "training prover: RL step 3/12" in lines
+
+
+def test_the_first_round_shows_its_clock_and_later_rounds_an_eta():
+    from arena.dashboard import Snapshot, round_clock
+
+    snap = Snapshot()
+    snap.apply({"type": "run_start", "run": "r", "game": "g", "rounds": 3, "episodes": 4, "time": 100.0})
+    snap.apply({"type": "round_start", "round": 0, "time": 100.0})
+    snap.apply({"type": "episode", "round": 0, "done": 2, "total": 4, "time": 165.0})
+    assert round_clock(snap) == "1:05 in this round · ETA after the first round"
+    snap.apply({"type": "round_end", "round": 0, "summary": {"round": 0, "wall_s": 120.0}, "time": 220.0})
+    snap.apply({"type": "round_start", "round": 1, "time": 220.0})
+    snap.apply({"type": "episode", "round": 1, "done": 1, "total": 4, "time": 250.0})
+    assert round_clock(snap) == "0:30 in this round · ETA 3:30"  # 2 rounds x 120 s left, less 30 s
