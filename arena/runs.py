@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from arena import registry
 from arena.registry import GameSpec
-from arena.store import SETUP_PREFIX
+from arena.checkpoints import CHECKPOINTS_DIR, round_of_label
+from arena.store import SETUP_PREFIX, read_store_marks
 from arena.types import ArenaError
 
 if TYPE_CHECKING:
@@ -275,3 +276,32 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def refuse_several_processes() -> None:
+    """The round loop is one process: under torchrun / `accelerate launch` every rank would play the
+    whole round and write the run (its store, events and checkpoints twice), so that is refused in one
+    line before anything is made. (A learner's own update is multi-process ready: `agents.learners.fit`.)"""
+    import os
+
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:
+        raise ArenaError(f"arena train / resume run as one process, not under torchrun or accelerate launch "
+                         f"(WORLD_SIZE={world}: every rank would play the round and write the run)")
+
+
+def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a run whose arena.db is not the one it wrote (emptied, replaced, another run's):
+    the `run_id` marker must match config.json's, and no checkpoint may be newer than the rounds
+    the store says are done (resuming would otherwise retrain from scratch over them)."""
+    marker, done = read_store_marks(run_dir)
+    if config.get("run_id") and marker != config["run_id"]:
+        raise ArenaError(f"{run_dir}/arena.db does not belong to this run (emptied or replaced: its run_id "
+                         f"is {marker!r}, config.json's {config['run_id']!r}); refusing to train over its checkpoints")
+    next_round = (done[-1] + 1) if done else 0
+    found = sorted({k for d in (run_dir / CHECKPOINTS_DIR).glob("*/round-*")
+                    if (k := round_of_label(d.name)) is not None and d.is_dir()})
+    ahead = [k for k in found if k > next_round]
+    if ahead:
+        raise ArenaError(f"{run_dir}/arena.db has {len(done)} completed round(s) but checkpoints/ holds round-"
+                         f"{ahead[-1]}: the store was emptied or replaced; refusing to train over its checkpoints")

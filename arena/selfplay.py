@@ -20,19 +20,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from arena.checkpoints import (CHECKPOINTS_DIR, can_checkpoint, checkpoint_dir, prune_checkpoints,
-                               restore_checkpoint, round_of_label, write_checkpoint)
+from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
 from arena.options import build as build_options
 from arena.registry import GameSpec, load_attr
 from arena.registry import spec as game_spec
 from arena.runner import mean_rewards, play
 from arena.seeding import derive
+from arena.runs import (RunLock, abandon_new_run, check_store_belongs, claim_new_run, config_from_json,
+                        package_versions, publish_new_run, refuse_several_processes, run_game)
 from arena.specs import AgentContext, build_agent
-from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, package_versions, publish_new_run,
-                        run_game)
-from arena.store import (RunStore, append_event, check_run_name, read_events, read_run_config,
-                         read_store_marks, write_json_atomic)
+from arena.store import RunStore, append_event, check_run_name, read_events, read_run_config, write_json_atomic
 from arena.types import ArenaError, Episode, jsonable
 
 
@@ -374,32 +372,3 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
         lock.release()
         raise
     return trainer
-
-
-def refuse_several_processes() -> None:
-    """The round loop is one process: under torchrun / `accelerate launch` every rank would play the
-    whole round and write the run (its store, events and checkpoints twice), so that is refused in one
-    line before anything is made. (A learner's own update is multi-process ready: `agents.learners.fit`.)"""
-    import os
-
-    world = os.environ.get("WORLD_SIZE", "1")
-    if world.isdigit() and int(world) > 1:
-        raise ArenaError(f"arena train / resume run as one process, not under torchrun or accelerate launch "
-                         f"(WORLD_SIZE={world}: every rank would play the round and write the run)")
-
-
-def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse a run whose arena.db is not the one it wrote (emptied, replaced, another run's):
-    the `run_id` marker must match config.json's, and no checkpoint may be newer than the rounds
-    the store says are done (resuming would otherwise retrain from scratch over them)."""
-    marker, done = read_store_marks(run_dir)
-    if config.get("run_id") and marker != config["run_id"]:
-        raise ArenaError(f"{run_dir}/arena.db does not belong to this run (emptied or replaced: its run_id "
-                         f"is {marker!r}, config.json's {config['run_id']!r}); refusing to train over its checkpoints")
-    next_round = (done[-1] + 1) if done else 0
-    found = sorted({k for d in (run_dir / CHECKPOINTS_DIR).glob("*/round-*")
-                    if (k := round_of_label(d.name)) is not None and d.is_dir()})
-    ahead = [k for k in found if k > next_round]
-    if ahead:
-        raise ArenaError(f"{run_dir}/arena.db has {len(done)} completed round(s) but checkpoints/ holds round-"
-                         f"{ahead[-1]}: the store was emptied or replaced; refusing to train over its checkpoints")
