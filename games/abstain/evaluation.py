@@ -13,8 +13,10 @@ For every question, one batched greedy decode gives
 
 `question_stats` returns these per question (with kind and attribute), and
 `curve_metrics` the scalar summaries a round reports: answer rate by kind, mean
-confidence, the learned threshold (`metrics.learned_threshold`), the payoff-optimal
-one on the same questions, and the nominal k/(1+k).
+confidence, the learned threshold (`metrics.logistic_threshold`: where a logistic
+fit of its answer rate on its confidence crosses 1/2; and `metrics.learned_threshold`,
+the best step rule with its interval), the payoff-optimal step rule on the same
+questions, and the nominal k/(1+k).
 """
 from __future__ import annotations
 
@@ -120,7 +122,8 @@ def curve_metrics(stats: Sequence[dict[str, Any]], k: float) -> dict[str, float]
     conf = [s["confidence"] for s in stats]
     t, lo, hi = metrics.learned_threshold(conf, [s["p_answer"] for s in stats])
     o, olo, ohi = metrics.optimal_threshold(conf, [s["correct"] for s in stats], k)
-    out.update({"threshold": t, "threshold_lo": lo, "threshold_hi": hi,
+    logistic = metrics.logistic_threshold(conf, [s["p_answer"] for s in stats])
+    out.update({"threshold": t, "threshold_lo": lo, "threshold_hi": hi, "threshold_logistic": logistic,
                 "optimal_threshold": o, "optimal_lo": olo, "optimal_hi": ohi,
                 "nominal_threshold": rules.answer_threshold(k),
                 "greedy_payoff": float(np.mean([s["p_answer"] * (s["correct"] - k * (1 - s["correct"]))

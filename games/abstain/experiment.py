@@ -32,8 +32,8 @@ GAME = "abstain-v0"
 METHODS = ("sft", "sft-idk", "rl", "rl-judge")
 FIGURES = ("known_accuracy", "unknown_accuracy", "known_abstention", "unknown_abstention", "hallucination",
            "known_hallucination", "unknown_hallucination", "unknown_wrong", "payoff", "accuracy", "abstention")
-CURVE = ("known_answer_rate", "unknown_answer_rate", "known_confidence", "unknown_confidence", "threshold",
-         "threshold_lo", "threshold_hi", "optimal_threshold", "optimal_lo", "optimal_hi", "nominal_threshold")
+CURVE = ("known_answer_rate", "unknown_answer_rate", "known_confidence", "unknown_confidence", "threshold_logistic",
+         "threshold", "threshold_lo", "threshold_hi", "optimal_threshold", "optimal_lo", "optimal_hi", "nominal_threshold")
 COLUMNS = ("method", "k", "round", *FIGURES, *CURVE, "kl", "loss", "judge_agreement", "wall_s")
 COLORS = {"base": "black", "sft": "tab:red", "sft-idk": "tab:orange", "rl": "tab:blue", "rl-judge": "tab:green"}
 
@@ -54,6 +54,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="", help="where the CSV and PNG go (default <runs-dir>/<name>)")
     p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the tiny models gain nothing from more, and on a shared CPU "
+                        "extra threads mostly spin; 0 keeps torch's default)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -77,7 +80,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, float, dict[str, str]]]:
     if "k" in base or "max_updates" in base:
         raise ArenaError("set k with --ks and the number of updates with --rounds")
     base.update(data_seed=str(args.seed if args.data_seed is None else args.data_seed),
-                max_updates=str(args.rounds))
+                max_updates=str(args.rounds), threads=str(args.threads))
     runs = [(m, 1.0, dict(base, k="1.0")) for m in args.methods]
     runs += [("rl", k, dict(base, k=str(k))) for k in args.ks if k != 1.0 or "rl" not in args.methods]
     return runs
@@ -116,6 +119,17 @@ def rows_of(method: str, k: float, summaries: Sequence[dict[str, Any]]) -> list[
         row.update(kl=learner.get("kl"), loss=learner.get("loss"), judge_agreement=learner.get("judge_agreement"))
         rows.append(row)
     return rows
+
+
+def fill_logistic(rows: list[dict[str, Any]], run_dir: Path) -> None:
+    """The logistic 50% point of each round's answer rate on confidence, from `<run>/eval/round-<r>.json`."""
+    from games.abstain.metrics import logistic_threshold
+
+    for r in rows:
+        path = run_dir / "eval" / f"round-{r['round']}.json"
+        if r.get("threshold_logistic") is None and path.is_file():
+            qs = json.loads(path.read_text())["questions"]
+            r["threshold_logistic"] = logistic_threshold([q["confidence"] for q in qs], [q["p_answer"] for q in qs])
 
 
 def curve_rows(method: str, k: float, run_dir: Path, round: int, bins: int = 10) -> list[dict[str, Any]]:
@@ -162,14 +176,15 @@ def tables(rows: Sequence[dict[str, Any]], sweep: Sequence[dict[str, Any]], info
         t.add_row(r["method"], _f(r["known_accuracy"]), _f(r["unknown_abstention"]), _f(r["hallucination"]),
                   _f(r["payoff"]), _f(r["unknown_wrong"]), _f(r["known_abstention"]))
     s = Table(title="rl's answer/abstain threshold on its own confidence against k/(1+k)",
-              caption="learned: the step rule 'answer iff confidence > t' closest to how often it answers; "
-                      "optimal on data: the best such rule for payoff given which answers are right",
+              caption="learned: where a logistic fit of its answer rate on its confidence crosses 1/2; step rule: "
+                      "the rule 'answer iff confidence > t' closest to how often it answers; optimal on data: the "
+                      "best such rule for payoff given which of its answers are right",
               header_style="bold")
-    for col in ("k", "k/(1+k)", "learned t [interval]", "optimal on data [interval]", "unknown abstention",
-                "payoff"):
+    for col in ("k", "k/(1+k)", "learned t", "step rule [interval]", "optimal on data [interval]",
+                "unknown abstention", "payoff"):
         s.add_column(col, justify="right")
     for r in sweep:
-        s.add_row(f"{r['k']:g}", _f(r["nominal_threshold"]),
+        s.add_row(f"{r['k']:g}", _f(r["nominal_threshold"]), _f(r.get("threshold_logistic")),
                   f"{_f(r['threshold'])} [{_f(r['threshold_lo'])}, {_f(r['threshold_hi'])})",
                   f"{_f(r['optimal_threshold'])} [{_f(r['optimal_lo'])}, {_f(r['optimal_hi'])})",
                   _f(r["unknown_abstention"]), _f(r["payoff"]))
@@ -201,7 +216,7 @@ def plot(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]], ks: S
     last = max((c["round"] for c in curves), default=0)
     for ax, sel, title in ((axes[1, 1], [c for c in curves if c["k"] == 1.0], "k = 1, by method"),
                            (axes[1, 2], [c for c in curves if c["method"] == "rl"], "rl, by k")):
-        for key in dict.fromkeys((c["method"], c["k"]) for c in sel):
+        for key in sorted(dict.fromkeys((c["method"], c["k"]) for c in sel), key=lambda m_k: (m_k[1], m_k[0])):
             cs = [c for c in sel if (c["method"], c["k"]) == key and c["kind"] == "all"]
             label = key[0] if title.startswith("k = 1") else f"k = {key[1]:g}"
             color = COLORS.get(key[0]) if title.startswith("k = 1") else None
@@ -228,7 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from games.abstain.pretraining import assets_for
 
     args = parse_args(argv)
+    import torch
     from transformers.utils import logging as hf_logging
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -255,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, curves = [], []
     for method, k, params in runs:
         summaries, run_dir = run_one(args, method, k, params, runs_dir, log)
-        rows += rows_of(method, k, summaries)
+        new = rows_of(method, k, summaries)
+        fill_logistic(new, run_dir)
+        rows += new
         curves += curve_rows(method, k, run_dir, args.rounds)
     agreement = [r["judge_agreement"] for r in rows if r["method"] == "rl-judge" and r["judge_agreement"] is not None]
     info["judge_agreement"] = sum(agreement) / len(agreement) if agreement else None

@@ -109,3 +109,28 @@ def optimal_threshold(confidence: Sequence[float], correct: Sequence[float], k: 
     correct_i - k * (1 - correct_i) (`correct` 0/1 or a probability), abstaining 0."""
     c = np.asarray(correct, dtype=float)
     return step_fit(confidence, np.zeros_like(c), -(c - k * (1.0 - c)))
+
+
+def logistic_threshold(confidence: Sequence[float], answer_prob: Sequence[float], iters: int = 50) -> float:
+    """The confidence at which a logistic fit of P(answer) on confidence crosses 1/2.
+
+    Fits P(answer | c) = sigmoid(a + b c) to the answer probabilities (soft targets,
+    maximum likelihood by Newton's method, a tiny ridge for stability). Returns -a/b
+    clipped to [0, 1]; NaN when the fit does not rise with confidence (b <= 0).
+    """
+    c = np.asarray(confidence, dtype=float)
+    y = np.clip(np.asarray(answer_prob, dtype=float), 0.0, 1.0)
+    if c.size < 2 or np.ptp(c) == 0:
+        return float("nan")
+    x = np.stack([np.ones_like(c), c], 1)  # (N, 2)
+    w = np.zeros(2)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + 1e-6 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    a, b = w
+    return float(np.clip(-a / b, 0.0, 1.0)) if b > 0 else float("nan")

@@ -86,7 +86,12 @@ def pretrain(out_dir: Path, *, steps: int = STEPS, seed: int = 0, data_seed: int
 
 
 def pretrain_command(out_dir: Path, *, steps: int = STEPS, seed: int = 0) -> Path:
-    """`arena pretrain abstain-v0 --seed S`: the base and the judge for data seed S."""
+    """`arena pretrain abstain-v0 --seed S`: the base and the judge for data seed S (one torch thread on a
+    CPU: the tiny model's matrices gain nothing from a second, and on a shared CPU it mostly spins)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
     return pretrain(out_dir, steps=steps, seed=seed, progress=sys.stderr.isatty())
 
 

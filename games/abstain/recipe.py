@@ -14,6 +14,15 @@ countries), and plays the held-out `eval` split each round (`games.abstain.train
 The student's payoff in the game is always the gold one; in `rl-judge` only its
 training reward comes from the judge.
 
+Both learners keep their AdamW moments from one step and round to the next
+(`keep_state`, checkpointed with the student): a fresh AdamW per RL iteration makes
+its first step a sign step of size lr on every weight, which on the tiny student
+undid its knowledge faster than the reward could teach it anything. The RL defaults
+(lr 3e-4, 6 iterations of 32 questions x 8 answers per round, 2 gradient steps per
+iteration, KL coefficient 0.1) were chosen on data seed 0 among lr 2e-4..1e-3 and
+1-4 steps per iteration: higher rates or more steps per batch lost known facts
+faster than they gained abstentions.
+
 `--seat student=hf:<dir or hub id>` trains another causal LM (its fact knowledge
 is then whatever it has); `--seat judge=<spec>` replaces the judge (for `rl-judge`,
 a scorer whose verdicts become the reward).

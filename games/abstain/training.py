@@ -100,7 +100,8 @@ class RLRound:
             m = self.inner.fit_rewards(agent, batch, [e.rewards["student"] for e in batch])
             m.update(batch_stats(batch))
             history.append(m)
-            say(f"RL step {step + 1}/{self.steps}: reward {m['reward_mean']:+.2f}, abstain {m['train_abstention']:.2f}, "
+            say(f"RL step {step + 1}/{self.steps}: reward {m.get('reward_mean', 0.0):+.2f}, "
+                f"abstain {m['train_abstention']:.2f}, "
                 f"KL {m.get('kl', 0.0):.2f}")
         keys = sorted({key for h in history for key in h})
         return {key: float(np.mean([h[key] for h in history if key in h])) for key in keys}
