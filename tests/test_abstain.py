@@ -252,7 +252,7 @@ def test_train_tournament_and_a_person_in_the_student_seat(capsys, runs, monkeyp
     out = capsys.readouterr().out
     assert "student/round-0" in out and "student/round-1" in out
     monkeypatch.setattr("sys.stdin", io.StringIO("I don't know\n\n"))
-    assert main(["play", "abstain-v0", "--seat", "student=human", "--seat", "judge=scripted:gold", "-n", "1"]) == 0
+    assert main(["play", "abstain-v0", "--seat", "student=human:pipe", "--seat", "judge=scripted:gold", "-n", "1"]) == 0
     out = capsys.readouterr().out
     assert "abstention=1" in out and "payoff=0" in out
 
