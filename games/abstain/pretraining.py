@@ -22,6 +22,9 @@ were made by
 
     arena pretrain abstain-v0 --out games/abstain/assets --steps 1500 --seed 0
 
+(20 minutes on this project's 2-core CPU while other jobs loaded it; the base alone
+took 6 minutes for data seed 2 on a quieter machine.)
+
 Recipes of other data seeds pretrain their own base once (`assets_for`, cached in
 `<runs>/_cache/abstain/data-<seed>/`).
 """
