@@ -6,9 +6,12 @@ waiting observations, so an LLM agent generates for K episodes in one batch.
 PettingZoo's dead steps (a terminated/truncated agent must be stepped with
 `None`) are handled here and nowhere else.
 
-Determinism: episode i is reset with `derive(seed, "episode", i)`. With the same
-seed and K the transcripts are identical; with agents whose actions depend
-only on their observation (scripted bots) they are also independent of K.
+Determinism: episode i is reset with `derive(seed, "episode", i)`, and an agent
+that declares `seeded` gets one sampling seed per move, `derive(episode seed,
+"move", n)` for the episode's n-th move. So the transcripts of a seed do not
+depend on K, on how episodes are cut into batches, or on which process plays
+which episode (`arena.rollout` splits them over ranks or Ray workers); scripted
+bots, whose actions depend only on their observation, are independent of all that too.
 """
 from __future__ import annotations
 
@@ -125,7 +128,10 @@ def play(
 def _act_and_step(seat: str, agent: Agent, slots: list[_Slot], stats: PlayStats) -> None:
     observations = [slot.env.observe(seat) for slot in slots]
     t = time.perf_counter()
-    actions = agent.act(observations)
+    if getattr(agent, "seeded", False):
+        actions = agent.act(observations, seeds=[move_seed(slot.seed, len(slot.transcript)) for slot in slots])
+    else:
+        actions = agent.act(observations)
     stats.act_s[seat] += time.perf_counter() - t
     stats.act_calls[seat] += 1
     stats.act_batch[seat] += len(slots)
@@ -136,6 +142,11 @@ def _act_and_step(seat: str, agent: Agent, slots: list[_Slot], stats: PlayStats)
         slot.transcript.append(Step(seat, dict(obs), move.action, move.extras))
         slot.env.step(move.action)
         _collect(slot)
+
+
+def move_seed(episode_seed: int, n: int) -> int:
+    """The sampling seed of an episode's n-th move (0-based, over all seats)."""
+    return derive(episode_seed, "move", n)
 
 
 def _skip_dead_steps(slot: _Slot) -> bool:

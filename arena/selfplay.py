@@ -25,7 +25,8 @@ from arena.gameinfo import GameInfo, round_metrics
 from arena.options import build as build_options
 from arena.registry import GameSpec, load_attr
 from arena.registry import spec as game_spec
-from arena.runner import mean_rewards, play
+from arena.rollout import EnvFactory, Rollouts, make_rollouts
+from arena.runner import mean_rewards
 from arena.seeding import derive
 from arena.runs import (RunLock, abandon_new_run, check_store_belongs, claim_new_run, config_from_json,
                         package_versions, publish_new_run, refuse_several_processes, run_game)
@@ -63,12 +64,16 @@ class TrainConfig:
     keep_every: int = 0
     """With keep_last: also keep every N-th round's checkpoints (0, N, 2N, ...) for tournaments across
     training (0: none besides the last K)."""
+    workers: int = 0
+    """Ray rollout workers that play the rounds (0: play in this process); needs `ray`."""
+    ray_address: str = ""
+    """With workers: the Ray cluster to join (default: start a local one)."""
 
     def __post_init__(self) -> None:
         for name in ("rounds", "episodes", "concurrency"):
             if getattr(self, name) < 1:
                 raise ArenaError(f"--{name} must be at least 1")
-        for name in ("keep_last", "keep_every"):  # also read back from a config.json: data
+        for name in ("keep_last", "keep_every", "workers"):  # also read back from a config.json: data
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ArenaError(f"--{name.replace('_', '-')} must be a whole number >= 0, not {v!r}")
@@ -196,8 +201,12 @@ class Trainer:
         self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
         self.store = RunStore(Path(store_dir or self.run_dir), create=create)
         self.on_event = on_event or (lambda e: None)
+        self.rollouts: Rollouts | None = None  # made when rounds start (a Ray cluster takes seconds)
 
     def close(self) -> None:
+        if self.rollouts is not None:
+            self.rollouts.close()
+            self.rollouts = None
         self.store.close()
         if self.lock is not None:
             self.lock.release()
@@ -268,6 +277,8 @@ class Trainer:
                    "live_losses": list(GameInfo.of(self.game_cls).live_losses),
                    "history": previous})
         summaries = list(previous)
+        if self.rollouts is None:
+            self.rollouts = make_rollouts(cfg, EnvFactory(self.gspec, dict(self.setup.env_kwargs)))
         for k in range(start, cfg.rounds):
             summaries.append(self.play_round(k, summaries))
         self.emit({"type": "run_end", "run": cfg.run, "rounds": len(summaries)})
@@ -290,10 +301,9 @@ class Trainer:
             self.store.add_episode(ep)
             self.emit({"type": "episode", "round": k, "done": n_done, "total": cfg.episodes})
 
-        episodes, stats = play(lambda: self.gspec.make(**setup.env_kwargs),
-                               {s: v.agent for s, v in setup.seats.items()}, cfg.episodes,
-                               concurrency=cfg.concurrency, seed=derive(cfg.seed, "round", k),
-                               on_episode=on_episode, round=k)
+        agents = {s: v.agent for s, v in setup.seats.items()}
+        episodes, stats = self.rollouts.play(agents, cfg.episodes, concurrency=cfg.concurrency,
+                                             seed=derive(cfg.seed, "round", k), on_episode=on_episode, round=k)
         play_s = time.perf_counter() - t0
         losses = {}
         for seat in setup.learner_order or list(setup.seats):
@@ -303,6 +313,7 @@ class Trainer:
                 if hasattr(s.learner, "progress"):  # see arena.types.Learner
                     s.learner.progress = partial(self.learner_progress, k, seat)
                 losses[seat] = {n: float(v) for n, v in s.learner.update(s.agent, episodes).items()}
+        self.rollouts.updated(agents, list(losses))
         ckpts = {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner,
                                         {"game": self.game_id, "spec": s.spec})
                  for seat, s in setup.seats.items() if can_checkpoint(s.agent)}

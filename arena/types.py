@@ -38,6 +38,11 @@ class Agent(Protocol):
     An agent may declare `produces = "text"` or `"score"`: building it for a seat whose action
     space takes the other kind (a `Text` or a `Box` space) is then a one-line error, not a round
     of invalid moves (`arena.specs.check_seat_fit`).
+
+    An agent that samples may declare `seeded = True`: its `act` then also takes `seeds=`, one
+    sampling seed per observation, and its action for an observation must depend only on that
+    observation and its seed. The runner passes seeds derived from each episode's seed, so a
+    run's transcripts do not depend on batching or on how episodes are split over processes.
     """
 
     def act(self, observations: Sequence[Observation]) -> list[Any]:

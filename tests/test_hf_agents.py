@@ -130,6 +130,20 @@ def test_same_seed_same_samples_different_seed_different(tiny):
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG was neither used nor seeded
 
 
+def test_a_row_sample_depends_on_its_prompt_and_seed_not_on_its_batch(tiny):
+    model, tok = tiny
+    agent = GeneratorAgent(model, tok, SamplingConfig(temperature=1.0, max_new_tokens=16))
+    seeds = [11, 12, 13, 14]
+    together = ids_of(agent.act(obs(PROMPTS), seeds=seeds))
+    alone = [ids_of(agent.act(obs([p]), seeds=[s]))[0] for p, s in zip(PROMPTS, seeds)]
+    reordered = ids_of(agent.act(obs(PROMPTS[::-1]), seeds=seeds[::-1]))[::-1]
+    assert together == alone == reordered
+    assert ids_of(agent.act(obs(PROMPTS), seeds=[s + 100 for s in seeds])) != together
+    # the same prompt with two seeds (a sampled group) gives two different completions
+    pair = ids_of(agent.act(obs([PROMPTS[0]] * 2), seeds=[1, 2]))
+    assert pair[0] != pair[1]
+
+
 def test_recorded_logprobs_match_a_fresh_forward_pass(tiny):
     model, tok = tiny
     agent = GeneratorAgent(model, tok, SamplingConfig(temperature=0.8, top_p=0.9, max_new_tokens=10))
@@ -380,6 +394,18 @@ def test_plays_prover_verifier_through_the_runner(model_dir, scorer_dir):
     prover.reset(0)
     b, _ = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6, concurrency=4, seed=1)
     assert [e.to_json() for e in a] == [e.to_json() for e in b]
+    # per-move seeds: the transcripts do not depend on the agent's own seed, on K, or on
+    # which episodes are played together (two halves played apart, as two workers would)
+    prover.reset(123)
+    c, _ = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6, concurrency=6, seed=1)
+    halves = [play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 3,
+                   concurrency=2, seed=1, first_index=i)[0] for i in (0, 3)]
+    for other in (c, halves[0] + halves[1]):  # floats differ between batch shapes in the last bits only
+        assert [[(m.seat, m.action if isinstance(m.action, str) else None, m.extras.get("completion_ids"))
+                 for m in e.transcript] for e in other] == \
+               [[(m.seat, m.action if isinstance(m.action, str) else None, m.extras.get("completion_ids"))
+                 for m in e.transcript] for e in a]
+        assert [e.rewards["prover"] for e in other] == pytest.approx([e.rewards["prover"] for e in a], abs=1e-5)
 
 
 def dataclass_replace(obj, **kw):
