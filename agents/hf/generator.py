@@ -148,6 +148,10 @@ class GeneratorAgent:
     produces = "text"
     seeded = True
     """`act` takes `seeds=` (one sampling seed per observation): see `arena.types.Agent`."""
+    pool = None
+    """Set by a rollout backend with workers (`arena.rollout.ray.SeatPool`): `act` then draws the
+    seeds here and `pool.act(self, observations, seeds)` generates on the workers' replicas, so
+    generation inside a learner's `update` is spread too. None: generate in this process."""
 
     def __init__(self, model, tokenizer, sampling: SamplingConfig | None = None, *,
                  seed: int = 0, max_batch: int = 0):
@@ -192,8 +196,10 @@ class GeneratorAgent:
         return torch.randint(0, 2**62, (n,), generator=self.generator, device=self.generator.device).tolist()
 
     def act(self, observations: Sequence[Observation], seeds: Sequence[int] | None = None) -> list[Move]:
+        seeds = list(seeds) if seeds is not None else self.draw_seeds(len(observations))
+        if self.pool is not None:
+            return self.pool.act(self, observations, seeds)
         prompts = [encode_prompt(self.tokenizer, obs["prompt"], self.sampling) for obs in observations]
-        seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
         out: list[Move] = []
         step = self.max_batch or DEFAULT_MAX_BATCH  # memory bounded by a batch, however many come
         for i in range(0, len(prompts), step):
