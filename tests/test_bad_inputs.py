@@ -152,6 +152,9 @@ CASES = {
         ["is a generator's checkpoint", "needs a scorer"]),
     "hf: a hub id not on disk": (["play", PV, "--seat", "prover=hf:no-such-org/no-such-model", "-n", "1"],
                                  ["not a local directory and not in the Hugging Face cache", "download=true"]),
+    "hf: download=true while HF_HUB_OFFLINE": (
+        ["play", PV, "--seat", "prover=hf:no-such-org/no-such-model?download=true", "-n", "1"],
+        ["not in the Hugging Face cache and HF_HUB_OFFLINE is set"]),
     "bench --concurrency 0": (["bench", "--concurrency", "0"], ["--concurrency must be at least 1"]),
     "bench --episodes 0": (["bench", "--episodes", "0"], ["--episodes must be at least 1"]),
     # item 11
@@ -375,3 +378,22 @@ def test_tournament_tables_print_agent_specs_as_written(capsys, world, monkeypat
                  "--seat", f"prover={spec},scripted:role-play"]) == 0
     out = "".join(capsys.readouterr().out.split())  # undo the wrapping
     assert f"prover/{spec}" in out
+
+
+def test_download_from_an_unreachable_hub_is_one_line_at_once(monkeypatch):
+    """Not huggingface_hub's minute of retries: the endpoint is probed first (here a closed local port)."""
+    import socket
+    import time
+
+    from agents.hf.loading import check_model_ref
+    from arena.types import ArenaError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    t = time.perf_counter()
+    with pytest.raises(ArenaError, match=r"cannot download hf:no-such-org/no-such-model: http://127.0.0.1:\d+ is not reachable"):
+        check_model_ref("no-such-org/no-such-model", download=True)
+    assert time.perf_counter() - t < 5

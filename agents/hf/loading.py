@@ -36,9 +36,31 @@ def check_model_ref(ref: str, gguf_file: str | None = None, *, download: bool = 
     local = ref.startswith(("/", "./", "../", "~")) or ref.count("/") > 1
     if local:
         raise ArenaError(f"no model at {ref!r}: no such file or directory")
-    if not download and not in_hf_cache(ref, gguf_file or "config.json"):
+    cached = in_hf_cache(ref, gguf_file or "config.json")
+    if not download and not cached:
         raise ArenaError(f"hf:{ref} is not a local directory and not in the Hugging Face cache; "
                          f"to fetch it from the hub, add ?download=true to the spec")
+    if not cached:
+        check_hub_reachable(ref)
+
+
+def check_hub_reachable(ref: str, timeout: float = 5.0) -> None:
+    """One line at once when the hub cannot be reached, instead of huggingface_hub's minute of
+    retries; the endpoint is `HF_ENDPOINT`'s, as the hub client uses it."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlparse(endpoint)
+    host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ArenaError(f"hf:{ref} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ArenaError(f"cannot download hf:{ref}: {endpoint} is not reachable ({e.strerror or e}); "
+                         "copy the model to a local directory and use hf:<dir>") from None
 
 
 def in_hf_cache(repo_id: str, filename: str) -> bool:
