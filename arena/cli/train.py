@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from rich.console import Console
 
@@ -23,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flag(s, TrainConfig, "keep_last", metavar="K")
     add_config_flag(s, TrainConfig, "keep_every", metavar="N")
     add_config_flag(s, TrainConfig, "recipe")
+    add_config_flag(s, TrainConfig, "workers", metavar="N")
+    add_config_flag(s, TrainConfig, "ray_address", metavar="ADDR")
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="override a seat's agent")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe hyper-parameter")
     s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
@@ -36,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--game", dest="game_path", metavar="MODULE:CLASS",
                    help="the game's import path, for a run of a game that is not registered")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    s.add_argument("--workers", type=int, metavar="N", help="Ray rollout workers from here on (default: as the "
+                   "run was started; 0: in this process); the transcripts do not depend on it")
+    s.add_argument("--ray-address", metavar="ADDR", help="with workers: the Ray cluster to join from here on")
     add_tensorboard_flag(s)
     s.set_defaults(func=cmd_resume)
 
@@ -76,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(game=args.game, rounds=args.rounds, episodes=args.episodes, concurrency=args.concurrency,
                       seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
                       params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None),
-                      keep_last=args.keep_last, keep_every=args.keep_every)
+                      keep_last=args.keep_last, keep_every=args.keep_every, workers=args.workers,
+                      ray_address=args.ray_address)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     trainer = new_run(cfg, runs_dir_of(args), on_event=sink)
@@ -107,6 +114,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     trainer = load_run(run_dir, base, on_event=sink, game=args.game_path, device=getattr(args, "device", None))
+    rollouts = {k: v for k, v in (("workers", args.workers), ("ray_address", args.ray_address)) if v is not None}
+    trainer.cfg = dataclasses.replace(trainer.cfg, **rollouts)  # where rounds are played: no effect on results
     try:
         if args.rounds is not None and args.rounds < trainer.cfg.rounds:
             raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
