@@ -95,6 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (default: %(default)s)")
     m.add_argument("--steps", type=int, default=3, help="timed steps per mode, after one warm-up (default: %(default)s)")
     m.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default: %(default)s)")
+    r = p.add_argument_group("rollout backends (--rollouts: one round in process and on Ray workers side by "
+                             "side; see bench/rollouts.py)")
+    r.add_argument("--rollouts", action="store_true", help="run the rollout-backend benchmark instead (needs ray)")
+    r.add_argument("--ray-workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2], metavar="N,N",
+                   help="Ray worker counts to compare with in-process (default: 1,2)")
+    r.add_argument("--repeats", type=int, default=3, help="rounds timed per backend (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -116,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name) < 1:
                 raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
         return memory.run(args)
+    if args.rollouts:
+        from bench import rollouts
+
+        return rollouts.run(args)
     device = torch.device(args.device)
     make_env = lambda: make(args.game)  # noqa: E731
     seats = build_seats(args, make_env())

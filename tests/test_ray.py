@@ -93,3 +93,18 @@ def test_tiny_llm_run_with_learners_matches_and_actors_hold_new_weights(cluster,
     assert [r["weights"] for r in reports] == [after, after]
     # the learners' own generation (RL rollouts, verifier samples) went to both actors
     assert all(r["rows"].get("prover", 0) > 0 for r in reports), reports
+
+
+def test_bench_rollouts_compares_backends_on_the_same_seeds(cluster, tmp_path):
+    import json
+
+    from bench.command import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--rollouts", "--episodes", "6", "--concurrency", "3", "--max-new-tokens", "4", "--repeats", "2",
+                 "--ray-workers", "1,2", "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["mode"] for r in rows] == ["in-process", "ray x1", "ray x2"]
+    assert all(r["same"] for r in rows)
+    for r in rows[1:]:  # the nudged weights were pushed before every round: the whole tiny model
+        assert r["startup_s"] > 0 and all(x["pushed_mb"] > 1 for x in r["rounds"]), r
