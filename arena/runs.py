@@ -278,16 +278,16 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def refuse_several_processes() -> None:
-    """The round loop is one process: under torchrun / `accelerate launch` every rank would play the
-    whole round and write the run (its store, events and checkpoints twice), so that is refused in one
-    line before anything is made. (A learner's own update is multi-process ready: `agents.learners.fit`.)"""
-    import os
-
-    world = os.environ.get("WORLD_SIZE", "1")
-    if world.isdigit() and int(world) > 1:
-        raise ArenaError(f"arena train / resume run as one process, not under torchrun or accelerate launch "
-                         f"(WORLD_SIZE={world}: every rank would play the round and write the run)")
+def lock_checked_run(run_dir: Path, config: dict[str, Any]) -> RunLock:
+    """Take the lock of a run to resume and check its store belongs to it (`check_store_belongs`);
+    return the lock (released if the check fails)."""
+    lock = RunLock(run_dir).acquire()
+    try:
+        check_store_belongs(run_dir, config)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def check_store_belongs(run_dir: Path, config: dict[str, Any]) -> None:

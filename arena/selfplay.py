@@ -1,10 +1,7 @@
 """The self-play round loop: play -> learners update -> checkpoints -> metrics -> event.
 
-A game names its recipes in `GameInfo.recipes` (`{"default": "module:attr"}`).
-A recipe is a function `recipe(ctx: RecipeContext) -> Setup` that builds the
-seats (agent + optional learner each) and the env kwargs; it is the one place
-where a game meets concrete agents and learners. A game without a recipe is
-trained with the `--seat` agents (default `scripted:random`) and no learners.
+The seats (agent + optional learner each) come from the game's recipe (`arena.recipes`,
+whose names are re-exported here: `RecipeContext`, `Setup`, `SeatSetup`, `resolve_params`).
 
 Resume: every seed is derived from (run seed, round, ...), agents and learners are
 rebuilt from the initial specs and then loaded from the last completed round's
@@ -22,17 +19,20 @@ from typing import Any, Callable
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
-from arena.options import build as build_options
-from arena.registry import GameSpec, load_attr
+from arena.recipes import RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params
+from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.rollout import EnvFactory, Rollouts, make_rollouts
+from arena.rollout.distributed import Ranks, ReplicaStore, join_ranks
 from arena.runner import mean_rewards
 from arena.seeding import derive
-from arena.runs import (RunLock, abandon_new_run, check_store_belongs, claim_new_run, config_from_json,
-                        package_versions, publish_new_run, refuse_several_processes, run_game)
-from arena.specs import AgentContext, build_agent
+from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, lock_checked_run,
+                        package_versions, publish_new_run, run_game)
 from arena.store import RunStore, append_event, check_run_name, read_events, read_run_config, write_json_atomic
 from arena.types import ArenaError, Episode, jsonable
+
+__all__ = ["TrainConfig", "Trainer", "new_run", "load_run", "RecipeContext", "SeatSetup", "Setup",
+           "build_setup", "default_setup", "resolve_params"]
 
 
 @dataclass
@@ -80,126 +80,24 @@ class TrainConfig:
         self.run = check_run_name(self.run or f"{self.game.replace(':', '_').replace('.', '_')}-s{self.seed}")
 
 
-@dataclass
-class SeatSetup:
-    agent: Any
-    learner: Any = None
-    spec: str = ""
-
-
-@dataclass
-class Setup:
-    """What a recipe returns."""
-
-    seats: dict[str, SeatSetup]
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    learner_order: list[str] | None = None
-    """Order in which learners update (default: the game's seat order)."""
-    params: Any = None
-    """The recipe's resolved hyper-parameter dataclass (saved with the run)."""
-
-
-@dataclass
-class RecipeContext:
-    """Everything a recipe may use to build its seats."""
-
-    game: GameSpec
-    seat_specs: dict[str, str]
-    params: dict[str, str]
-    seed: int
-    run_dir: Path
-    runs_dir: Path
-    seat_names: list[str]
-    device: str | None = None
-
-    def agent(self, seat: str, default_spec: str, **env_kwargs: Any) -> tuple[Any, str]:
-        """Build the agent for `seat`: the user's `--seat` override, else the default.
-        `env_kwargs` are the game settings under which the seat exists (see `extra_seats`)."""
-        spec = self.seat_specs.get(seat, default_spec)
-        return build_agent(spec, self.context(seat, **env_kwargs)), spec
-
-    def context(self, seat: str, **env_kwargs: Any) -> AgentContext:
-        return AgentContext.for_seat(self.game, seat, self.runs_dir, self.device, **env_kwargs)
-
-    @property
-    def game_id(self) -> str:
-        return self.game.id
-
-    @property
-    def game_cls(self) -> type:
-        return self.game.load()
-
-
-def resolve_params(cls: type, overrides: dict[str, str]):
-    """Build a recipe's params dataclass from `--set` overrides: names and types checked, non-finite
-    numbers refused, all through `arena.options` (one line naming the known keys otherwise)."""
-    return build_options(cls, overrides, "parameter")
-
-
-def default_setup(ctx: RecipeContext) -> Setup:
-    """No recipe: every seat from `--seat` (default `scripted:random`), no learners."""
-    seats = {}
-    for seat in ctx.seat_names:
-        agent, spec = ctx.agent(seat, "scripted:random")
-        seats[seat] = SeatSetup(agent, None, spec)
-    return Setup(seats)
-
-
-def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path) -> Setup:
-    cls = gspec.load()
-    seats = list(gspec.make().possible_agents)
-    # seats that exist only under some settings (rest-v0's `reward` with reward=seat): a recipe may build them
-    extra = [s for s in GameInfo.of(cls).extra_seats if s not in seats]
-    unknown = sorted(set(cfg.seats) - set(seats) - set(extra))
-    if unknown:
-        raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats + extra)}")
-    ctx = RecipeContext(gspec, dict(cfg.seats), dict(cfg.params), cfg.seed, run_dir, runs_dir,
-                        seats, cfg.device)
-    info = GameInfo.of(cls)
-    recipes = info.recipes
-    if cfg.recipe not in recipes:
-        if cfg.recipe != "default" or cfg.params:
-            known = ", ".join(recipes) or "none"
-            raise ArenaError(f"game {gspec.id!r} has no recipe {cfg.recipe!r} (recipes: {known})")
-        setup = default_setup(ctx)
-    else:
-        if cfg.params and info.recipe_params:  # checked before the recipe loads any model
-            if cfg.recipe not in info.recipe_params:
-                _refuse_params(cfg, gspec, info)
-            resolve_params(load_attr(info.recipe_params[cfg.recipe]), cfg.params)
-        recipe: Callable[[RecipeContext], Setup] = load_attr(recipes[cfg.recipe])
-        setup = recipe(ctx)
-    if cfg.params and setup.params is None:  # the recipe never read them
-        _refuse_params(cfg, gspec, info)
-    unused = sorted(set(cfg.seats) - set(setup.seats))
-    if unused:
-        raise ArenaError(f"--seat {', '.join(unused)}: recipe {cfg.recipe!r} of {gspec.id} does not play "
-                         f"{'that seat' if len(unused) == 1 else 'those seats'} with these settings")
-    return setup
-
-
-def _refuse_params(cfg: TrainConfig, gspec: GameSpec, info: GameInfo) -> None:
-    taking = ", ".join(r for r in info.recipes if r in info.recipe_params) or "none"
-    raise ArenaError(f"--set {', '.join(sorted(cfg.params))}: recipe {cfg.recipe!r} of {gspec.id} takes no "
-                     f"parameters (recipes that do: {taking})")
-
-
 # -- the loop -------------------------------------------------------------------
 
 class Trainer:
-    """Runs rounds of one run directory; reports progress through `on_event`."""
+    """Runs rounds of one run directory; reports progress through `on_event`. Under several
+    processes (`ranks`, see `arena.rollout.distributed`) every rank trains and only rank 0 writes."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, runs_dir: Path,
                  on_event: Callable[[dict[str, Any]], None] | None = None, gspec: GameSpec | None = None,
-                 *, create: bool = True, lock: RunLock | None = None, store_dir: Path | None = None):
+                 *, create: bool = True, lock: RunLock | None = None, store_dir: Path | None = None,
+                 ranks: Ranks | None = None):
         """`store_dir`: where the store and config.json are written while a new run is set up
         (its hidden setup directory; `run_dir` is where the run will live, which recipes see)."""
-        self.cfg, self.run_dir, self.lock = cfg, Path(run_dir), lock
+        self.cfg, self.run_dir, self.lock, self.ranks = cfg, Path(run_dir), lock, ranks or Ranks()
         self.gspec = gspec or game_spec(cfg.game)
         self.game_cls = self.gspec.load()
         self.game_id = self.gspec.id
         self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
-        self.store = RunStore(Path(store_dir or self.run_dir), create=create)
+        self.store = RunStore(Path(store_dir or self.run_dir), create=create) if self.ranks.main else ReplicaStore()
         self.on_event = on_event or (lambda e: None)
         self.rollouts: Rollouts | None = None  # made when rounds start (a Ray cluster takes seconds)
 
@@ -212,6 +110,8 @@ class Trainer:
             self.lock.release()
 
     def emit(self, event: dict[str, Any]) -> None:
+        if not self.ranks.main:
+            return
         append_event(self.run_dir, event)
         self.on_event(event)
 
@@ -219,6 +119,8 @@ class Trainer:
         self.emit({"type": "learner_progress", "round": k, "seat": seat, "message": str(message)})
 
     def save_config(self) -> None:
+        if not self.ranks.main:
+            return
         params = self.setup.params
         resolved = {**dataclasses.asdict(self.cfg),
                     "game_id": self.game_id,
@@ -231,18 +133,23 @@ class Trainer:
 
     def restore(self) -> int:
         """Load the last completed round's checkpoints; return the next round to play. Events of
-        rounds the store committed but a crash kept out of events.jsonl are written first."""
-        self.store.discard_incomplete()
-        self.replay_missing_events()
-        done = self.store.completed_rounds()
+        rounds the store committed but a crash kept out of events.jsonl are written first (by rank 0,
+        which tells the others the rounds done; every rank loads the checkpoints)."""
+        done = self.ranks.first(self._settle_store, shared=True)
         if not done:
             return 0
-        last = done[-1]
+        self.ranks.each(self._load_checkpoints, done[-1])
+        return done[-1] + 1
+
+    def _settle_store(self) -> list[int]:
+        self.store.discard_incomplete()
+        self.replay_missing_events()
+        return self.store.completed_rounds()
+
+    def _load_checkpoints(self, k: int) -> None:
         for seat, s in self.setup.seats.items():
-            path = checkpoint_dir(self.run_dir, seat, last)
             if can_checkpoint(s.agent):
-                restore_checkpoint(path, s.agent, s.learner)
-        return last + 1
+                restore_checkpoint(checkpoint_dir(self.run_dir, seat, k), s.agent, s.learner)
 
     def replay_missing_events(self) -> None:
         """events.jsonl follows the store: a `round_end` for every committed round."""
@@ -261,12 +168,13 @@ class Trainer:
     def run(self, start: int = 0) -> list[dict[str, Any]]:
         """Play rounds `start`.. to the end; the run's lock is held until this returns or raises
         (taken again if this trainer gave it up), so no other writer can interleave."""
-        if self.lock is None:
+        if self.lock is None and self.ranks.main:
             self.lock = RunLock(self.run_dir).acquire()
         try:
             return self._run(start)
         finally:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
             self.lock = None
 
     def _run(self, start: int) -> list[dict[str, Any]]:
@@ -278,7 +186,7 @@ class Trainer:
                    "history": previous})
         summaries = list(previous)
         if self.rollouts is None:
-            self.rollouts = make_rollouts(cfg, EnvFactory(self.gspec, dict(self.setup.env_kwargs)))
+            self.rollouts = make_rollouts(cfg, EnvFactory(self.gspec, dict(self.setup.env_kwargs)), self.ranks)
         for k in range(start, cfg.rounds):
             summaries.append(self.play_round(k, summaries))
         self.emit({"type": "run_end", "run": cfg.run, "rounds": len(summaries)})
@@ -314,9 +222,7 @@ class Trainer:
                     s.learner.progress = partial(self.learner_progress, k, seat)
                 losses[seat] = {n: float(v) for n, v in s.learner.update(s.agent, episodes).items()}
         self.rollouts.updated(agents, list(losses))
-        ckpts = {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner,
-                                        {"game": self.game_id, "spec": s.spec})
-                 for seat, s in setup.seats.items() if can_checkpoint(s.agent)}
+        ckpts = self.ranks.first(self._write_checkpoints, k)
         metrics = round_metrics(self.game_cls, episodes)
         wall = time.perf_counter() - t0
         elapsed = sum(h["wall_s"] for h in history) + wall
@@ -329,37 +235,52 @@ class Trainer:
             "wall_s": wall, "play_s": play_s, "elapsed_s": elapsed,
             "eta_s": elapsed / (k + 1) * (cfg.rounds - k - 1),
         }
-        self.store.complete_round(k, summary, ckpts)
-        if cfg.keep_last:  # after the round is committed: a kill before this keeps one round too many
-            prune_checkpoints(self.run_dir, self.store.completed_rounds(), cfg.keep_last, cfg.keep_every)
+        self.ranks.first(self._commit_round, k, summary, ckpts)
         self.emit({"type": "round_end", "round": k, "summary": summary})
         return summary
+
+    def _write_checkpoints(self, k: int) -> dict[str, Path]:
+        return {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner, {"game": self.game_id, "spec": s.spec})
+                for seat, s in self.setup.seats.items() if can_checkpoint(s.agent)}
+
+    def _commit_round(self, k: int, summary: dict[str, Any], ckpts: dict[str, Path]) -> None:
+        self.store.complete_round(k, summary, ckpts)
+        if self.cfg.keep_last:  # after the round is committed: a kill before this keeps one round too many
+            prune_checkpoints(self.run_dir, self.store.completed_rounds(), self.cfg.keep_last, self.cfg.keep_every)
 
 
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
     """Set up a new run: either a whole run or nothing. Everything is built and checked in a
     hidden setup directory under the run's lock, config.json is written last, and one rename
     gives the directory its run name (`arena.runs.claim_new_run`); a setup that fails or is
-    killed leaves nothing that a command reads or that blocks `arena train` with the same name."""
-    refuse_several_processes()
+    killed leaves nothing that a command reads or that blocks `arena train` with the same name.
+    Under several processes rank 0 sets the run up and every rank builds the same seats."""
+    ranks = join_ranks(cfg.device, cfg.workers)
     runs_dir = Path(runs_dir)
     gspec = game_spec(cfg.game)  # an unknown game is refused before anything is made
     run_dir = runs_dir / cfg.run
-    staging, lock = claim_new_run(run_dir, runs_dir)
+    staging, lock = ranks.first(claim_new_run, run_dir, runs_dir) or (None, None)
     trainer = None
     try:
-        trainer = Trainer(cfg, run_dir, runs_dir, on_event, gspec, create=True, lock=lock, store_dir=staging)
-        trainer.store.set("run_id", uuid.uuid4().hex)
-        trainer.save_config()
-        trainer.store.close()
-        publish_new_run(staging, run_dir)
+        trainer = ranks.each(Trainer, cfg, run_dir, runs_dir, on_event, gspec, create=True, lock=lock,
+                             store_dir=staging, ranks=ranks)
+        ranks.first(_publish, trainer, staging, run_dir)
     except BaseException:
         if trainer is not None:
             trainer.store.close()
-        abandon_new_run(staging, lock)
+        if ranks.main:
+            abandon_new_run(staging, lock)
         raise
-    trainer.store = RunStore(run_dir)
+    if ranks.main:
+        trainer.store = RunStore(run_dir)
     return trainer
+
+
+def _publish(trainer: Trainer, staging: Path, run_dir: Path) -> None:
+    trainer.store.set("run_id", uuid.uuid4().hex)
+    trainer.save_config()
+    trainer.store.close()
+    publish_new_run(staging, run_dir)
 
 
 def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None = None,
@@ -367,19 +288,19 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
     """Reopen a run to resume it. Its `config.json` is data: the game must be registered or
     named by the user (`game`), every field is type-checked, and nothing in it is imported.
     Its arena.db must be the one the run wrote (`check_store_belongs`), checked under the lock
-    before anything is built or written."""
-    refuse_several_processes()
+    (by rank 0, under several processes) before anything is built or written."""
     raw = read_run_config(run_dir)
     if not raw:
         raise ArenaError(f"{run_dir} has no config.json: its setup never finished; start it again with "
                          f"`arena train ... --run {Path(run_dir).name}`")
     gspec = run_game(raw, game)
     cfg = config_from_json(raw, device)
-    lock = RunLock(run_dir).acquire()
+    ranks = join_ranks(cfg.device, cfg.workers)
+    lock = ranks.first(lock_checked_run, Path(run_dir), raw)
     try:
-        check_store_belongs(Path(run_dir), raw)
-        trainer = Trainer(cfg, run_dir, runs_dir, on_event, gspec=gspec, create=False, lock=lock)
+        return ranks.each(Trainer, cfg, run_dir, runs_dir, on_event, gspec=gspec, create=False, lock=lock,
+                          ranks=ranks)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
-    return trainer

@@ -87,6 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     trainer = new_run(cfg, runs_dir_of(args), on_event=sink)
+    if not trainer.ranks.main:  # torchrun: the other ranks train beside rank 0, which shows and writes
+        return train_quietly(trainer, trainer.restore)
     attach(trainer.run_dir)
     try:
         with view:
@@ -116,14 +118,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     trainer = load_run(run_dir, base, on_event=sink, game=args.game_path, device=getattr(args, "device", None))
     rollouts = {k: v for k, v in (("workers", args.workers), ("ray_address", args.ray_address)) if v is not None}
     trainer.cfg = dataclasses.replace(trainer.cfg, **rollouts)  # where rounds are played: no effect on results
+    if not trainer.ranks.main:
+        return train_quietly(trainer, lambda: resumed_start(trainer, args))
     try:
-        if args.rounds is not None and args.rounds < trainer.cfg.rounds:
-            raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
-                             "resume can extend a run, not shorten it")
-        start = trainer.restore()  # its checkpoints load before the extended round count is saved
-        if args.rounds is not None and args.rounds != trainer.cfg.rounds:
-            trainer.cfg.rounds = args.rounds
-            trainer.save_config()
+        start = resumed_start(trainer, args)
         if start >= trainer.cfg.rounds:
             trainer.finish_events()
             Console().print(f"run {run_dir} already completed its {trainer.cfg.rounds} rounds "
@@ -141,6 +139,29 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     write_report(run_dir)
     Console().print(f"run {run_dir} resumed and finished (report.html updated)", highlight=False, markup=False)
+    return 0
+
+
+def resumed_start(trainer, args: argparse.Namespace) -> int:
+    """The round a resumed run starts at; `--rounds` checked and saved."""
+    if args.rounds is not None and args.rounds < trainer.cfg.rounds:
+        raise ArenaError(f"--rounds {args.rounds}: the run asks for {trainer.cfg.rounds} rounds; "
+                         "resume can extend a run, not shorten it")
+    start = trainer.restore()  # its checkpoints load before the extended round count is saved
+    if args.rounds is not None and args.rounds != trainer.cfg.rounds:
+        trainer.cfg.rounds = args.rounds
+        trainer.save_config()
+    return start
+
+
+def train_quietly(trainer, start) -> int:
+    """A rank other than 0 (torchrun / accelerate launch): train beside rank 0; it writes nothing."""
+    try:
+        k = start()
+        if k < trainer.cfg.rounds:
+            trainer.run(k)
+    finally:
+        trainer.close()
     return 0
 
 

@@ -6,6 +6,8 @@ updated the agents. Backends:
 - `LocalRollouts` (the default): this process, through `arena.runner.play`.
 - `arena.rollout.ray` (`arena train --workers N [--ray-address ...]`): Ray actors holding
   agent replicas; the trainer's agents stay the source of truth and `updated` pushes them.
+- `arena.rollout.distributed` (under torchrun / `accelerate launch`): each process plays its
+  share of the round and every process gathers all of it.
 
 Every backend must return the same episodes for the same seed: episode i is reset with
 `derive(seed, "episode", i)` and seeded agents get per-move seeds (`arena.runner`), so how
@@ -67,8 +69,17 @@ class LocalRollouts:
         pass
 
 
-def make_rollouts(cfg: Any, env_fn: EnvFactory) -> Rollouts:
-    """The backend `cfg` (an `arena.selfplay.TrainConfig`) asks for."""
+def make_rollouts(cfg: Any, env_fn: EnvFactory, ranks: Any = None) -> Rollouts:
+    """The backend `cfg` (an `arena.selfplay.TrainConfig`) asks for; under several processes
+    (`ranks`, an `arena.rollout.distributed.Ranks`; default: joined from `WORLD_SIZE`) the ranks
+    split each round."""
+    from arena.rollout.distributed import DistributedRollouts, join_ranks, refuse_workers, world_size
+
+    if ranks is None and world_size() > 1:
+        ranks = join_ranks(getattr(cfg, "device", None), getattr(cfg, "workers", 0))
+    if ranks is not None and ranks.world > 1:
+        refuse_workers(getattr(cfg, "workers", 0))
+        return DistributedRollouts(env_fn, ranks)
     if getattr(cfg, "workers", 0):
         from arena.rollout.ray import RayRollouts
 
