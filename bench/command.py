@@ -101,6 +101,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--ray-workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2], metavar="N,N",
                    help="Ray worker counts to compare with in-process (default: 1,2)")
     r.add_argument("--repeats", type=int, default=3, help="rounds timed per backend (default: %(default)s)")
+    v = p.add_argument_group("vLLM (--vllm: the HF agent and the vLLM agent on the same model and prompts; "
+                             "see bench/vllm.py)")
+    v.add_argument("--vllm", action="store_true", help="run the HF-vs-vLLM generation benchmark instead (needs vllm)")
+    v.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64, 256],
+                   metavar="N,N", help="batch sizes (default: 1,8,64,256); --repeats timed calls each")
+    v.add_argument("--gpu-memory-utilization", type=float, default=0.5, help="the engine's share of the GPU")
+    v.add_argument("--hbm-gbps", type=float, default=0.0, help="memory bandwidth in GB/s (e.g. 4800 for an H200): "
+                   "print the fraction of that roofline the weight reads reach")
     return p.parse_args(argv)
 
 
@@ -122,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name) < 1:
                 raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
         return memory.run(args)
+    if args.vllm:
+        from bench import vllm
+
+        return vllm.run(args)
     if args.rollouts:
         from bench import rollouts
 

@@ -1,0 +1,132 @@
+"""`arena bench --vllm`: the batched HF agent against the vLLM agent, side by side in one run.
+
+Both agents hold the same model (the vLLM agent's engine is started on the HF agent's very
+weights, in this process, on the same torch threads) and get the same prompts (the game's
+first prompts) and seeds. For each batch size (`--batches`, default 1,8,64,256) each agent
+decodes the batch `--repeats` times after one untimed warm-up, one `generate` call each
+(the HF agent as one left-padded KV-cached batch; vLLM schedules its own steps); by default
+EOS is ignored, so both decode exactly batch x `--max-new-tokens` tokens. Printed: tokens/s
+min/median/max per agent, the median ratio, and the weight bytes each decode step reads
+per second (median tokens/s / batch x weight bytes; `--hbm-gbps` turns it into a fraction of
+the memory-bandwidth roofline on a GPU). Also: the engine's start-up, and the time to hand
+new weights to it (`VLLMAgent.sync` after an in-place update), min/median/max.
+
+    .venv-vllm/bin/arena bench --vllm --threads 2
+    arena bench --vllm --preset qwen2-0.5b --device cuda --dtype bfloat16 --hbm-gbps 4800
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from arena.seeding import derive
+from arena.types import ArenaError
+
+
+def game_prompts(game: str, n: int, seed: int) -> list[str]:
+    """The first prompt of `n` episodes of `game` (the seat to move first), seeded as the runner seeds them."""
+    from arena.registry import make
+
+    prompts = []
+    for i in range(n):
+        env = make(game)
+        env.reset(seed=derive(seed, "episode", i))
+        obs = env.observe(env.agent_selection)
+        if not isinstance(obs, dict) or not isinstance(obs.get("prompt"), str):
+            raise ArenaError(f"{game}'s first seat gets no text prompt; pick a game whose first move is text")
+        prompts.append(obs["prompt"])
+    return prompts
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def run(args) -> int:
+    from agents.hf import encode_prompt
+    from agents.vllm.agent import VLLMAgent
+    from agents.vllm.config import EngineConfig
+    from bench.players import build_generator
+
+    if any(b < 1 for b in args.batches) or args.repeats < 1:
+        raise ArenaError("--batches and --repeats must be at least 1")
+    device = torch.device(args.device)
+    hf = build_generator(args)  # --model / --preset, --dtype, sampling from the flags
+    weight_bytes = sum(p.numel() * p.element_size() for p in {id(p): p for p in hf.model.parameters()}.values())
+    engine = EngineConfig(engine_dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
+                          max_num_seqs=max(args.batches))
+    (vl, start_s) = timed(lambda: VLLMAgent.from_model(hf.model, hf.tokenizer, hf.sampling, engine=engine,
+                                                       seed=args.seed), device)
+    print(f"model {type(hf.model).__name__} {weight_bytes / 2**20:,.1f} MiB of weights ({args.dtype})  "
+          f"device {device}  torch threads {torch.get_num_threads()}  max_new_tokens {args.max_new_tokens}"
+          f"{' (EOS on)' if args.eos else ' (fixed length)'}  temperature {args.temperature}  "
+          f"repeats {args.repeats}  vLLM engine start {start_s:.1f} s")
+    texts = game_prompts(args.game, max(args.batches), args.seed)
+    prompts = [encode_prompt(hf.tokenizer, t, hf.sampling) for t in texts]
+    rows = []
+    for b in args.batches:
+        ids, seeds = prompts[:b], [derive(args.seed, "row", i) % 2**62 for i in range(b)]
+        row: dict[str, Any] = {"batch": b, "prompt_tokens": sum(map(len, ids))}
+        for name, agent in (("hf", hf), ("vllm", vl)):
+            agent.generate(ids, seeds)  # warm-up: allocator growth, kernel selection
+            rates = []
+            for _ in range(args.repeats):
+                outs, s = timed(lambda: agent.generate(ids, seeds), device)
+                rates.append(sum(len(c.completion_ids) for c in outs) / s)
+            row[name] = spread(rates)
+        row["ratio"] = row["vllm"]["median"] / row["hf"]["median"]
+        rows.append(row)
+        print(f"  batch {b:>4}: hf {row['hf']['median']:>10,.0f} tok/s  vllm {row['vllm']['median']:>10,.0f} tok/s",
+              flush=True)
+    push = []
+    for _ in range(max(3, args.repeats)):
+        with torch.no_grad():
+            next(vl.model.parameters()).add_(0.0)  # an in-place update: the version counter moves
+        _, s = timed(vl.sync, device)
+        push.append(s)
+    print(render(rows, weight_bytes, args.hbm_gbps, spread(push)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": str(device), "threads": torch.get_num_threads(), "weight_bytes": weight_bytes,
+            "engine_start_s": start_s, "weight_push_s": spread(push), "rows": rows}, indent=2))
+    return 0
+
+
+def render(rows: list[dict[str, Any]], weight_bytes: int, hbm_gbps: float, push: dict[str, float]) -> str:
+    head = ["batch", "HF tok/s min / median / max", "vLLM tok/s min / median / max", "vLLM/HF",
+            "HF weight GB/s", "vLLM weight GB/s"]
+    if hbm_gbps:
+        head += ["HF roofline", "vLLM roofline"]
+    lines = []
+    for r in rows:
+        cells = [str(r["batch"])]
+        for name in ("hf", "vllm"):
+            x = r[name]
+            cells.append(f"{x['min']:,.0f} / {x['median']:,.0f} / {x['max']:,.0f}")
+        cells.append(f"{r['ratio']:.2f}x")
+        gbps = {n: r[n]["median"] / r["batch"] * weight_bytes / 1e9 for n in ("hf", "vllm")}  # weights read per step
+        cells += [f"{gbps['hf']:,.2f}", f"{gbps['vllm']:,.2f}"]
+        if hbm_gbps:
+            cells += [f"{gbps['hf'] / hbm_gbps:.1%}", f"{gbps['vllm'] / hbm_gbps:.1%}"]
+        lines.append(cells)
+    w = [max(len(c) for c in col) for col in zip(head, *lines)]
+    out = ["  ".join(c.rjust(n) for c, n in zip(row, w)) for row in [head, *lines]]
+    out.append(f"new weights into the engine (VLLMAgent.sync): {push['min'] * 1000:.1f} / "
+               f"{push['median'] * 1000:.1f} / {push['max'] * 1000:.1f} ms (min / median / max)")
+    return "\n".join(out)

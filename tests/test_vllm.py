@@ -1,0 +1,187 @@
+"""vllm: agents. The one-line errors run everywhere; the engine tests run where `vllm` is importable
+(`make vllm` builds .venv-vllm; `.venv-vllm/bin/python -m pytest -q tests/test_vllm.py`) and are
+skipped elsewhere (the normal .venv, CI)."""
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from agents.hf import GeneratorAgent, SamplingConfig, encode_prompt
+from agents.tiny import new_tiny_causal_lm
+from arena.registry import spec as game_spec
+from arena.specs import AgentContext, build_agent
+from arena.types import ArenaError
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (make vllm; README section 'vLLM')")
+
+SHAPE = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=2)  # head_dim 32: one vLLM's CPU backend runs
+PROMPTS = ["Q: 12+7=", "What is 3*4?", "a", "The quick brown fox", "x=1; y=", "hello world, hello",
+           "0123456789", "Proof: since", "?", "Let n be even. Then", "ab" * 20, "Zz", "The answer is",
+           "7 7 7 7", "[[", "if a then b"]
+
+
+def ctx_for(seat: str, tmp_path) -> AgentContext:
+    return AgentContext.for_seat(game_spec("prover-verifier-v0"), seat, tmp_path / "runs", "cpu")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    model, tok = new_tiny_causal_lm(0, init_std=0.15, **SHAPE)  # wider than the default: well separated greedy choices
+    d = tmp_path_factory.mktemp("tiny32")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+# -- one-line errors, before vLLM is imported (every venv) ------------------------------
+
+def test_missing_vllm_is_one_line_naming_the_extra_and_readme(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # find_spec("vllm") is None: as if not installed
+    with pytest.raises(ArenaError) as e:
+        build_agent(f"vllm:{model_dir}", ctx_for("prover", tmp_path))
+    msg = str(e.value)
+    assert "\n" not in msg and ".[vllm]" in msg and "make vllm" in msg and "README section 'vLLM'" in msg
+
+
+def test_unsupported_head_dim_refused_before_loading(tmp_path, monkeypatch):
+    import agents.vllm.config as cfg
+
+    monkeypatch.setattr(cfg, "engine_on_cpu", lambda: True)
+    monkeypatch.setitem(sys.modules, "vllm", None)  # the shape check comes first, without vLLM
+    with pytest.raises(ArenaError) as e:
+        build_agent("vllm:games/prover_verifier/assets/prover", ctx_for("prover", tmp_path))
+    msg = str(e.value)
+    assert "\n" not in msg and "head_dim 24" in msg and "CPU backend" in msg and "hf:" in msg
+
+
+def test_head_dim_check_reads_the_config():
+    from agents.vllm import CPU_HEAD_SIZES, check_head_dim
+    from agents.tiny import tiny_config
+
+    check_head_dim(tiny_config(197, **SHAPE), "m", on_cpu=True)  # 64 / 2 = 32: fine
+    check_head_dim(tiny_config(197, hidden_size=96, num_attention_heads=4), "m", on_cpu=False)  # GPU: not ours to judge
+    with pytest.raises(ArenaError, match="head_dim 24"):
+        check_head_dim(tiny_config(197, hidden_size=96, num_attention_heads=4), "m", on_cpu=True)
+    assert 24 not in CPU_HEAD_SIZES and 32 in CPU_HEAD_SIZES
+
+
+def test_bad_specs_are_one_line(model_dir, tmp_path):
+    with pytest.raises(ArenaError, match="vllm agents play Text seats"):
+        build_agent(f"vllm:{model_dir}", ctx_for("verifier", tmp_path))
+    with pytest.raises(ArenaError, match="LoRA"):
+        build_agent(f"vllm:{model_dir}?lora=4", ctx_for("prover", tmp_path))
+    with pytest.raises(ArenaError, match="gpu_memory_utilization") as e:
+        build_agent(f"vllm:{model_dir}?no_such_option=1", ctx_for("prover", tmp_path))
+    assert "temperature" in str(e.value)  # the hf options are listed too
+    with pytest.raises(ArenaError, match="gpu_memory_utilization"):
+        build_agent(f"vllm:{model_dir}?gpu_memory_utilization=2", ctx_for("prover", tmp_path))
+
+
+# -- the engine (where vllm is installed) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def agents(model_dir, tmp_path_factory):
+    """(the vLLM agent built from its spec, an HF GeneratorAgent on the very same model object)."""
+    if not HAS_VLLM:
+        pytest.skip("vllm is not installed")
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "prover", tmp_path_factory.mktemp("runs"), "cpu")
+    vl = build_agent(f"vllm:{model_dir}?temperature=0&max_new_tokens=24&stop=%3F%3F", ctx)
+    return vl, GeneratorAgent(vl.model, vl.tokenizer, vl.sampling)
+
+
+def prompt_ids(agent, prompts=PROMPTS):
+    return [encode_prompt(agent.tokenizer, p, agent.sampling) for p in prompts]
+
+
+def assert_same_greedy(vl, hf):
+    a, b = vl.generate(prompt_ids(vl), list(range(len(PROMPTS)))), hf.generate(prompt_ids(hf))
+    for x, y in zip(a, b):
+        assert (x.completion_ids, x.text, x.finish) == (y.completion_ids, y.text, y.finish)
+        assert max(abs(p - q) for p, q in zip(x.logprobs, y.logprobs)) < 1e-5
+    return a
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_greedy_equals_the_hf_agent_with_eos_stop_strings_and_length(agents):
+    vl, hf = agents
+    first = hf.generate(prompt_ids(hf)[:1])[0].completion_ids
+    stop_token = first[len(first) // 2]  # a token the model does emit: some rows end on it ("eos")
+    saved = vl.stop_token_ids, hf.stop_token_ids
+    vl.stop_token_ids = hf.stop_token_ids = {*vl.stop_token_ids, stop_token}
+    try:
+        out = assert_same_greedy(vl, hf)
+    finally:
+        vl.stop_token_ids, hf.stop_token_ids = saved
+    assert {c.finish for c in out} >= {"eos", "length"}
+    assert vl.kind == "hf" and vl.seeded and vl.produces == "text"
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_sampled_logprobs_are_the_models_own_at_temperature_one(agents):
+    vl, _ = agents
+    old = vl.sampling
+    vl.sampling = SamplingConfig(temperature=0.7, top_k=20, top_p=0.9, max_new_tokens=16)
+    try:
+        outs = vl.generate(prompt_ids(vl), list(range(100, 100 + len(PROMPTS))))
+    finally:
+        vl.sampling = old
+    worst = 0.0
+    with torch.no_grad():
+        for c in outs:
+            ids = torch.tensor([c.prompt_ids + c.completion_ids])
+            lp = torch.log_softmax(vl.model(ids).logits[0].float(), -1)
+            n = len(c.prompt_ids)
+            ref = [lp[n - 1 + i, t].item() for i, t in enumerate(c.completion_ids)]
+            worst = max(worst, max(abs(a - b) for a, b in zip(c.logprobs, ref)))
+    assert worst < 1e-5
+    assert any(c.completion_ids != outs[0].completion_ids for c in outs[1:])  # really sampled
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_seeded_samples_do_not_depend_on_the_batch(agents):
+    vl, _ = agents
+    old = vl.sampling
+    vl.sampling = SamplingConfig(temperature=1.0, max_new_tokens=12)
+    try:
+        ids, seeds = prompt_ids(vl), [7 * i + 1 for i in range(len(PROMPTS))]
+        together = vl.generate(ids, seeds)
+        order = list(reversed(range(len(ids))))
+        reversed_ = vl.generate([ids[i] for i in order], [seeds[i] for i in order])
+        alone = [vl.generate([ids[i]], [seeds[i]])[0] for i in (0, 5)]
+        again = vl.generate(ids[:1], [seeds[0] + 1])[0]
+    finally:
+        vl.sampling = old
+    assert [c.completion_ids for c in together] == [reversed_[order.index(i)].completion_ids for i in range(len(ids))]
+    assert [c.completion_ids for c in alone] == [together[0].completion_ids, together[5].completion_ids]
+    assert again.completion_ids != together[0].completion_ids  # the seed matters
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_new_weights_reach_the_engine_before_the_next_generation(agents, tmp_path):
+    vl, hf = agents
+    before = vl.generate(prompt_ids(vl), [0] * len(PROMPTS))
+    assert not vl.sync()  # nothing changed: no reload
+    opt = torch.optim.SGD(vl.model.parameters(), lr=2.0)
+    batch = torch.tensor([prompt_ids(vl, ["The answer is 42. The answer is 42."])[0]])
+    vl.model.train()
+    loss = vl.model(batch, labels=batch).loss
+    loss.backward()
+    opt.step()
+    vl.model.eval()
+    reloads = vl.reloads
+    after = assert_same_greedy(vl, hf)  # generate syncs first, then equals the HF agent on the new weights
+    assert vl.reloads == reloads + 1
+    assert [c.completion_ids for c in after] != [c.completion_ids for c in before]
+    vl.save(tmp_path / "ckpt")  # an hf: checkpoint: the HF agent reloads it and decodes the same
+    again = build_agent(f"hf:{tmp_path / 'ckpt'}", ctx_for("prover", tmp_path))
+    assert isinstance(again, GeneratorAgent) and again.sampling == vl.sampling
+    assert [c.completion_ids for c in again.generate(prompt_ids(again))] == [c.completion_ids for c in after]
+    vl.load(tmp_path / "ckpt")  # loading in place bumps the versions: one more reload, same outputs
+    assert vl.sync() and not vl.sync()
