@@ -148,8 +148,9 @@ def test_seeded_samples_do_not_depend_on_the_batch(agents):
     vl, _ = agents
     old = vl.sampling
     vl.sampling = SamplingConfig(temperature=1.0, max_new_tokens=12)
-    try:
-        ids, seeds = prompt_ids(vl), [7 * i + 1 for i in range(len(PROMPTS))]
+    long = [f"{i}: {p} " * 8 for i, p in enumerate(PROMPTS * 4)]  # 64 prompts, ~7k tokens: more than one
+    try:                                                             # engine step's default token budget
+        ids, seeds = prompt_ids(vl, long), [7 * i + 1 for i in range(len(long))]
         together = vl.generate(ids, seeds)
         order = list(reversed(range(len(ids))))
         reversed_ = vl.generate([ids[i] for i in order], [seeds[i] for i in order])

