@@ -168,7 +168,8 @@ class VLLMAgent:
             n=1, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_new_tokens,
             seed=int(seed) if s.temperature else None, logprobs=0, stop=list(s.stop) or None,
             stop_token_ids=None if s.ignore_eos else sorted(self.stop_token_ids), ignore_eos=s.ignore_eos,
-            skip_special_tokens=True, include_stop_str_in_output=False)
+            skip_special_tokens=True, include_stop_str_in_output=False,
+            detokenize=bool(s.stop))  # the text is decoded here (`_final_text`); vLLM needs it for stop strings only
 
     def generate(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Completion]:
         """Generate one completion per tokenised prompt, in order (the engine batches them).
