@@ -284,6 +284,11 @@ class RayRollouts:
         weights that changed. Returns when every actor has them."""
         t0 = time.perf_counter()
         new = {s: a for s, a in seats.items() if s not in self._shipped}
+        for seat, agent in new.items():
+            devices = {str(t.device) for m in shell(agent)[1].values() for t in m.parameters()} - {"cpu"}
+            if devices:
+                raise ArenaError(f"--workers: seat {seat!r} has its model on {', '.join(sorted(devices))}; the Ray "
+                                 "actors run on CPUs (train with --device cpu, or without --workers)")
         if new:
             ref = self.ray.put({s: portable(a) for s, a in new.items()})
             self._get([actor.load.remote(ref) for actor in self.actors])
