@@ -13,9 +13,18 @@ import pytest
 from arena.selfplay import TrainConfig, new_run
 from games.prover_verifier.pretraining import ASSETS
 
-ray = pytest.importorskip("ray")  # the `test` extra installs it; skipped only where Ray is absent
+try:
+    import ray  # the `test` extra installs it; the cluster tests are skipped only where Ray is absent
+except ImportError:
+    ray = None
 
-pytestmark = pytest.mark.slow  # a cluster start and four runs: ~1 min on a shared 2-core CPU
+
+def on_cluster(test):
+    """A test on the module's cluster: slow (a cluster start and five runs take ~1.5 min on a shared
+    2-core CPU), and skipped where Ray is not installed."""
+    test = pytest.mark.slow(test)
+    return pytest.mark.skipif(ray is None, reason="ray is not installed (pip install 'alignment-arena[ray]')")(test)
+
 
 SMALL = {"verifier_samples": "4", "verifier_problems": "8", "verifier_epochs": "1", "prover_steps": "1",
          "prover_problems": "2", "bon_problems": "4", "bon_samples": "8", "pool_size": "200"}
@@ -68,6 +77,18 @@ def assert_same(a, b, where="episodes"):
         assert a == b, (where, a, b)
 
 
+def test_without_ray_workers_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from arena import api
+    from arena.types import ArenaError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as where it is not installed
+    with pytest.raises(ArenaError, match=r"^--workers needs Ray: pip install 'alignment-arena\[ray\]'$"):
+        api.train("prover-verifier-v0", rounds=1, episodes=2, recipe="scripted", runs_dir=tmp_path, workers=2)
+
+
+@on_cluster
 def test_scripted_run_stores_the_in_process_transcripts(cluster, tmp_path):
     from arena import api
     from arena.store import RunStore
@@ -88,6 +109,7 @@ def test_scripted_run_stores_the_in_process_transcripts(cluster, tmp_path):
     assert_same(local, remote)
 
 
+@on_cluster
 @pytest.mark.skipif(not (ASSETS / "prover").is_dir(), reason="tiny bases not shipped")
 def test_tiny_llm_run_with_learners_matches_and_actors_hold_new_weights(cluster, tmp_path):
     local, before, after_local, _, _ = train(tmp_path, 0, episodes=8, params=dict(SMALL))
@@ -104,6 +126,7 @@ def test_tiny_llm_run_with_learners_matches_and_actors_hold_new_weights(cluster,
     assert all(r["rows"].get("prover", 0) > 0 for r in reports), reports
 
 
+@on_cluster
 def test_bench_rollouts_compares_backends_on_the_same_seeds(cluster, tmp_path):
     import json
 
