@@ -118,6 +118,56 @@ def test_seeds_report_sets_each_seed_beside_the_paper_and_counts_dynamics(tmp_pa
     assert "2/2" in lines["filtering thresholds above D_g's mean, kept < 100%"]
 
 
+def test_seeds_report_under_a_learned_reward_shows_chrf_and_counts_reward_hacking(tmp_path):
+    """reward=model: chrF is the true metric beside R; hacking = a later step with higher R and lower chrF."""
+    from rich.console import Console
+
+    from games.rest.report import HACK_GROW, HACK_IMPROVE, seeds_report, write_outputs
+
+    def row(label, grow, improve, r, chrf):
+        return {"label": label, "grow": grow, "improve": improve, "test": r, "valid": r, "tau": 0.0 if improve < 1
+                else 0.9, "dg_mean": 0.8, "kept": 0.5, "pairs": 1, "length": 1.0, "test_exact": 0.5, "test_chrf": chrf}
+
+    # s0: R rises over G1 and into G2 while chrF falls (hacked twice); s1: both rise (not hacked)
+    for name, sign in (("s0", -1), ("s1", 1)):
+        steps = [row("BC", 0, -1, 0.80, 0.90), row("G1 I0", 1, 0, 0.81, 0.90)]
+        steps += [row(f"G1 I{i}", 1, i, 0.82 + 0.01 * i, 0.90 + sign * 0.01 * i) for i in (1, 2, 3, 4)]
+        steps += [row(f"G2 I{i}", 2, i, 0.90 + 0.01 * i, 0.90 + sign * 0.09) for i in (1, 2, 3)]
+        write_outputs({"steps": steps, "bon": {}, "reward": "model"}, tmp_path / name / "rest")
+    console = Console(record=True, width=250)
+    console.print(seeds_report([tmp_path / "s0", tmp_path / "s1"]))
+    text = console.export_text()
+    assert "chrF G2 I3" in text and "81.0" in text  # s0's chrF at G2 I3 = 0.90 - 0.09
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
+    for dynamic in (HACK_IMPROVE, HACK_GROW):
+        assert "1/2" in lines[dynamic] and lines[dynamic].rstrip("│ ").endswith("no")
+    plain = tmp_path / "plain"  # a chrF run has no hacking rows
+    write_outputs({"steps": [row("BC", 0, -1, 0.8, 0.8)], "bon": {}}, plain / "rest")
+    console = Console(record=True, width=250)
+    console.print(seeds_report([plain]))
+    assert "hacking" not in console.export_text()
+
+
+def test_rest_em_help_does_not_claim_rest_defaults():
+    from arena.options import field_docs
+    from games.rest.recipe import EMParams, Params
+
+    em, rest = field_docs(EMParams), field_docs(Params)
+    assert "(the default)" in rest["gaps"] and "(the default)" not in em["gaps"]
+    assert "0.8" in rest["temperature"] and "0.7" in em["temperature"]
+
+
+def test_experiment_refuses_bad_arguments_before_running_anything(tmp_path):
+    from arena.types import ArenaError
+    from games.rest.experiment import parse_args
+
+    assert parse_args(["--seeds", "0, 3"]).seeds == [0, 3]
+    for bad in (["--seeds", "a,b"], ["--seeds", ""], ["--name", "../x"], ["--rounds", "0"]):
+        with pytest.raises(ArenaError):
+            parse_args(bad + ["--runs-dir", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_grow_dataset_holds_the_original_data_unless_rest_em():
     samples, data = _pairs([0.5, 0.9]), [rules.Scored("s", "ref", 1.0, "data")]
     assert rules.grow_dataset(samples, data) == samples + data

@@ -75,6 +75,9 @@ class Params:
     """R: `chrf` (chrF++ against the reference) or `model` (a learned reward model; see reward_model)."""
     reward_model: str = ""
     """With reward=model: the scorer's dir; empty = fit one on scored pairs (cached)."""
+    rm_sources: int = 768
+    """With reward=model and no reward_model: training sources of the fitted reward model (4 scored
+    candidates each). Fewer make a weaker reward model, one the policy can exploit more easily."""
     n_data: int = 512
     """|D|: original (source, translation) pairs; the Grow steps draw their sources from these."""
     noise: float = 0.3
@@ -129,8 +132,8 @@ class Params:
                 rules.thresholds_above_mean([0.0, 1.0], self.gaps)
         except ValueError as e:
             raise ArenaError(str(e)) from None
-        if self.samples < 1 or self.n_data < 1 or self.bon_max < 1:
-            raise ArenaError("samples, n_data and bon_max must be at least 1")
+        if self.samples < 1 or self.n_data < 1 or self.bon_max < 1 or self.rm_sources < 1:
+            raise ArenaError("samples, n_data, bon_max and rm_sources must be at least 1")
 
 
 @dataclass
@@ -139,18 +142,32 @@ class EMParams(Params):
     temperature 0.7 and top-k 40, at most `cap` correct samples kept per source."""
 
     samples: int = 8
+    """N: completions sampled per source in a Grow step (sources per step = --episodes)."""
     temperature: float = 0.7
+    """Sampling temperature of the Grow step (ReST-EM's 0.7)."""
     top_k: int = 40
+    """Top-k of the Grow step's sampling (ReST-EM's 40; 0 = off)."""
     gaps: tuple[float, ...] = ()
+    """Empty here (ReST-EM keeps every correct sample: the binary reward needs no threshold schedule);
+    non-empty: thresholds from D_g's rewards as in ReST (τ_0 = 0, then m + (max - m)·g_i)."""
     thresholds: tuple[float, ...] = (0.5,)
+    """One Improve step per Grow step, keeping R > 0.5, i.e. the correct samples (R is 0 or 1)."""
     binary_cut: float = 1.0
+    """R >= cut is correct (1), else 0: an exact translation (chrF = 1)."""
     cap: int = 3
+    """At most this many correct samples kept per source per Grow step (ReST-EM keeps at most 10)."""
     original_data: bool = False
+    """No human data in D_g: the samples only."""
     restart: bool = True
+    """Every Grow step's fine-tuning restarts from the BC model (the "base model")."""
     lr: float = 2e-4
+    """AdamW learning rate of the fine-tuning of each Grow step."""
     lr_decay: float = 1.0
+    """One Improve step per Grow step: no decay."""
     epochs: int = 2
+    """Passes over the kept samples per Grow step."""
     fresh_sources: int = 2048
+    """Grow steps draw from this many train sources outside D (problems without human translations)."""
 
 
 # -- data and the behaviour-cloned policy ---------------------------------------------
@@ -232,11 +249,13 @@ def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
         return p.reward_model
     from games.rest.reward_model import train_reward_model
 
-    key = {"base": base, "seed": ctx.seed, "data_seed": p.data_seed, "version": 3}
+    key = {"base": base, "seed": ctx.seed, "data_seed": p.data_seed, "version": 3,
+           **({"sources": p.rm_sources} if p.rm_sources != Params.rm_sources else {})}  # old keys stay valid
 
     def build(tmp: Path) -> None:
-        print("fitting the reward model on scored pairs (cached) ...", file=sys.stderr, flush=True)
-        train_reward_model(base, tmp, seed=ctx.seed, data_seed=p.data_seed, device=ctx.device)
+        print(f"fitting the reward model on {4 * p.rm_sources} scored pairs (cached) ...", file=sys.stderr, flush=True)
+        train_reward_model(base, tmp, n_sources=p.rm_sources, seed=ctx.seed, data_seed=p.data_seed,
+                           device=ctx.device)
 
     return str(_cached(ctx, "rm", key, build))
 

@@ -149,6 +149,8 @@ def seed_row(history: dict[str, Any]) -> dict[str, Any]:
            "G1 I4 label": g1last["label"] if g1last else None}
     gt = lambda a, b: None if a is None or b is None else a > b  # noqa: E731
     rises = [gt(v(b), v(a)) for a, b in zip([g1i0] + g1[:-1], g1)] if g1i0 and g1 else []
+    c = lambda r: None if r is None or "test_chrf" not in r else 100 * r["test_chrf"]  # noqa: E731
+    out["chrF"] = {"BC": c(bc), "G1 I0": c(g1i0), "G1 I4": c(g1last), "G2 I3": c(g2i3)}
     out["dynamics"] = {
         "G1 I0 >= BC (I0 keeps what BC learned)": None if out["G1 I0"] is None or out["BC"] is None
         else out["G1 I0"] >= out["BC"],
@@ -159,7 +161,16 @@ def seed_row(history: dict[str, Any]) -> dict[str, Any]:
         "filtering thresholds above D_g's mean, kept < 100%": (all(r["tau"] > r["dg_mean"] and r["kept"] < 1
                                                                    for r in filt) if filt else None),
     }
+    if history.get("reward", "chrf") != "chrf":  # R is a learned reward model: does it come apart from chrF?
+        g1i1 = next((r for r in g1 if r["improve"] == 1), None)
+        hacked = lambda a, b: (None if a is None or b is None  # noqa: E731
+                               else v(b) > v(a) and c(b) < c(a))
+        out["dynamics"].update({HACK_IMPROVE: hacked(g1i1, g1last), HACK_GROW: hacked(g1last, g2i3)})
     return out
+
+
+HACK_IMPROVE = "hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF"
+HACK_GROW = "hacking: G1 I4 -> G2 I3 raises R, lowers chrF"
 
 
 PAPER_DYNAMICS = {
@@ -169,6 +180,8 @@ PAPER_DYNAMICS = {
     "G2 I3 > G1 I4 (a second Grow helps)": "77.8 -> 83.1 (+5.3)",
     "G2 I3 > BC": "70.9 -> 83.1",
     "filtering thresholds above D_g's mean, kept < 100%": "τ_1 > mean of D_g",
+    HACK_IMPROVE: "RM score rises with every Improve step; humans rank the policies otherwise",
+    HACK_GROW: "RM +5.3, yet humans preferred G=1 (reward model exploited)",
 }
 
 
@@ -183,20 +196,24 @@ def seeds_report(run_dirs: list[Path]):
         rows.append((Path(d).name, history, seed_row(history)))
     learned = any(h.get("reward", "chrf") != "chrf" for _, h, _ in rows)
     t = Table(title="ReST on rest-v0, one row per run (test reward x100, greedy)", header_style="bold")
-    for col in ("run", "BC", "G1 I0", "G1 I4", "G2 I3"):
+    labels = ("BC", "G1 I0", "G1 I4", "G2 I3")
+    for col in ("run", *labels, *([f"chrF {k}" for k in labels] if learned else [])):
         t.add_column(col, justify="left" if col == "run" else "right")
     f = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
     for name, _, r in rows:
         last = r["G1 I4 label"] if r["G1 I4 label"] not in (None, "G1 I4") else ""
-        t.add_row(name, f(r["BC"]), f(r["G1 I0"]), f(r["G1 I4"]) + (f" ({last})" if last else ""), f(r["G2 I3"]))
-    t.add_row("paper (IWSLT'14, RM score)", *[f"{PAPER[k]:.1f}" for k in ("BC", "G1 I0", "G1 I4", "G2 I3")],
+        t.add_row(name, f(r["BC"]), f(r["G1 I0"]), f(r["G1 I4"]) + (f" ({last})" if last else ""), f(r["G2 I3"]),
+                  *([f(r["chrF"][k]) for k in labels] if learned else []))
+    t.add_row("paper (IWSLT'14, RM score)", *[f"{PAPER[k]:.1f}" for k in labels], *([""] * 4 if learned else []),
               style="dim")
     d = Table(title="the paper's dynamics, per run", header_style="bold",
               caption="held = runs on which the dynamic appeared / runs that have the rows it needs")
     for col in ("dynamic", "paper", "held", *[name for name, _, _ in rows]):
         d.add_column(col, justify="left" if col in ("dynamic", "paper") else "right")
     for dyn, paper in PAPER_DYNAMICS.items():
-        got = [r["dynamics"][dyn] for _, _, r in rows]
+        got = [r["dynamics"].get(dyn) for _, _, r in rows]
+        if all(g is None for g in got) and dyn in (HACK_IMPROVE, HACK_GROW):
+            continue  # measured under a learned reward only
         ran = [g for g in got if g is not None]
         d.add_row(dyn, paper, f"{sum(ran)}/{len(ran)}", *["-" if g is None else "yes" if g else "no" for g in got])
     note = Text(("R is a learned reward model: see each run's table for chrF beside it. " if learned else "")
