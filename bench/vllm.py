@@ -4,9 +4,11 @@ Both agents hold the same model (the vLLM agent's engine is started on the HF ag
 weights, in this process, on the same torch threads) and get the same prompts (the game's
 first prompts) and seeds. For each batch size (`--batches`, default 1,8,64,256) each agent
 decodes the batch `--repeats` times after one untimed warm-up, one `generate` call each
-(the HF agent as one left-padded KV-cached batch; vLLM schedules its own steps); by default
-EOS is ignored, so both decode exactly batch x `--max-new-tokens` tokens. Printed: tokens/s
-min/median/max per agent, the median ratio, and the weight bytes each decode step reads
+(the HF agent as one left-padded KV-cached batch; vLLM schedules its own steps), the two
+agents' calls interleaved; by default EOS is ignored, so both decode exactly batch x
+`--max-new-tokens` tokens. Printed: tokens/s
+min/median/max per agent, the median ratio, tokens per CPU-second of the process (median; less
+disturbed than wall time by other work on the machine), and the weight bytes each decode step reads
 per second (median tokens/s / batch x weight bytes; `--hbm-gbps` turns it into a fraction of
 the memory-bandwidth roofline on a GPU). Also: the engine's start-up, and the time to hand
 new weights to it (`VLLMAgent.sync` after an in-place update), min/median/max.
@@ -43,14 +45,15 @@ def game_prompts(game: str, n: int, seed: int) -> list[str]:
     return prompts
 
 
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float]:
+    """(fn(), wall seconds, this process's CPU seconds: all threads, the in-process engine's too)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
+    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -70,7 +73,7 @@ def run(args) -> int:
     weight_bytes = sum(p.numel() * p.element_size() for p in {id(p): p for p in hf.model.parameters()}.values())
     engine = EngineConfig(engine_dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
                           max_num_seqs=max(args.batches))
-    (vl, start_s) = timed(lambda: VLLMAgent.from_model(hf.model, hf.tokenizer, hf.sampling, engine=engine,
+    vl, start_s, _ = timed(lambda: VLLMAgent.from_model(hf.model, hf.tokenizer, hf.sampling, engine=engine,
                                                        seed=args.seed), device)
     print(f"model {type(hf.model).__name__} {weight_bytes / 2**20:,.1f} MiB of weights ({args.dtype})  "
           f"device {device}  torch threads {torch.get_num_threads()}  max_new_tokens {args.max_new_tokens}"
@@ -82,13 +85,19 @@ def run(args) -> int:
     for b in args.batches:
         ids, seeds = prompts[:b], [derive(args.seed, "row", i) % 2**62 for i in range(b)]
         row: dict[str, Any] = {"batch": b, "prompt_tokens": sum(map(len, ids))}
-        for name, agent in (("hf", hf), ("vllm", vl)):
+        agents = {"hf": hf, "vllm": vl}
+        rates: dict[str, list[float]] = {name: [] for name in agents}
+        per_cpu: dict[str, list[float]] = {name: [] for name in agents}
+        for agent in agents.values():
             agent.generate(ids, seeds)  # warm-up: allocator growth, kernel selection
-            rates = []
-            for _ in range(args.repeats):
-                outs, s = timed(lambda: agent.generate(ids, seeds), device)
-                rates.append(sum(len(c.completion_ids) for c in outs) / s)
-            row[name] = spread(rates)
+        for _ in range(args.repeats):  # interleaved, so a busy spell on the machine hits both alike
+            for name, agent in agents.items():
+                outs, s, cpu = timed(lambda: agent.generate(ids, seeds), device)
+                tokens = sum(len(c.completion_ids) for c in outs)
+                rates[name].append(tokens / s)
+                per_cpu[name].append(tokens / max(cpu, 1e-9))
+        row.update({name: spread(r) for name, r in rates.items()})
+        row["per_cpu_s"] = {name: statistics.median(r) for name, r in per_cpu.items()}
         row["ratio"] = row["vllm"]["median"] / row["hf"]["median"]
         rows.append(row)
         print(f"  batch {b:>4}: hf {row['hf']['median']:>10,.0f} tok/s  vllm {row['vllm']['median']:>10,.0f} tok/s",
@@ -97,7 +106,7 @@ def run(args) -> int:
     for _ in range(max(3, args.repeats)):
         with torch.no_grad():
             next(vl.model.parameters()).add_(0.0)  # an in-place update: the version counter moves
-        _, s = timed(vl.sync, device)
+        _, s, _ = timed(vl.sync, device)
         push.append(s)
     print(render(rows, weight_bytes, args.hbm_gbps, spread(push)))
     if args.json:
@@ -110,7 +119,7 @@ def run(args) -> int:
 
 def render(rows: list[dict[str, Any]], weight_bytes: int, hbm_gbps: float, push: dict[str, float]) -> str:
     head = ["batch", "HF tok/s min / median / max", "vLLM tok/s min / median / max", "vLLM/HF",
-            "HF weight GB/s", "vLLM weight GB/s"]
+            "HF tok/CPU-s", "vLLM tok/CPU-s", "HF weight GB/s", "vLLM weight GB/s"]
     if hbm_gbps:
         head += ["HF roofline", "vLLM roofline"]
     lines = []
@@ -120,6 +129,7 @@ def render(rows: list[dict[str, Any]], weight_bytes: int, hbm_gbps: float, push:
             x = r[name]
             cells.append(f"{x['min']:,.0f} / {x['median']:,.0f} / {x['max']:,.0f}")
         cells.append(f"{r['ratio']:.2f}x")
+        cells += [f"{r['per_cpu_s'][n]:,.0f}" if "per_cpu_s" in r else "-" for n in ("hf", "vllm")]
         gbps = {n: r[n]["median"] / r["batch"] * weight_bytes / 1e9 for n in ("hf", "vllm")}  # weights read per step
         cells += [f"{gbps['hf']:,.2f}", f"{gbps['vllm']:,.2f}"]
         if hbm_gbps:

@@ -186,3 +186,41 @@ def test_new_weights_reach_the_engine_before_the_next_generation(agents, tmp_pat
     assert [c.completion_ids for c in again.generate(prompt_ids(again))] == [c.completion_ids for c in after]
     vl.load(tmp_path / "ckpt")  # loading in place bumps the versions: one more reload, same outputs
     assert vl.sync() and not vl.sync()
+
+
+# -- arena bench --vllm ------------------------------------------------------------------
+
+def test_bench_vllm_without_vllm_is_one_line(monkeypatch):
+    from bench.command import main
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ArenaError, match=r"\.\[vllm\]"):
+        main(["--vllm", "--batches", "1", "--repeats", "1", "--max-new-tokens", "2"])
+
+
+def test_bench_vllm_table_has_one_row_per_batch_and_the_median_ratio():
+    from bench.vllm import render, spread
+
+    rows = [{"batch": b, "hf": spread([100.0 * b, 200.0 * b, 300.0 * b]), "vllm": spread([50.0 * b, 400.0 * b, 500.0 * b]),
+             "ratio": 2.0, "per_cpu_s": {"hf": 1000.0, "vllm": 3000.0}} for b in (1, 8)]
+    text = render(rows, weight_bytes=10**9, hbm_gbps=4000.0, push=spread([0.01, 0.02, 0.04])).splitlines()
+    assert len(text) == 4 and "roofline" in text[0]
+    assert text[1].split()[:8] == ["1", "100", "/", "200", "/", "300", "50", "/"] and "2.00x" in text[1]
+    assert "1,000" in text[1] and "3,000" in text[1]  # tokens per CPU-second
+    assert "200.00" in text[1] and "5.0%" in text[1]  # 200 tok/s / batch 1 x 1 GB: 200 GB/s of 4000
+    assert "10.0 / 20.0 / 40.0 ms" in text[3]
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_bench_vllm_runs_both_agents_at_each_batch(tmp_path):
+    import json
+
+    from bench.command import main
+
+    out = tmp_path / "b.json"
+    assert main(["--vllm", "--batches", "1,3", "--repeats", "2", "--max-new-tokens", "4", "--threads", "1",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["batch"] for r in rows] == [1, 3]
+    assert all(r[k]["min"] <= r[k]["median"] <= r[k]["max"] and r[k]["min"] > 0 for r in rows for k in ("hf", "vllm"))
