@@ -140,3 +140,15 @@ def test_bench_rollouts_compares_backends_on_the_same_seeds(cluster, tmp_path):
     assert all(r["same"] for r in rows)
     for r in rows[1:]:  # the nudged weights were pushed before every round: the whole tiny model
         assert r["startup_s"] > 0 and all(x["pushed_mb"] > 1 for x in r["rounds"]), r
+
+
+@on_cluster
+def test_more_workers_than_the_cluster_has_cpus_is_one_line(cluster):
+    from arena.registry import spec
+    from arena.rollout import EnvFactory
+    from arena.rollout.ray import RayRollouts
+    from arena.types import ArenaError
+
+    with pytest.raises(ArenaError, match=r"^--workers 3: the Ray cluster has 2 CPUs \(one per worker\)$"):
+        RayRollouts(EnvFactory(spec("prover-verifier-v0")), 3)
+    assert ray.is_initialized()  # a cluster it joined is left running

@@ -153,10 +153,9 @@ class Replica:
                 getattr(self.agents[seat], name).load_state_dict(unpack_state(state))
 
     def play(self, n: int, concurrency: int, seed: int, round: int, first_index: int):
-        t = time.perf_counter()
         episodes, stats = play(self.env_fn, self.agents, n, concurrency=concurrency, seed=seed,
                                first_index=first_index, round=round)
-        return episodes, _plain(stats), time.perf_counter() - t
+        return episodes, _plain(stats)
 
     def act(self, seat: str, observations: list[dict[str, Any]], seeds: list[int]) -> list[Any]:
         self.rows[seat] = self.rows.get(seat, 0) + len(observations)
@@ -195,7 +194,7 @@ class RayRollouts:
         if workers < 1:
             raise ArenaError(f"--workers must be at least 1 for Ray rollouts, not {workers}")
         t0 = time.perf_counter()
-        self.started = False
+        self.started, self.actors, self._pooled = False, [], []
         if not ray.is_initialized():
             # workers' own output would garble the live view: it stays in Ray's session logs
             kw: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False}
@@ -222,7 +221,6 @@ class RayRollouts:
         the last sync (shells + changed weights), the last play and, of it, fetching the results."""
         self._shipped: set[str] = set()
         self._versions: dict[tuple[str, str], tuple] = {}
-        self._pooled: list[Agent] = []
 
     # -- Rollouts
     def play(self, seats: dict[str, Agent], n_episodes: int, *, concurrency: int, seed: int, round: int,
@@ -249,7 +247,7 @@ class RayRollouts:
             (ref,), _ = self.ray.wait(list(inflight), num_returns=1)
             a = inflight.pop(ref)
             t = time.perf_counter()
-            episodes, part, _ = self._get(ref)
+            episodes, part = self._get(ref)
             gather += time.perf_counter() - t
             if queue:
                 submit(a)
@@ -271,7 +269,7 @@ class RayRollouts:
         for agent in self._pooled:
             agent.pool = None
         self._pooled = []
-        for a in getattr(self, "actors", []):
+        for a in self.actors:
             self.ray.kill(a)
         self.actors = []
         if self.started and self.ray.is_initialized():
