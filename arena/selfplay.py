@@ -10,6 +10,8 @@ checkpoints, so a resumed run ends exactly as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -96,7 +98,14 @@ class Trainer:
         self.gspec = gspec or game_spec(cfg.game)
         self.game_cls = self.gspec.load()
         self.game_id = self.gspec.id
-        self.setup = build_setup(cfg, self.gspec, self.run_dir, runs_dir)
+        # a rank other than 0 writes nothing in the run: what its learners would write under the run
+        # directory (ReST's history, abstain's evaluations) goes to a private scratch directory
+        self.scratch = None if self.ranks.main else Path(tempfile.mkdtemp(prefix=f"arena-rank{self.ranks.rank}-"))
+        try:
+            self.setup = build_setup(cfg, self.gspec, self.scratch or self.run_dir, runs_dir)
+        except BaseException:
+            self.remove_scratch()
+            raise
         self.store = RunStore(Path(store_dir or self.run_dir), create=create) if self.ranks.main else ReplicaStore()
         self.on_event = on_event or (lambda e: None)
         self.rollouts: Rollouts | None = None  # made when rounds start (a Ray cluster takes seconds)
@@ -106,8 +115,13 @@ class Trainer:
             self.rollouts.close()
             self.rollouts = None
         self.store.close()
+        self.remove_scratch()
         if self.lock is not None:
             self.lock.release()
+
+    def remove_scratch(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def emit(self, event: dict[str, Any]) -> None:
         if not self.ranks.main:

@@ -140,10 +140,36 @@ SMALL = ["verifier_samples=4", "verifier_problems=8", "verifier_epochs=1", "prov
          "bon_problems=4", "bon_samples=8", "pool_size=200"]
 
 
-def train_args(runs: Path) -> list[str]:
+def train_args(runs: Path, rounds: int = 2) -> list[str]:
     sets = [x for kv in SMALL for x in ("--set", kv)]
-    return ["--runs-dir", str(runs), "train", "prover-verifier-v0", "--rounds", "2", "--episodes", "8",
+    return ["--runs-dir", str(runs), "train", "prover-verifier-v0", "--rounds", str(rounds), "--episodes", "8",
             "--concurrency", "4", "--seed", "3", "--run", "pv", "--plain", *sets]
+
+
+def arena(script: Path, out: Path, args: list[str], processes: int) -> subprocess.CompletedProcess:
+    """`arena <args>` through `script`, in one process or under torchrun (`--` ends torchrun's own
+    options: its argparse would take `--run` for its `--run-path`)."""
+    out.mkdir(exist_ok=True)
+    launch = [sys.executable] if processes == 1 else [*torchrun(processes), "--"]
+    done = subprocess.run([*launch, str(script), str(out), *args], env=clean_env(), capture_output=True, text=True,
+                          timeout=900, cwd=out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The same 2-round `arena train` in one process and in 2 gloo processes."""
+    from games.prover_verifier.pretraining import ASSETS
+
+    if not (ASSETS / "prover").is_dir():
+        pytest.skip("tiny bases not shipped")
+    base = tmp_path_factory.mktemp("torchrun")
+    script = base / "train_script.py"
+    script.write_text(TRAIN)
+    one = arena(script, base / "one", train_args(base / "one" / "runs"), 1)
+    two = arena(script, base / "two", train_args(base / "two" / "runs"), 2)
+    return script, base / "one", base / "two", one, two
 
 
 def episodes(run: Path) -> list[tuple]:
@@ -166,7 +192,7 @@ def assert_same_episodes(one: list[tuple], two: list[tuple]) -> None:
 
 @needs_gloo
 @pytest.mark.slow
-def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(tmp_path):
+def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(trained):
     """2 gloo processes vs one on the same `arena train` (prover-verifier-v0, both seats tiny LLMs
     trained through `fit`, 2 rounds of 8 episodes): the ranks end bit-identical; the round-0
     checkpoints are within 1e-5 of the one-process run's; both rounds' episodes are the one-process
@@ -177,23 +203,9 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     (<= 4e-6) moves that weight by up to 2 * lr (measured: 1.0e-3 = 2 * 5e-4 on ~1% of the weights)."""
     from safetensors.torch import load_file
 
-    from games.prover_verifier.pretraining import ASSETS
-
-    if not (ASSETS / "prover").is_dir():
-        pytest.skip("tiny bases not shipped")
-    script = tmp_path / "train_script.py"
-    script.write_text(TRAIN)
-    env = clean_env()
-    out_one, out_two = tmp_path / "one", tmp_path / "two"
-    out_one.mkdir(), out_two.mkdir()
-    one = subprocess.run([sys.executable, str(script), str(out_one), *train_args(out_one / "runs")],
-                         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert one.returncode == 0, one.stderr[-3000:]
-    # `--` ends torchrun's own options (its argparse would take `--run` for its `--run-path`)
-    two = subprocess.run([*torchrun(), "--", str(script), str(out_two), *train_args(out_two / "runs")], env=env,
-                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert two.stdout.count("round 1 episodes=8") == 1 and two.stdout.count("run written to") == 1  # rank 0 only
+    _, out_one, out_two, _, two = trained
+    said = " ".join(two.stdout.split())
+    assert said.count("round 1 episodes=8") == 1 and said.count("run written to") == 1  # rank 0 only
 
     for seat in ("prover", "verifier"):
         single = load_file(str(out_one / f"{seat}-rank0.safetensors"))
@@ -232,6 +244,28 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     assert summaries[0]["metrics"] == pytest.approx(reference[0]["metrics"], abs=1e-5)
     for seat in ("prover", "verifier"):
         assert summaries[0]["losses"][seat] == pytest.approx(reference[0]["losses"][seat], rel=1e-4, abs=1e-6)
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_resume_under_torchrun_ends_as_the_uninterrupted_run(trained):
+    """1 round under torchrun, then `arena resume --rounds 2` under torchrun: every rank loads the
+    round-0 checkpoints and ends bit-identical to the uninterrupted 2-process run."""
+    from safetensors.torch import load_file
+
+    script, _, out_two, _, _ = trained
+    out = out_two.parent / "resumed"
+    arena(script, out, train_args(out / "runs", rounds=1), 2)
+    resumed = arena(script, out, ["--runs-dir", str(out / "runs"), "resume", "pv", "--rounds", "2", "--plain"], 2)
+    assert " ".join(resumed.stdout.split()).count("resumed and finished") == 1  # rank 0 only
+    for seat in ("prover", "verifier"):
+        whole = load_file(str(out_two / f"{seat}-rank0.safetensors"))
+        for r in (0, 1):
+            mine = load_file(str(out / f"{seat}-rank{r}.safetensors"))
+            assert all(torch.equal(mine[k], whole[k]) for k in whole), f"{seat} rank {r}"
+        assert sorted(p.name for p in (out / "runs" / "pv" / "checkpoints" / seat).iterdir()) == ["round-0", "round-1"]
+    types = [json.loads(line)["type"] for line in (out / "runs" / "pv" / "events.jsonl").read_text().splitlines()]
+    assert types.count("round_end") == 2 and types.count("run_start") == 2 and types.count("episode") == 16
 
 
 @needs_gloo
