@@ -152,3 +152,25 @@ def test_more_workers_than_the_cluster_has_cpus_is_one_line(cluster):
     with pytest.raises(ArenaError, match=r"^--workers 3: the Ray cluster has 2 CPUs \(one per worker\)$"):
         RayRollouts(EnvFactory(spec("prover-verifier-v0")), 3)
     assert ray.is_initialized()  # a cluster it joined is left running
+
+
+@on_cluster
+def test_an_agent_that_cannot_travel_is_one_line_naming_its_seat(cluster):
+    import threading
+
+    from arena import api
+    from arena.registry import spec
+    from arena.rollout import EnvFactory
+    from arena.rollout.ray import RayRollouts
+    from arena.types import ArenaError
+
+    seats = {"prover": api.agent("prover-verifier-v0", "prover", "scripted:role-play"),
+             "verifier": api.agent("prover-verifier-v0", "verifier", "scripted:spot-check")}
+    seats["verifier"].lock = threading.Lock()  # as a terminal or an engine would: it cannot be pickled
+    rollouts = RayRollouts(EnvFactory(spec("prover-verifier-v0")), 1)
+    try:
+        with pytest.raises(ArenaError, match=r"^--workers: seat 'verifier''s agent \(SpotCheckVerifier\) cannot "
+                                             r"be sent to Ray actors: .*lock"):
+            rollouts.play(seats, 2, concurrency=2, seed=0, round=0)
+    finally:
+        rollouts.close()

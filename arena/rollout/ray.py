@@ -139,8 +139,11 @@ class Replica:
     def ready(self) -> int:
         return os.getpid()
 
-    def load(self, agents: dict[str, Agent]) -> None:
-        self.agents.update(agents)
+    def load(self, agents: dict[str, Any]) -> None:
+        """{seat: agent, or the reference of one put alone} (Ray resolves only top-level references)."""
+        import ray
+
+        self.agents.update({s: ray.get(a) if isinstance(a, ray.ObjectRef) else a for s, a in agents.items()})
 
     def sync(self, shells: dict[str, tuple[Agent, list[str]]], weights: dict[str, dict[str, dict]]) -> None:
         for seat, (new, kept) in shells.items():
@@ -288,7 +291,7 @@ class RayRollouts:
                 raise ArenaError(f"--workers: seat {seat!r} has its model on {', '.join(sorted(devices))}; the Ray "
                                  "actors run on CPUs (train with --device cpu, or without --workers)")
         if new:
-            ref = self.ray.put({s: portable(a) for s, a in new.items()})
+            ref = self.ray.put({s: self._travelling(s, a) for s, a in new.items()})
             self._get([actor.load.remote(ref) for actor in self.actors])
             for seat, agent in new.items():
                 for name, module in shell(agent)[1].items():
@@ -312,6 +315,19 @@ class RayRollouts:
             s_ref, w_ref = self.ray.put(shells), self.ray.put(weights)
             self._get([actor.sync.remote(s_ref, w_ref) for actor in self.actors])
         self.timing.update(sync_s=time.perf_counter() - t0, pushed_mb=mb)
+
+    def _travelling(self, seat: str, agent: Agent) -> Any:
+        """The agent as it is shipped: put alone first, so one that cannot travel (a person at a
+        terminal, an engine holding a GPU) is named in one line."""
+        try:
+            return self.ray.put(portable(agent))
+        except Exception as e:  # pickling errors have no common type (TypeError, PicklingError, ...)
+            root = e
+            while root.__cause__ is not None or root.__context__ is not None:  # Ray wraps the pickler's error
+                root = root.__cause__ or root.__context__
+            first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+            raise ArenaError(f"--workers: seat {seat!r}'s agent ({type(agent).__name__}) cannot be sent to "
+                             f"Ray actors: {first}") from e
 
     def _attach(self, seat: str, agent: Agent) -> None:
         if hasattr(agent, "pool") and getattr(agent, "pool") is None:
