@@ -127,7 +127,11 @@ TRAIN = textwrap.dedent('''
     close = selfplay.Trainer.close
 
     def dump_then_close(self):
+        from accelerate import PartialState
+
         rank = int(os.environ.get("RANK", 0))
+        with open(f"{out}/learners-rank{rank}.txt", "w") as f:  # the processes the learners' `fit` saw
+            f.write(str(PartialState().num_processes))
         for seat, s in self.setup.seats.items():
             state = {k: v.detach().clone().contiguous() for k, v in s.agent.model.state_dict().items()}
             save_file(state, f"{out}/{seat}-rank{rank}.safetensors")
@@ -207,6 +211,8 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     said = " ".join(two.stdout.split())
     assert said.count("round 1 episodes=8") == 1 and said.count("run written to") == 1  # rank 0 only
 
+    assert (out_one / "learners-rank0.txt").read_text() == "1"
+    assert [(out_two / f"learners-rank{r}.txt").read_text() for r in (0, 1)] == ["2", "2"]  # sharded, all-reduced
     for seat in ("prover", "verifier"):
         single = load_file(str(out_one / f"{seat}-rank0.safetensors"))
         r0, r1 = (load_file(str(out_two / f"{seat}-rank{r}.safetensors")) for r in (0, 1))
