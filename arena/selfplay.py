@@ -272,6 +272,10 @@ def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
     ranks = join_ranks(cfg.device, cfg.workers)
     runs_dir = Path(runs_dir)
     gspec = game_spec(cfg.game)  # an unknown game is refused before anything is made
+    if cfg.workers:  # so is --workers without Ray (not once the run exists and its rounds start)
+        from arena.rollout.ray import import_ray
+
+        import_ray()
     run_dir = runs_dir / cfg.run
     staging, lock = ranks.first(claim_new_run, run_dir, runs_dir) or (None, None)
     trainer = None

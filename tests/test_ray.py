@@ -86,6 +86,7 @@ def test_without_ray_workers_is_one_line_naming_the_extra(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as where it is not installed
     with pytest.raises(ArenaError, match=r"^--workers needs Ray: pip install 'alignment-arena\[ray\]'$"):
         api.train("prover-verifier-v0", rounds=1, episodes=2, recipe="scripted", runs_dir=tmp_path, workers=2)
+    assert list(tmp_path.iterdir()) == []  # refused before the run was made: nothing to clean up or resume
 
 
 @on_cluster
