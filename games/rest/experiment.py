@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=64, help="sources per Grow step (default 64)")
     p.add_argument("--data-seed", type=int, default=None,
                    help="pin the data to this seed for every run seed (default: each seed its own data)")
-    p.add_argument("--recipe", default="rest", help="rest (default) or em")
+    p.add_argument("--recipe", default="default", help="default (= rest, as `arena train` names it) or em")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="recipe hyper-parameter (`arena train rest-v0 --help`), repeatable")
     p.add_argument("--name", default="rest", help="run-name prefix: runs are <name>-s<seed> (default rest)")

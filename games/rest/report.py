@@ -160,6 +160,7 @@ def seed_row(history: dict[str, Any]) -> dict[str, Any]:
         "G2 I3 > BC": gt(out["G2 I3"], out["BC"]),
         "filtering thresholds above D_g's mean, kept < 100%": (all(r["tau"] > r["dg_mean"] and r["kept"] < 1
                                                                    for r in filt) if filt else None),
+        FEWER: all(b["pairs"] < a["pairs"] for a, b in zip(g1, g1[1:])) if len(g1) > 1 else None,
     }
     if history.get("reward", "chrf") != "chrf":  # R is a learned reward model: does it come apart from chrF?
         g1i1 = next((r for r in g1 if r["improve"] == 1), None)
@@ -169,6 +170,7 @@ def seed_row(history: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+FEWER = "each filtering step of G1 keeps fewer pairs"
 HACK_IMPROVE = "hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF"
 HACK_GROW = "hacking: G1 I4 -> G2 I3 raises R, lowers chrF"
 
@@ -180,6 +182,7 @@ PAPER_DYNAMICS = {
     "G2 I3 > G1 I4 (a second Grow helps)": "77.8 -> 83.1 (+5.3)",
     "G2 I3 > BC": "70.9 -> 83.1",
     "filtering thresholds above D_g's mean, kept < 100%": "τ_1 > mean of D_g",
+    FEWER: "τ_{i+1} > τ_i",
     HACK_IMPROVE: "RM score rises with every Improve step; humans rank the policies otherwise",
     HACK_GROW: "RM +5.3, yet humans preferred G=1 (reward model exploited)",
 }
