@@ -183,8 +183,8 @@ PAPER_DYNAMICS = {
     "G2 I3 > BC": "70.9 -> 83.1",
     "filtering thresholds above D_g's mean, kept < 100%": "τ_1 > mean of D_g",
     FEWER: "τ_{i+1} > τ_i",
-    HACK_IMPROVE: "RM score rises with every Improve step; humans rank the policies otherwise",
-    HACK_GROW: "RM +5.3, yet humans preferred G=1 (reward model exploited)",
+    HACK_IMPROVE: "RM score rises every step; human raters rank the variants otherwise",
+    HACK_GROW: "RM +5.3; human raters did not rank G2 above G1 as the RM does",
 }
 
 
