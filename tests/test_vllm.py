@@ -224,3 +224,92 @@ def test_bench_vllm_runs_both_agents_at_each_batch(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["batch"] for r in rows] == [1, 3]
     assert all(r[k]["min"] <= r[k]["median"] <= r[k]["max"] and r[k]["min"] > 0 for r in rows for k in ("hf", "vllm"))
+
+
+# -- several processes (torchrun): vLLM's external_launcher, one engine per process -----------
+
+def test_launcher_options_only_under_a_launcher(monkeypatch):
+    from agents.vllm.agent import launcher_options
+
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert launcher_options() == {}
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert launcher_options() == {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ArenaError, match="without RANK and LOCAL_RANK") as e:
+        launcher_options()
+    assert "\n" not in str(e.value)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert launcher_options() == {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
+
+
+RANKS_SCRIPT = '''
+import json, sys
+import torch
+from agents.hf import GeneratorAgent, SamplingConfig, encode_prompt
+from agents.tiny import new_tiny_causal_lm
+from agents.vllm.agent import VLLMAgent
+from arena.rollout.distributed import join_ranks
+
+torch.set_num_threads(1)
+out, tag = sys.argv[1], sys.argv[2]
+ranks = join_ranks("cpu")  # as `arena train` joins the launcher's group, before any seat is built
+model, tok = new_tiny_causal_lm(0, init_std=0.15, **SHAPE)
+greedy = SamplingConfig(temperature=0.0, max_new_tokens=16)
+vl, hf = VLLMAgent.from_model(model, tok, greedy), GeneratorAgent(model, tok, greedy)
+ids = [encode_prompt(tok, p, greedy) for p in PROMPTS]
+res = {"before": [c.completion_ids for c in vl.generate(ids, list(range(len(ids))))],
+       "before_hf": [c.completion_ids for c in hf.generate(ids)]}
+for _ in range(ranks.rank):  # the ranks call the engine unevenly (they play different episodes)
+    vl.generate(ids[:2], [0, 1])
+opt = torch.optim.SGD(model.parameters(), lr=2.0)
+batch = torch.tensor([ids[0] + ids[1]])
+model.train()
+model(batch, labels=batch).loss.backward()
+opt.step()
+model.eval()
+res["after"] = [c.completion_ids for c in vl.generate(ids, list(range(len(ids))))]
+res["after_hf"] = [c.completion_ids for c in hf.generate(ids)]
+vl.sampling = SamplingConfig(temperature=1.0, max_new_tokens=16)
+res["sampled"] = [c.completion_ids for c in vl.generate(ids, [5 * i + 1 for i in range(len(ids))])]
+res["reloads"] = vl.reloads
+with open(f"{out}/{tag}-rank{ranks.rank}.json", "w") as f:
+    json.dump(res, f)
+'''
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_two_torchrun_processes_each_run_an_engine_like_one_process(tmp_path):
+    """2 CPU processes under torchrun (gloo), one engine each (external_launcher): greedy equals the HF
+    agent before and after a training step on both ranks, and every output equals one process's."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import textwrap
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "ranks.py"
+    script.write_text(f"SHAPE = {SHAPE!r}\nPROMPTS = {PROMPTS!r}\n" + textwrap.dedent(RANKS_SCRIPT))
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    for launch, tag in (([sys.executable], "one"), ([torchrun, "--standalone", "--nproc_per_node", "2"], "two")):
+        done = subprocess.run([*launch, str(script), str(tmp_path), tag], env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, r0, r1 = (json.loads((tmp_path / f"{t}.json").read_text()) for t in ("one-rank0", "two-rank0", "two-rank1"))
+    for res in (one, r0, r1):
+        assert res["before"] == res["before_hf"] and res["after"] == res["after_hf"]
+        assert res["after"] != res["before"] and res["reloads"] == 1  # the step reached the engine, once
+        assert len({tuple(c) for c in res["sampled"]}) > 1
+    assert r0 == one and r1 == one

@@ -9,7 +9,8 @@ engine last took its weights; if so it hands the engine the whole state dict
 (`collective_rpc("reload_weights")`, in place, ~0.03 s for the tiny model) and clears the
 engine's prefix cache. So new weights reach the engine before the next generation wherever
 it happens: the runner's moves, or a learner's own `act` inside `update` (the checkability
-prover's RL steps, ReST's Grow).
+prover's RL steps, ReST's Grow). Under torchrun each process runs its own engine on its own
+device (`launcher_options`: vLLM's `external_launcher`) and pushes its own weights the same way.
 
 Generation: one vLLM request per prompt with its own seed, so a completion depends only on
 its prompt and seed, not on the batch (vLLM's per-request generators); the same seed gives
@@ -106,16 +107,29 @@ class VLLMAgent:
                    engine: EngineConfig | None = None, seed: int = 0, ref: str = "<model>") -> "VLLMAgent":
         """An agent on an in-memory transformers model: the model and tokenizer are written to a
         temporary directory, the engine loads them from there (so its weights are exactly these),
-        and the directory is removed once the engine is up."""
+        and the directory is removed once the engine is up.
+
+        Under a launcher (`WORLD_SIZE` > 1) only the config and tokenizer are written (transformers'
+        `save_pretrained` writes weights on rank 0 only once torch.distributed is up): the engine
+        starts on placeholder weights (`load_format="dummy"`) and takes `model`'s state dict
+        before anything is generated, as after a training step."""
         check_head_dim(model.config, ref)
         require_vllm()
         if is_lora(model):
             raise ArenaError("vllm: seats train every weight; for a LoRA seat use hf:<model>?lora=N")
         engine = engine or EngineConfig()
+        launch = launcher_options()
         with tempfile.TemporaryDirectory(prefix="arena-vllm-") as tmp:
-            save_agent_dir(model, tokenizer, Path(tmp), {"agent": "generator"})
-            llm = start_engine(tmp, engine, trained_dtype=next(model.parameters()).dtype, seed=seed)
-        return cls(model, tokenizer, llm, sampling, seed=seed)
+            if launch:
+                model.config.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            else:
+                save_agent_dir(model, tokenizer, Path(tmp), {"agent": "generator"})
+            llm = start_engine(tmp, engine, trained_dtype=next(model.parameters()).dtype, seed=seed, launch=launch)
+        agent = cls(model, tokenizer, llm, sampling, seed=seed)
+        if launch:
+            agent.push_weights()
+        return agent
 
     # -- the Agent protocol
     def reset(self, seed: int) -> None:
@@ -151,12 +165,16 @@ class VLLMAgent:
         version = self.weights_version()
         if version == self._synced:
             return False
-        state = [(k, v.detach()) for k, v in self.model.state_dict().items()]  # tied lm_head included
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": state})
-        self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
+        self.push_weights()
         self._synced = version
         self.reloads += 1
         return True
+
+    def push_weights(self) -> None:
+        """Hand `model`'s whole state dict to the engine, in place, and clear its prefix cache."""
+        state = [(k, v.detach()) for k, v in self.model.state_dict().items()]  # tied lm_head included
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": state})
+        self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
 
     # -- generation
     def sampling_params(self, seed: int):
@@ -207,10 +225,13 @@ class VLLMAgent:
         return text[:min(cuts)] if cuts else text
 
 
-def start_engine(model_dir: str, engine: EngineConfig, *, trained_dtype: torch.dtype, seed: int):
+def start_engine(model_dir: str, engine: EngineConfig, *, trained_dtype: torch.dtype, seed: int,
+                 launch: dict[str, Any] | None = None):
     """A vLLM `LLM` on `model_dir`, in this process (so weights reach it without a copy through
     a pipe), leaving the process as it found it: the global RNGs (vLLM seeds them when it runs
-    in-process), `torch.set_num_threads` (its CPU worker replaces the function) and the env."""
+    in-process), `torch.set_num_threads` (its CPU worker replaces the function) and the env.
+    `launch`: `launcher_options()` under a launcher; the engine then starts on placeholder
+    weights, which the caller replaces (`VLLMAgent.push_weights`)."""
     with _in_process_engine():
         from vllm import LLM
 
@@ -219,6 +240,7 @@ def start_engine(model_dir: str, engine: EngineConfig, *, trained_dtype: torch.d
         kv_mib = engine.kv_cache_mib or (DEFAULT_CPU_KV_CACHE_MIB if on_cpu else 0)
         try:
             return LLM(model=model_dir, dtype=dtype, seed=seed, enforce_eager=on_cpu or not engine.cuda_graphs,
+                       **({**launch, "load_format": "dummy"} if launch else {}),
                        gpu_memory_utilization=engine.gpu_memory_utilization,
                        kv_cache_memory_bytes=kv_mib * 2**20 if kv_mib else None,
                        max_model_len=engine.max_model_len or None, max_num_seqs=engine.max_num_seqs,
@@ -228,6 +250,24 @@ def start_engine(model_dir: str, engine: EngineConfig, *, trained_dtype: torch.d
                        **({"enable_chunked_prefill": False} if on_cpu else {}))
         except (ValueError, RuntimeError, OSError) as e:
             raise ArenaError(f"vllm could not start an engine: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+
+
+def launcher_options() -> dict[str, Any]:
+    """The engine's executor under torchrun / `accelerate launch` (`WORLD_SIZE` > 1): vLLM's
+    `external_launcher`, as TRL's GRPO "colocate" mode runs it. Each process builds its own engine
+    (tensor_parallel_size 1, so the launcher's processes are independent data-parallel copies that
+    each generate their own requests) on device `LOCAL_RANK`, inside the process group the launcher
+    described (the trainer has joined it: vLLM reuses it and adds its own subgroups, which is why
+    every process builds its engines at the same point). One process: vLLM's default executor."""
+    from arena.rollout.distributed import world_size
+
+    if world_size() == 1:
+        return {}
+    missing = [k for k in ("RANK", "LOCAL_RANK") if k not in os.environ]
+    if missing:
+        raise ArenaError(f"WORLD_SIZE={world_size()} without {' and '.join(missing)}: start several processes "
+                         "with torchrun or accelerate launch")
+    return {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
 
 
 @contextlib.contextmanager
