@@ -2,7 +2,14 @@
 (`make vllm` builds .venv-vllm; `.venv-vllm/bin/python -m pytest -q tests/test_vllm.py`) and are
 skipped elsewhere (the normal .venv, CI)."""
 import importlib.util
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +20,7 @@ from arena.registry import spec as game_spec
 from arena.specs import AgentContext, build_agent
 from arena.types import ArenaError
 
+ROOT = Path(__file__).resolve().parents[1]
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (make vllm; README section 'vLLM')")
 
@@ -280,36 +288,70 @@ with open(f"{out}/{tag}-rank{ranks.rank}.json", "w") as f:
 '''
 
 
+def launched(args: list[str], processes: int, cwd: Path) -> None:
+    """`python <args>` in one process, or under `torchrun --standalone` with `processes` (gloo on CPU)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    launch = [sys.executable] if processes == 1 else [torchrun, "--standalone", "--nproc_per_node", str(processes)]
+    done = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=900, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @needs_vllm
 @pytest.mark.slow
 def test_two_torchrun_processes_each_run_an_engine_like_one_process(tmp_path):
     """2 CPU processes under torchrun (gloo), one engine each (external_launcher): greedy equals the HF
     agent before and after a training step on both ranks, and every output equals one process's."""
-    import json
-    import os
-    import shutil
-    import subprocess
-    import textwrap
-    from pathlib import Path
-
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with gloo is not available")
-    root = Path(__file__).resolve().parents[1]
     script = tmp_path / "ranks.py"
     script.write_text(f"SHAPE = {SHAPE!r}\nPROMPTS = {PROMPTS!r}\n" + textwrap.dedent(RANKS_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    for launch, tag in (([sys.executable], "one"), ([torchrun, "--standalone", "--nproc_per_node", "2"], "two")):
-        done = subprocess.run([*launch, str(script), str(tmp_path), tag], env=env, capture_output=True, text=True,
-                              timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
+    for processes, tag in ((1, "one"), (2, "two")):
+        launched([str(script), str(tmp_path), tag], processes, tmp_path)
     one, r0, r1 = (json.loads((tmp_path / f"{t}.json").read_text()) for t in ("one-rank0", "two-rank0", "two-rank1"))
     for res in (one, r0, r1):
         assert res["before"] == res["before_hf"] and res["after"] == res["after_hf"]
         assert res["after"] != res["before"] and res["reloads"] == 1  # the step reached the engine, once
         assert len({tuple(c) for c in res["sampled"]}) > 1
     assert r0 == one and r1 == one
+
+
+SMALL = ["verifier_samples=4", "verifier_problems=8", "verifier_epochs=1", "prover_steps=1", "prover_problems=2",
+         "bon_problems=4", "bon_samples=8", "pool_size=200"]
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_arena_train_with_a_vllm_seat_under_torchrun_plays_like_one_process(model_dir, tmp_path):
+    """`arena train` (2 rounds, prover on vLLM) in one process and under torchrun with 2 processes:
+    the same 16 episodes (round 1 is played after round 0's update reached each rank's engine) and
+    round 0's prover checkpoint within float rounding (`fit`'s all-reduce sums in another order)."""
+    from safetensors.torch import load_file
+
+    runs = {}
+    for processes in (1, 2):
+        runs[processes] = tmp_path / f"p{processes}" / "runs"
+        sets = [x for kv in SMALL for x in ("--set", kv)]
+        args = ["--runs-dir", str(runs[processes]), "train", "prover-verifier-v0", "--rounds", "2", "--episodes", "8",
+                "--concurrency", "4", "--seed", "3", "--run", "pv", "--plain",
+                "--seat", f"prover=vllm:{model_dir}?max_new_tokens=24", *sets]
+        (tmp_path / f"p{processes}").mkdir()
+        launched(["-m", "arena.cli", *args] if processes == 1 else ["-m", "--", "arena.cli", *args], processes,
+                 tmp_path / f"p{processes}")
+
+    def episodes(run: Path) -> list[tuple]:
+        with sqlite3.connect(run / "arena.db") as c:
+            rows = c.execute("SELECT round, idx, seed, rewards, transcript FROM episodes ORDER BY round, idx")
+            return [(r, i, seed, json.loads(w), [(x["seat"], x["action"]) for x in json.loads(t)])
+                    for r, i, seed, w, t in rows.fetchall()]
+
+    one, two = episodes(runs[1] / "pv"), episodes(runs[2] / "pv")
+    assert len(one) == 16 and {e[0] for e in one} == {0, 1}
+    assert [(e[0], e[1], e[2], e[4]) for e in two] == [(e[0], e[1], e[2], e[4]) for e in one]  # every text
+    for a, b in zip(one, two):
+        assert b[3] == pytest.approx(a[3], abs=1e-5)
+    ckpt = "checkpoints/prover/round-0/model.safetensors"
+    w1, w2 = load_file(str(runs[1] / "pv" / ckpt)), load_file(str(runs[2] / "pv" / ckpt))
+    assert w1.keys() == w2.keys() and max((w1[k] - w2[k]).abs().max().item() for k in w1) <= 1e-5
