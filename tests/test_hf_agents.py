@@ -215,6 +215,19 @@ def test_chat_template_wraps_the_prompt_when_the_tokenizer_has_one(tiny):
 
 # -- save / load ------------------------------------------------------------------------
 
+def test_saving_a_model_off_rank_0_is_one_line_not_a_directory_without_weights(tiny, tmp_path, monkeypatch):
+    """transformers' save_pretrained writes no weights on a torch.distributed rank other than 0."""
+    import agents.hf.loading as loading
+
+    monkeypatch.setattr(loading, "distributed_rank", lambda: 1)
+    with pytest.raises(ArenaError, match=r"on process 1: under torchrun only rank 0 writes models"):
+        GeneratorAgent(*tiny).save(tmp_path / "m")
+    assert not list((tmp_path / "m").glob("*.safetensors"))
+    monkeypatch.setattr(loading, "distributed_rank", lambda: 0)
+    GeneratorAgent(*tiny).save(tmp_path / "m")
+    assert list((tmp_path / "m").glob("*.safetensors"))
+
+
 def test_saved_dir_reloads_with_plain_auto_classes_and_generates_the_same(tiny, model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -46,6 +46,17 @@ def encode_prompt(tokenizer, prompt: str, sampling: SamplingConfig | None = None
     return list(ids)
 
 
+def generate_seeds(prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None, draw) -> list[int]:
+    """The sampling seeds of one `generate` call, one per prompt (`draw(n)` when none are given);
+    a seed count that does not match or an empty prompt is one line. Every generator agent's rule."""
+    seeds = [int(x) for x in seeds] if seeds is not None else draw(len(prompts))
+    if len(seeds) != len(prompts):
+        raise ArenaError(f"generate got {len(seeds)} seeds for {len(prompts)} prompts")
+    if min(len(p) for p in prompts) == 0:
+        raise ArenaError("empty prompt: the tokenizer produced no tokens")
+    return seeds
+
+
 def _stop_token_ids(model, tokenizer) -> set[int]:
     ids: set[int] = set()
     for source in (getattr(model, "generation_config", None), model.config, tokenizer):
@@ -258,22 +269,18 @@ class GeneratorAgent:
         `seeds`: one sampling seed per prompt (default: drawn from the agent's generator)."""
         if not prompts:
             return []
-        seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
-        if len(seeds) != len(prompts):
-            raise ArenaError(f"generate got {len(seeds)} seeds for {len(prompts)} prompts")
+        seeds = generate_seeds(prompts, seeds, self.draw_seeds)
         s, dev, model = self.sampling, self.device, self.model
         was_training = model.training
         model.eval()
         try:
-            return self._decode([list(p) for p in prompts], [int(x) for x in seeds], s, dev)
+            return self._decode([list(p) for p in prompts], seeds, s, dev)
         finally:
             model.train(was_training)
 
     def _decode(self, prompts: list[list[int]], seeds: list[int], s: SamplingConfig,
                 dev: torch.device) -> list[Completion]:
         B, T = len(prompts), max(len(p) for p in prompts)
-        if min(len(p) for p in prompts) == 0:
-            raise ArenaError("empty prompt: the tokenizer produced no tokens")
         # Identical prompts (a group of samples per prompt, as RLOO/GRPO and ReST draw them)
         # are prefilled once; their rows of the KV cache are copied before decoding.
         row_of: dict[tuple[int, ...], int] = {}

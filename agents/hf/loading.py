@@ -141,9 +141,28 @@ def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any],
                     "lora": {k: v for k, v in next(iter(model.peft_config.values())).to_dict().items()
                              if k in ("r", "lora_alpha", "lora_dropout", "target_modules", "task_type")}}
         else:
+            refuse_save_off_rank_0(directory)
             model.save_pretrained(directory)  # safetensors only in transformers >= 5
         tokenizer.save_pretrained(directory)
     (directory / AGENT_META).write_text(json.dumps(meta, indent=2, default=_jsonable))
+
+
+def distributed_rank() -> int:
+    """This process's rank in torch.distributed's default group (0 when there is none)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def refuse_save_off_rank_0(directory: Path) -> None:
+    """Once torch.distributed is initialised, transformers' `save_pretrained` writes model files on
+    rank 0 only (`should_save_on_this_rank`): on another rank it would leave a directory without
+    weights, which a later load finds broken. Under torchrun only rank 0 saves (checkpoints);
+    a model another rank must save is an error here, in one line, instead."""
+    rank = distributed_rank()
+    if rank:
+        raise ArenaError(f"cannot save a model to {directory} on process {rank}: under torchrun only rank 0 "
+                         "writes models (fill caches such as runs/_cache with a one-process run first)")
 
 
 def _jsonable(value: Any) -> Any:

@@ -33,7 +33,7 @@ import torch
 
 from agents.hf import (Completion, GeneratorAgent, LoadConfig, SamplingConfig, encode_prompt,
                        load_weights_in_place, resolve_device)
-from agents.hf.generator import _stop_token_ids
+from agents.hf.generator import _stop_token_ids, generate_seeds
 from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
 from agents.hf.lora import is_lora
 from agents.vllm.config import DEFAULT_CPU_KV_CACHE_MIB, EngineConfig, check_head_dim, engine_on_cpu, require_vllm
@@ -194,11 +194,7 @@ class VLLMAgent:
         `seeds`: one sampling seed per prompt (default: drawn from the agent's generator)."""
         if not prompts:
             return []
-        seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
-        if len(seeds) != len(prompts):
-            raise ArenaError(f"generate got {len(seeds)} seeds for {len(prompts)} prompts")
-        if min(len(p) for p in prompts) == 0:
-            raise ArenaError("empty prompt: the tokenizer produced no tokens")
+        seeds = generate_seeds(prompts, seeds, self.draw_seeds)
         self.sync()
         requests = [{"prompt_token_ids": [int(t) for t in p]} for p in prompts]
         try:
