@@ -250,9 +250,24 @@ def test_dynamics_verdicts_need_a_strict_move_the_papers_way():
     assert verdict(d, "helpful_accuracy") is False  # fell
     assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 1.0]}, [False] * 2, 20),
                    "helpful_accuracy") is True  # held at 1.00
+    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 0.91]}, [False] * 2, 20),
+                   "helpful_accuracy") is True  # within HOLD_TOLERANCE: no collapse
+    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 0.89]}, [False] * 2, 20),
+                   "helpful_accuracy") is False
     censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20, [0, 0])
     assert verdict(censored, "steps") is False  # every attack ran out of budget: no evidence of a rise
     fewer = RunDynamics("f", 2, 1236, [0, 1], {**d.values, "steps": [14.0, 20.0]}, [True, True], 20, [1, 0])
     assert verdict(fewer, "steps") is True  # one of two seeds exploited round 0, none the last round
     table = over_seeds_table([d, censored])
     assert "paper" in [str(c.header) for c in table.columns]
+
+
+def test_demo_attacks_round_0_and_the_last_unless_told():
+    from arena.types import ArenaError
+    from games.prover_verifier.demo import attack_rounds, parse_args
+
+    assert parse_args([]).attack_rounds == "ends" and parse_args([]).attack_budget == 80
+    assert attack_rounds("ends", 4) == [0, 3] and attack_rounds("ends", 1) == [0]
+    assert attack_rounds("all", 4) is None and attack_rounds("1,3", 4) == [1, 3]
+    with pytest.raises(ArenaError, match="--attack-rounds"):
+        attack_rounds("last", 4)

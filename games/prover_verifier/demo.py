@@ -17,9 +17,10 @@
    verifier=scripted:spot-check`) has no best-of-n pool, hence no bar: its column
    shows `-` (the CSV keeps `fooled_at_0`, incorrect and scored above 0).
 
-4. `arena attack <run> --seat verifier` (the paper's robustness measure): for each
-   round's frozen verifier, `--attack-seeds` fresh sneaky-only provers (the initial
-   prover, the recipe's RL) train against it for up to `--attack-budget` steps;
+4. `arena attack <run> --seat verifier` (the paper's robustness measure): for round 0's
+   and the last round's frozen verifier (`--attack-rounds all`: every round's),
+   `--attack-seeds` fresh sneaky-only provers (the initial prover, the recipe's RL)
+   train against it for up to `--attack-budget` steps;
    steps-to-exploit and the attack's success at its end, per round, then the
    dynamics table: every measured dynamic per round beside the paper's figure, and
    whether it moved the paper's way from round 0 to the last.
@@ -65,9 +66,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, help="pin the problem pool's seed (same data for every run seed)")
     p.add_argument("--attack-seeds", type=int, default=2,
                    help="sneaky-only attacks per round's verifier (arena attack; default 2; 0: no attack)")
-    p.add_argument("--attack-budget", type=int, default=32, help="most RL steps per attack (default 32)")
+    p.add_argument("--attack-budget", type=int, default=80,
+                   help="most RL steps per attack (default 80: at 32 no attack exploited even round 0's verifier "
+                        "on seeds 0-2; at 80 round 0's fell at steps 36 and 52, seed 0)")
+    p.add_argument("--attack-rounds", default="ends",
+                   help="rounds attacked: ends (round 0 and the last, all the verdict compares; default, to keep "
+                        "the demo short), all, or comma-separated rounds")
     p.add_argument("--summarize", metavar="RUN[,RUN...]",
                    help="only print the dynamics of finished runs (their sneaky tournament and attack) over seeds")
+    p.add_argument("--attack-name", default="sneaky",
+                   help="with --summarize: the attack to read (`arena attack --name`, e.g. a longer budget run "
+                        "later; default sneaky, the demo's own)")
     p.add_argument("--run", help="run name (default: checkability-s<seed>, numbered if taken)")
     p.add_argument("--runs-dir", help="where runs live (default $ARENA_RUNS_DIR or ./runs)")
     p.add_argument("--crossplay-episodes", type=int, default=96, help="episodes per cross-play pairing (default 96)")
@@ -76,6 +85,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     return p.parse_args(argv)
+
+
+def attack_rounds(spec: str, rounds: int) -> list[int] | None:
+    """`--attack-rounds`: ends -> [0, last], all -> None (every round), else the listed rounds."""
+    if spec == "ends":
+        return sorted({0, rounds - 1})
+    if spec == "all":
+        return None
+    try:
+        return [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ArenaError(f"--attack-rounds takes ends, all or comma-separated rounds, not {spec!r}") from None
 
 
 def free_run_name(base: Path, stem: str) -> str:
@@ -105,7 +126,8 @@ def _main(args: argparse.Namespace) -> int:
     base = default_runs_dir(args.runs_dir)
     if args.summarize:
         from arena.store import find_run
-        runs = [dynamics.read_dynamics(find_run(r.strip(), base)) for r in args.summarize.split(",") if r.strip()]
+        runs = [dynamics.read_dynamics(find_run(r.strip(), base), attack=args.attack_name)
+                for r in args.summarize.split(",") if r.strip()]
         print_dynamics(console, runs)
         return 0
     if args.data_seed is not None:
@@ -184,7 +206,8 @@ def _one_seed(args: argparse.Namespace, dirs: list | None = None) -> int:
                      f"({args.attack_seeds} seeds, <= {args.attack_budget} steps)")
         t1 = time.perf_counter()
         acfg = AttackConfig(run=str(trainer.run_dir), seat="verifier", seeds=args.attack_seeds,
-                            budget=args.attack_budget, name="sneaky", device=args.device)
+                            budget=args.attack_budget, rounds=attack_rounds(args.attack_rounds, args.rounds),
+                            name="sneaky", device=args.device)
         attack = run_attack(acfg, base, lambda line, final: final and console.print(line, highlight=False,
                                                                                    markup=False))
         write_outputs(attack)

@@ -13,8 +13,9 @@ For each run (rounds 0..K-1), read back from its files:
 
 A dynamic is *reproduced* on a seed when it moves the paper's way from round 0 to the last
 round (strictly; ties are not; steps to exploit, which a budget censors, rose when fewer attack
-seeds exploited the last round's verifier than round 0's, or as many, at least one, in more steps), or for helpful accuracy, which
-starts at 1.00 on the tiny prover, when it does not fall. `PAPER` holds what Kirchner et
+seeds exploited the last round's verifier than round 0's, or as many, at least one, in more steps), or for
+helpful accuracy, which starts at 1.00 on the tiny prover, when it does not fall by more than
+`HOLD_TOLERANCE` (0.10: no collapse). `PAPER` holds what Kirchner et
 al. 2024 report (ALGORITHMS.md section 3); where the paper gives no number the cell says so.
 """
 from __future__ import annotations
@@ -35,9 +36,12 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("sneaky_cotrained", "sneaky success vs co-trained verifier", "falls",
      "falls (not a number in ALGORITHMS.md)"),
     ("best_of_n", "balanced best-of-n (chance .5)", "rises", "~0.23 -> ~0.52 (n~600)"),
-    ("helpful_accuracy", "helpful accuracy", "holds",
+    ("helpful_accuracy", "helpful accuracy (falls < .10)", "holds",
      "does not fall (human judges' accuracy .76 -> .83)"),
 )
+HOLD_TOLERANCE = 0.10
+"""Helpful accuracy *holds* when the last round is at most this far below round 0: the tiny prover starts at
+1.00, so any sampled miss would otherwise read as a fall; a collapse (the issue's worry) is a larger drop."""
 PAPER = {key: paper for key, _, _, paper in ROWS}
 
 
@@ -105,7 +109,7 @@ def verdict(d: RunDynamics, key: str) -> bool | None:
         e0, e1 = d.exploited[0], d.exploited[-1]
         return e1 < e0 or (e1 == e0 > 0 and last > first)
     if direction == "holds":
-        return last >= first
+        return last >= first - HOLD_TOLERANCE - 1e-9
     return last > first if direction == "rises" else last < first
 
 
