@@ -115,4 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ArenaError as e:  # a user error is one line, as from `arena`
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
