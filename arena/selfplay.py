@@ -322,3 +322,29 @@ def load_run(run_dir: Path, runs_dir: Path, on_event=None, *, game: str | None =
         if lock is not None:
             lock.release()
         raise
+
+
+def train_or_reuse(cfg: TrainConfig, runs_dir: Path, on_event=None) -> list[dict[str, Any]]:
+    """An experiment's run, asked for again: a new run; or the existing run of that name, when its
+    settings are the same (rounds aside), reused for the rounds it has and resumed to `cfg.rounds`.
+    A run of that name with other settings is refused in one line. The first `cfg.rounds` round
+    summaries. (What `arena experiment ...` does for each of its runs.)"""
+    run_dir = Path(runs_dir) / cfg.run
+    if not (run_dir / "arena.db").exists():
+        trainer = new_run(cfg, runs_dir, on_event)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
+    saved = read_run_config(run_dir)
+    mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "rounds"}
+    if any(saved.get(k) != v for k, v in mine.items()):
+        raise ArenaError(f"run {cfg.run!r} exists with other settings; pass --name to start fresh")
+    trainer = load_run(run_dir, runs_dir, on_event)
+    try:
+        trainer.cfg.rounds = cfg.rounds
+        start = trainer.restore()
+        summaries = trainer.store.round_summaries() if start >= cfg.rounds else trainer.run(start)
+        return summaries[:cfg.rounds]
+    finally:
+        trainer.close()

@@ -150,3 +150,26 @@ def test_learner_progress_lines_reach_the_events_and_the_live_view(runs, externa
     for e in seen[:seen.index(next(e for e in seen if e["type"] == "learner_progress")) + 1]:
         snap.apply(e)
     assert snap.phase == "training guesser: skill 0.50 -> 0.65"
+
+
+def test_train_or_reuse_reuses_extends_and_refuses_other_settings(tmp_path):
+    """What `arena experiment ...` does per run: same settings reuse the rounds (none replayed), more
+    rounds resume, other settings are one line."""
+    from arena.selfplay import TrainConfig, train_or_reuse
+    from arena.types import ArenaError
+
+    def cfg(**kw):
+        return TrainConfig(**{"game": "prover-verifier-v0", "recipe": "scripted", "rounds": 1, "episodes": 4,
+                              "seed": 5, "run": "exp", **kw})
+
+    events = []
+    first = train_or_reuse(cfg(), tmp_path, events.append)
+    assert [s["round"] for s in first] == [0] and sum(e["type"] == "round_end" for e in events) == 1
+    events.clear()
+    again = train_or_reuse(cfg(), tmp_path, events.append)
+    assert again == first and not any(e["type"] == "round_end" for e in events)  # reused, nothing played
+    longer = train_or_reuse(cfg(rounds=2), tmp_path, events.append)
+    assert [s["round"] for s in longer] == [0, 1] and longer[0] == first[0]
+    assert [e["round"] for e in events if e["type"] == "round_end"] == [1]
+    with pytest.raises(ArenaError, match="run 'exp' exists with other settings; pass --name to start fresh"):
+        train_or_reuse(cfg(episodes=8), tmp_path)

@@ -96,21 +96,13 @@ def run_name(args: argparse.Namespace, method: str, k: float) -> str:
 
 def run_one(args: argparse.Namespace, method: str, k: float, params: dict[str, str], runs_dir: Path, log):
     """Play one run (resuming it, or reusing a finished one with the same settings); its round summaries."""
-    from arena.selfplay import TrainConfig, load_run, new_run
+    from arena.selfplay import TrainConfig, train_or_reuse
 
     cfg = TrainConfig(game=GAME, rounds=args.rounds + 1, episodes=args.episodes, concurrency=args.episodes,
                       seed=args.seed, run=run_name(args, method, k), recipe=method, params=params,
                       device=args.device)
     on_event = lambda e: log(method, k, e["summary"]) if e.get("type") == "round_end" else None  # noqa: E731
-    run_dir = runs_dir / cfg.run
-    if (run_dir / "arena.db").exists():
-        saved = json.loads((run_dir / "config.json").read_text())
-        if any(saved.get(key) != value for key, value in vars(cfg).items()):
-            raise ArenaError(f"run {cfg.run!r} exists with other settings; pass --name to start fresh")
-        trainer = load_run(run_dir, runs_dir, on_event)
-        start = trainer.restore()
-        return (trainer.store.round_summaries() if start >= cfg.rounds else trainer.run(start)), run_dir
-    return new_run(cfg, runs_dir, on_event).run(), run_dir
+    return train_or_reuse(cfg, runs_dir, on_event), runs_dir / cfg.run
 
 
 def rows_of(method: str, k: float, summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -34,7 +34,6 @@ from typing import Any, Sequence
 
 from arena.options import parse_pairs
 from arena.store import check_run_name
-from arena.types import ArenaError
 from games.adversarial_rm.prepare import METHODS
 from games.adversarial_rm.results import (COLUMNS, PAPER_ETA, dynamics, dynamics_table, plot, rows_of,  # noqa: F401
                                            summarize, summary_table, write_csv)
@@ -132,7 +131,7 @@ def run_method(method: str, args: argparse.Namespace, params: dict[str, str], ru
                log, recipe: str | None = None) -> list[dict[str, Any]]:
     """Play one run (resuming or reusing a finished one with the same config); its round summaries.
     `method` labels it (`rpo-sum@0.005`), `recipe` (default: `method`) builds it."""
-    from arena.selfplay import TrainConfig, load_run, new_run
+    from arena.selfplay import TrainConfig, train_or_reuse
 
     cfg = TrainConfig(game=GAME, rounds=args.rounds, episodes=args.episodes, concurrency=args.episodes,
                       seed=args.seed, run=f"{args.name}-{method.replace('@', '-eta')}", recipe=recipe or method,
@@ -142,19 +141,7 @@ def run_method(method: str, args: argparse.Namespace, params: dict[str, str], ru
         if event.get("type") == "round_end":
             log(method, event["summary"])
 
-    run_dir = runs_dir / cfg.run
-    if (run_dir / "arena.db").exists():
-        saved = json.loads((run_dir / "config.json").read_text())
-        mine = {k: v for k, v in vars(cfg).items() if k != "rounds"}
-        if any(saved.get(k) != v for k, v in mine.items()):
-            raise ArenaError(f"run {cfg.run!r} exists with other settings; pass --name to start fresh")
-        trainer = load_run(run_dir, runs_dir, on_event)
-        trainer.cfg.rounds = args.rounds
-        start = trainer.restore()
-        if start >= args.rounds:
-            return trainer.store.round_summaries()[:args.rounds]
-        return trainer.run(start)[:args.rounds]
-    return new_run(cfg, runs_dir, on_event).run()
+    return train_or_reuse(cfg, runs_dir, on_event)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

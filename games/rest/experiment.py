@@ -1,9 +1,9 @@
 """The ReST experiment: one `rest-v0` run per seed, then each seed's BC / G1 I0 / G1 I4 / G2 I3 beside
 the paper's figures and, per dynamic, on how many seeds it held.
 
-    python -m games.rest.experiment                       # seeds 0,1,2; 2 Grow steps each
-    python -m games.rest.experiment --seeds 0,1,2,3,4
-    python -m games.rest.experiment --set reward=model    # R = a learned reward model, chrF the true metric
+    arena experiment rest                       # seeds 0,1,2; 2 Grow steps each
+    arena experiment rest --seeds 0,1,2,3,4
+    arena experiment rest --set reward=model    # R = a learned reward model, chrF the true metric
 
 Each seed is an ordinary run (`<runs>/<name>-s<seed>`, resumable, reused when it has finished with
 the same settings), made as `arena train rest-v0 --rounds 2 --seed S --run <name>-s<S>` would make
@@ -13,7 +13,6 @@ model's training pairs) as well as the training; `--data-seed N` pins the data.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +26,7 @@ GAME = "rest-v0"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m games.rest.experiment",
+        prog="arena experiment rest",
         description="ReST (Gulcehre et al. 2023) on rest-v0 over several seeds, printed beside the paper's "
                     "numbers with the number of seeds each of its dynamics held on.")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds (default 0,1,2)")
@@ -55,7 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run_seed(args: argparse.Namespace, seed: int, params: dict[str, str], runs_dir: Path, log) -> Path:
     """One seed's run (resumed, or reused when finished with the same settings); its directory."""
-    from arena.selfplay import TrainConfig, load_run, new_run
+    from arena.selfplay import TrainConfig, train_or_reuse
 
     cfg = TrainConfig(game=GAME, rounds=args.rounds, episodes=args.episodes, seed=seed, run=f"{args.name}-s{seed}",
                       recipe=args.recipe, params=dict(params), device=args.device)
@@ -64,20 +63,8 @@ def run_seed(args: argparse.Namespace, seed: int, params: dict[str, str], runs_d
         if event.get("type") == "round_end":
             log(seed, event["summary"])
 
-    run_dir = runs_dir / cfg.run
-    if (run_dir / "arena.db").exists():
-        saved = json.loads((run_dir / "config.json").read_text())
-        mine = {k: v for k, v in vars(cfg).items() if k != "rounds"}
-        if any(saved.get(k) != v for k, v in mine.items()):
-            raise ArenaError(f"run {cfg.run!r} exists with other settings; pass --name to start fresh")
-        trainer = load_run(run_dir, runs_dir, on_event)
-        trainer.cfg.rounds = args.rounds
-        start = trainer.restore()
-        if start < args.rounds:
-            trainer.run(start)
-        return run_dir
-    new_run(cfg, runs_dir, on_event).run()
-    return run_dir
+    train_or_reuse(cfg, runs_dir, on_event)
+    return runs_dir / cfg.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
