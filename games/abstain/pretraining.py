@@ -120,20 +120,18 @@ def knowledge(model_dir: Path, base: rules.FactBase) -> dict[str, float]:
 
 def assets_for(data_seed: int, runs_dir: Path, say: Callable[[str], None] | None = None) -> Path:
     """The base/judge directory for a data seed: the shipped assets when they were made from it,
-    else one pretrained once into `<runs>/_cache/abstain/data-<seed>/` (built aside, then renamed)."""
-    import shutil
-
+    else one pretrained once into `<runs>/_cache/abstain/data-<seed>/` (`arena.cache.build_once`)."""
     shipped = ASSETS / "pretrain.json"
     if shipped.is_file() and json.loads(shipped.read_text()).get("data_seed") == data_seed \
             and (ASSETS / "base" / "config.json").is_file():
         return ASSETS
-    out = Path(runs_dir) / "_cache" / "abstain" / f"data-{data_seed}"
-    if not (out / "pretrain.json").is_file():
-        say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+    from arena.cache import build_once, cache_dir
+
+    out = cache_dir(runs_dir, "abstain", f"data-{data_seed}")
+    say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+
+    def build(tmp: Path) -> None:
         say(f"pretraining the base and judge for data seed {data_seed} into {out} (once) ...")
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         pretrain(tmp, seed=data_seed, data_seed=data_seed, say=say)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    return out
+
+    return build_once(out, build, done="pretrain.json")

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from arena.cache import build_once, cache_dir
 from arena.selfplay import RecipeContext
 from arena.types import ArenaError
 from games.adversarial_rm import rules
@@ -151,11 +152,13 @@ def base_model(p: Params, ctx: RecipeContext) -> str:
         return p.model
     if (ASSETS / "base" / "config.json").is_file():
         return str(ASSETS / "base")
-    cache = Path(ctx.runs_dir) / "_cache" / "adversarial-rm" / f"tiny-steps{p.pretrain_steps}"
-    if not (cache / "base" / "config.json").is_file():
+    cache = cache_dir(ctx.runs_dir, "adversarial-rm", f"tiny-steps{p.pretrain_steps}")
+
+    def build(tmp: Path) -> None:
         print(f"pretraining the tiny base into {cache} (once) ...", flush=True)
-        pretrain(cache, steps=p.pretrain_steps, seed=0, progress=False)
-    return str(cache / "base")
+        pretrain(tmp, steps=p.pretrain_steps, seed=0, progress=False)
+
+    return str(build_once(cache, build, done="base/config.json") / "base")
 
 
 def with_data_seed(p: Params, seed: int) -> Params:
@@ -193,12 +196,9 @@ def fit_proxy(p: Params, base: str, pairs: Sequence[rules.Pair], heldout: Sequen
 def proxy_model(p: Params, ctx: RecipeContext, base: str, pairs, heldout) -> Path:
     """The proxy reward model's dir, fitted once per (base, data, settings, run seed) and cached in the
     runs dir; its head's initialisation and batches follow the run's seed."""
-    out = Path(ctx.runs_dir) / "_cache" / "adversarial-rm" / f"proxy-{_proxy_key(p, base, ctx.seed)}"
-    if not (out / "proxy.json").is_file():
-        tmp = out.with_name(out.name + ".tmp")
-        fit_proxy(p, base, pairs, heldout, tmp, ctx.device, seed=ctx.seed)
-        tmp.rename(out)
-    return out
+    out = cache_dir(ctx.runs_dir, "adversarial-rm", f"proxy-{_proxy_key(p, base, ctx.seed)}")
+    return build_once(out, lambda tmp: fit_proxy(p, base, pairs, heldout, tmp, ctx.device, seed=ctx.seed),
+                      done="proxy.json")
 
 
 def pair_accuracy(r_chosen, r_rejected, pairs: Sequence[rules.Pair]) -> dict[str, float]:

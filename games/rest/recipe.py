@@ -29,12 +29,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arena.cache import build_once, cache_dir
 from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
 from arena.types import ArenaError
 from games.rest import rules
@@ -214,17 +214,14 @@ def pretrain(out_dir: Path, *, steps: int = 300, seed: int = 0) -> Path:
 
 
 def _cached(ctx: RecipeContext, kind: str, key: dict[str, Any], build) -> Path:
-    """A directory built once per key under `<runs>/_cache/rest/` (atomically: built aside, then renamed)."""
+    """A directory built once per key under `<runs>/_cache/rest/` (`arena.cache.build_once`)."""
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=6).hexdigest()
-    out = Path(ctx.runs_dir) / "_cache" / "rest" / f"{kind}-{digest}"
-    if not (out / "config.json").is_file():
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def build_and_label(tmp: Path) -> None:
         build(tmp)
         (tmp / "cache_key.json").write_text(json.dumps(key, indent=2))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    return out
+
+    return build_once(cache_dir(ctx.runs_dir, "rest", f"{kind}-{digest}"), build_and_label)
 
 
 def bc_model(p: Params, ctx: RecipeContext) -> str:
