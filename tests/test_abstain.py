@@ -271,3 +271,44 @@ def test_the_experiment_writes_its_table_csv_and_png(capsys, runs, tmp_path):
     assert rows[0].startswith("method,k,round") and len(rows) == 1 + 3 * 2  # 3 runs x rounds 0..1
     assert (out / "abstention.png").stat().st_size > 10_000 and (out / "abstention_curve.csv").is_file()
     assert {"sft", "rl-judge", "rl"} <= {r.split(",")[0] for r in rows[1:]}
+    assert "reproduced on" in text and "1/1 seeds" in text  # the dynamics table, one seed
+    assert json.loads((out / "dynamics.json").read_text())["seeds"] == [0]
+
+
+def _summary(base_abst, sft, rl, ts=()):
+    """A summary.json as the experiment writes it: the base, sft and rl at k = 1 (unknown abstention,
+    hallucination, known accuracy, payoff), and rl's sweep of learned thresholds over k."""
+    keys = ("unknown_abstention", "hallucination", "known_accuracy", "payoff")
+    row = lambda method, values, k=1.0: {"method": method, "k": k, **dict(zip(keys, values))}  # noqa: E731
+    return {"base": [row("rl", (base_abst, 0.3, 0.9, 0.3))], "final": [row("sft", sft), row("rl", rl)],
+            "sweep": [{"k": k, "threshold_logistic": t} for k, t in ts]}
+
+
+def test_abstention_dynamics_count_the_seeds_each_claim_holds_on():
+    from games.abstain.dynamics import DYNAMICS, over_seeds_table, verdicts
+
+    good = _summary(0.3, (0.01, 0.5, 0.7, 0.0), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.1), (1.0, 0.4), (4.0, 0.7)))
+    bad = _summary(0.3, (0.4, 0.2, 0.9, 0.5), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.5), (1.0, 0.4)))
+    rows = {r["dynamic"].split(":")[0]: r for r in verdicts([good, bad])}
+    assert len(rows) == len(DYNAMICS)
+    guess = rows["SFT learns to guess"]
+    assert guess["held"] == [True, False] and guess["held_on"] == 1 and guess["measured"] == 2
+    assert guess["cells"] == ["base 0.30 -> sft 0.01", "base 0.30 -> sft 0.40"]
+    assert rows["SFT raises hallucination (wrong / answered) above the base's"]["held"] == [True, False]
+    assert rows["RL hallucinates less than SFT"]["held"] == [True, False]  # 0.25 is not below 0.2
+    assert rows["RL's learned answer threshold rises with the penalty k"]["held"] == [True, False]
+    judge = rows["a learned judge as the reward"]  # rl-judge was not run: not measured, not counted
+    assert judge["cells"] == ["-", "-"] and judge["measured"] == 0 and judge["held_on"] == 0
+    table = over_seeds_table([0, 1], verdicts([good, bad]))
+    assert table.row_count == len(DYNAMICS) and [c.header for c in table.columns][-2:] == ["paper", "reproduced on"]
+
+
+def test_abstention_seeds_and_out_are_refused_together(capsys):
+    from games.abstain.experiment import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "0,1", "--out", "x"])
+    assert "--out names one seed's output folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "0,a"])
+    assert parse_args(["--seeds", "0, 2"]).seeds == [0, 2]

@@ -173,3 +173,11 @@ def test_train_or_reuse_reuses_extends_and_refuses_other_settings(tmp_path):
     assert [e["round"] for e in events if e["type"] == "round_end"] == [1]
     with pytest.raises(ArenaError, match="run 'exp' exists with other settings; pass --name to start fresh"):
         train_or_reuse(cfg(episodes=8), tmp_path)
+    # a run made before a TrainConfig setting existed: the missing setting reads as its default
+    config_file = tmp_path / "exp" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["workers"], saved["ray_address"]
+    config_file.write_text(json.dumps(saved))
+    assert train_or_reuse(cfg(rounds=2), tmp_path) == longer
+    with pytest.raises(ArenaError, match="exists with other settings"):
+        train_or_reuse(cfg(rounds=2, workers=2), tmp_path)

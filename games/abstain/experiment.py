@@ -11,7 +11,10 @@ playable in tournaments) -- plus `rl` at every other penalty of `--ks`, then
                                  with the optimal threshold k/(1+k) drawn
     <out>/summary.json           what the tables show
 
-and prints the tables. Round r is the student after r updates (round 0: the base).
+and prints the tables, then each dynamic the sources claim (`games.abstain.dynamics`) beside the
+claim, and on how many seeds it held (`--seeds 0,1,2`: the whole experiment per seed, runs
+`<name>-s<seed>-<method>`, then one table over the seeds, also in `<runs-dir>/<name>-dynamics.json`).
+Round r is the student after r updates (round 0: the base).
 The data seed is the run seed unless `--data-seed` pins it (another data seed
 pretrains its own base and judge once: 6-13 minutes on this 2-core CPU).
 
@@ -48,13 +51,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=32,
                    help="episodes played per round (held-out questions, for the live view; the figures come from "
                         "every held-out question, default 32)")
-    p.add_argument("--seed", type=int, default=0, help="run seed, shared by every method (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="run seed, shared by every method (default 0); it seeds "
+                                                        "the fact base as well as training unless --data-seed is given")
+    p.add_argument("--seeds", default="",
+                   help="comma-separated run seeds: the whole experiment once per seed (runs <name>-s<seed>-*), "
+                        "then each dynamic per seed beside the claim and on how many seeds it held "
+                        "(overrides --seed; finished runs with the same settings are reused)")
     p.add_argument("--data-seed", type=int, default=None, help="fact base (default: the run seed)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
     p.add_argument("--ks", default="0.25,1,4", help="penalties k for the rl sweep (default 0.25,1,4); empty: none")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="recipe parameter (games/abstain/recipe.py Params), repeatable")
-    p.add_argument("--name", default="", help="run-name prefix (default abstain-s<seed>)")
+    p.add_argument("--name", default="", help="run-name prefix (default abstain-s<seed>; with --seeds, "
+                                               "<name>-s<seed>, name default abstain)")
     p.add_argument("--out", default="", help="where the CSV and PNG go (default <runs-dir>/<name>)")
     p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
@@ -75,6 +84,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--ks must be finite numbers >= 0")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    try:
+        args.seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--seeds takes comma-separated integers, not {args.seeds!r}")
+    if args.seeds and args.out:
+        p.error("--out names one seed's output folder; with --seeds each seed writes to <runs-dir>/<name>-s<seed>")
     return args
 
 
@@ -236,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     from arena.store import runs_dir as resolve_runs_dir
-    from games.abstain.pretraining import assets_for
+    from games.abstain import dynamics
 
     args = parse_args(argv)
     import torch
@@ -249,8 +264,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     term = Console()
     console = term if term.is_terminal else Console(width=120)
-    args.name = args.name or f"abstain-s{args.seed}"
     runs_dir = resolve_runs_dir(args.runs_dir)
+    if args.seeds:
+        prefix, summaries = args.name or "abstain", []
+        for seed in args.seeds:
+            args.seed, args.name = seed, f"{prefix}-s{seed}"
+            console.rule(f"seed {seed}")
+            summaries.append(run_seed(args, runs_dir, console))
+        path = runs_dir / f"{prefix}-dynamics.json"
+    else:
+        summaries = [run_seed(args, runs_dir, console)]
+        args.seeds = [args.seed]
+        path = (Path(args.out) if args.out else runs_dir / args.name) / "dynamics.json"
+    rows = dynamics.verdicts(summaries)
+    console.print(dynamics.over_seeds_table(args.seeds, rows))
+    path.write_text(json.dumps({"seeds": args.seeds, "dynamics": rows}, indent=1))
+    console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def run_seed(args: argparse.Namespace, runs_dir: Path, console) -> dict[str, Any]:
+    """The whole experiment for `args.seed`: every run, the CSVs, the plot, the tables; its summary."""
+    from games.abstain.pretraining import assets_for
+
+    args.name = args.name or f"abstain-s{args.seed}"
     out = Path(args.out) if args.out else runs_dir / args.name
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -293,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(line, highlight=False)
     console.print(f"wrote {out / 'abstention.csv'}, {out / 'abstention_curve.csv'} and {out / 'abstention.png'} "
                   f"({wall:.0f}s)", highlight=False)
-    return 0
+    return json.loads((out / "summary.json").read_text())
 
 
 if __name__ == "__main__":
