@@ -4,6 +4,7 @@ the paper's figures and, per dynamic, on how many seeds it held.
     arena experiment rest                       # seeds 0,1,2; 2 Grow steps each
     arena experiment rest --seeds 0,1,2,3,4
     arena experiment rest --set reward=model    # R = a learned reward model, chrF the true metric
+    arena experiment rest --recipe online --set reward=model   # the paper's online-RL baseline: reward hacking
 
 Each seed is an ordinary run (`<runs>/<name>-s<seed>`, resumable, reused when it has finished with
 the same settings), made as `arena train rest-v0 --rounds 2 --seed S --run <name>-s<S>` would make
@@ -22,6 +23,9 @@ from arena.store import check_run_name
 from arena.types import ArenaError
 
 GAME = "rest-v0"
+ROUNDS = {"online": 12}
+"""--rounds' default per recipe (others: 2 Grow steps). Online RL: one round = one policy-gradient step on
+64 sources x 4 samples; 12 rounds move R and chrF apart under reward=model (see games.rest.online)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -30,14 +34,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="ReST (Gulcehre et al. 2023) on rest-v0 over several seeds, printed beside the paper's "
                     "numbers with the number of seeds each of its dynamics held on.")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds (default 0,1,2)")
-    p.add_argument("--rounds", type=int, default=2, help="Grow steps per run (default 2: G1 and G2, as the paper)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="Grow steps per run (default 2: G1 and G2, as the paper); online: policy-gradient rounds "
+                        f"(default {ROUNDS['online']})")
     p.add_argument("--episodes", type=int, default=64, help="sources per Grow step (default 64)")
     p.add_argument("--data-seed", type=int, default=None,
                    help="pin the data to this seed for every run seed (default: each seed its own data)")
-    p.add_argument("--recipe", default="default", help="default (= rest, as `arena train` names it) or em")
+    p.add_argument("--recipe", default="default",
+                   help="default (= rest, as `arena train` names it), em, or online (the paper's online-RL baseline)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="recipe hyper-parameter (`arena train rest-v0 --help`), repeatable")
-    p.add_argument("--name", default="rest", help="run-name prefix: runs are <name>-s<seed> (default rest)")
+    p.add_argument("--name", default=None,
+                   help="run-name prefix: runs are <name>-s<seed> (default rest; online: online)")
     p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
@@ -46,6 +54,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise ArenaError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
+    if args.rounds is None:
+        args.rounds = ROUNDS.get(args.recipe, 2)
+    if args.name is None:
+        args.name = "online" if args.recipe == "online" else "rest"
     if not args.seeds or args.rounds < 1 or args.episodes < 1:
         raise ArenaError("need at least one seed, one round and one episode")
     check_run_name(args.name)  # before anything is made: a name never leaves the runs dir
@@ -87,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quiet:
             return
         loss = s.get("losses", {}).get("policy", {})
+        if "test.R" in loss:  # online RL: one policy-gradient step per round
+            console.print(f"[dim]{time.perf_counter() - t0:5.0f}s[/] s{seed} RL {s['round'] + 1} samples R "
+                          f"{100 * loss['samples_R']:.1f}  KL {loss['kl']:.2f}  test R {100 * loss['test.R']:.1f} "
+                          f"chrF {100 * loss['test.chrF']:.1f}", highlight=False)
+            return
         steps = " ".join(f"{k[:-2]} {100 * v:.1f}" for k, v in loss.items() if k.endswith(".R"))
         console.print(f"[dim]{time.perf_counter() - t0:5.0f}s[/] s{seed} G{s['round'] + 1} D_g mean "
                       f"{100 * loss.get('Dg_R', 0):.1f}  test R per Improve step: {steps}", highlight=False)

@@ -18,10 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from arena.types import ArenaError
+
 PAPER = {"BC": 70.9, "G1 I0": 71.9, "G1 I4": 77.8, "G2 I3": 83.1}
 """Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (ALGORITHMS.md §2)."""
 STEP_COLUMNS = ["label", "grow", "improve", "tau", "dg_mean", "lr", "pairs", "kept", "from_data", "length", "loss",
                 "valid", "test", "test_chrf", "test_exact", "test_length", "seeds_next"]
+ONLINE_COLUMNS = ["label", "round", "pairs", "samples_R", "kl", "loss", "valid", "test", "test_chrf", "test_exact",
+                  "test_length"]
 OUT = "rest"
 
 
@@ -30,13 +34,16 @@ def rest_dir(run_dir: Path) -> Path:
 
 
 def write_outputs(history: dict[str, Any], out_dir: Path) -> None:
-    """history.json, steps.csv, bon.csv and bon.png under `out_dir`."""
+    """history.json, steps.csv, bon.csv and bon.png under `out_dir` (online RL: no Best-of-N curve)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    online = history.get("variant") == "online"
     with open(out_dir / "steps.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, STEP_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(f, ONLINE_COLUMNS if online else STEP_COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(history["steps"])
+    if online:
+        return
     with open(out_dir / "bon.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "n", "reward", "chrf"])
@@ -121,6 +128,11 @@ def report(run_dir: Path):
     note = Text("* seeds the next Grow step (best validation reward). Rewards x100 (greedy decoding); "
                 "paper = IWSLT'14 reward-model scores, another scale.\n"
                 f"Files: {path.parent}/{{steps.csv, bon.csv, bon.png}}", style="dim")
+    if history.get("variant") == "online":
+        note = Text("Rewards x100 (greedy decoding); KL = KL(π‖π_BC) on the round's samples before its update; "
+                    "paper = online PPO on IWSLT'14 (reward-model score), another scale.\n"
+                    f"Files: {path.parent}/{{history.json, steps.csv}}", style="dim")
+        return Group(online_table(history, f"online RL on rest-v0 ({Path(run_dir).name})"), note)
     method = "ReST-EM" if history.get("variant") == "em" else "ReST"
     return Group(table(history, f"{method} on rest-v0 ({Path(run_dir).name})"), bon_table(history), note)
 
@@ -137,6 +149,8 @@ def last_step(history: dict[str, Any], grow: int, improve: int) -> dict[str, Any
 def seed_row(history: dict[str, Any]) -> dict[str, Any]:
     """One seed's figures in the paper's layout (BC, G1 I0, G1 I4, G2 I3; rewards x100) and its
     dynamics: each as the paper reports it, True/False (None when the run has no such row)."""
+    if history.get("variant") == "online":
+        return online_seed_row(history)
     steps = history["steps"]
     bc = next((r for r in steps if r["label"] == "BC"), None)
     g1i0 = next((r for r in steps if r["grow"] == 1 and r["improve"] == 0), None)
@@ -189,7 +203,8 @@ PAPER_DYNAMICS = {
 
 
 def seeds_report(run_dirs: list[Path]):
-    """Per seed: BC, G1 I0, G1 I4, G2 I3 beside the paper's; then each dynamic and on how many seeds it held."""
+    """Per seed: BC, G1 I0, G1 I4, G2 I3 beside the paper's (online RL: R and chrF at BC and after the
+    last round beside the paper's online PPO); then each dynamic and on how many seeds it held."""
     from rich.console import Group
     from rich.text import Text
 
@@ -197,23 +212,16 @@ def seeds_report(run_dirs: list[Path]):
     for d in run_dirs:
         history = json.loads((rest_dir(d) / "history.json").read_text())
         rows.append((Path(d).name, history, seed_row(history)))
+    online = [h.get("variant") == "online" for _, h, _ in rows]
+    if any(online) and not all(online):
+        raise ArenaError("online-RL runs and ReST runs have different tables: report them apart")
     learned = any(h.get("reward", "chrf") != "chrf" for _, h, _ in rows)
-    t = Table(title="ReST on rest-v0, one row per run (test reward x100, greedy)", header_style="bold")
-    labels = ("BC", "G1 I0", "G1 I4", "G2 I3")
-    for col in ("run", *labels, *([f"chrF {k}" for k in labels] if learned else [])):
-        t.add_column(col, justify="left" if col == "run" else "right")
-    f = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
-    for name, _, r in rows:
-        last = r["G1 I4 label"] if r["G1 I4 label"] not in (None, "G1 I4") else ""
-        t.add_row(name, f(r["BC"]), f(r["G1 I0"]), f(r["G1 I4"]) + (f" ({last})" if last else ""), f(r["G2 I3"]),
-                  *([f(r["chrF"][k]) for k in labels] if learned else []))
-    t.add_row("paper (IWSLT'14, RM score)", *[f"{PAPER[k]:.1f}" for k in labels], *([""] * 4 if learned else []),
-              style="dim")
+    t = online_seeds_table(rows) if all(online) else rest_seeds_table(rows, learned)
     d = Table(title="the paper's dynamics, per run", header_style="bold",
               caption="held = runs on which the dynamic appeared / runs that have the rows it needs")
     for col in ("dynamic", "paper", "held", *[name for name, _, _ in rows]):
         d.add_column(col, justify="left" if col in ("dynamic", "paper") else "right")
-    for dyn, paper in PAPER_DYNAMICS.items():
+    for dyn, paper in (ONLINE_DYNAMICS if all(online) else PAPER_DYNAMICS).items():
         got = [r["dynamics"].get(dyn) for _, _, r in rows]
         if all(g is None for g in got) and dyn in (HACK_IMPROVE, HACK_GROW):
             continue  # measured under a learned reward only
@@ -223,6 +231,84 @@ def seeds_report(run_dirs: list[Path]):
                 + "Paper: Gulcehre et al. 2023, IWSLT'14 De-En, reward-model scores (another task and scale).",
                 style="dim")
     return Group(t, d, note)
+
+
+def rest_seeds_table(rows: list[tuple[str, dict[str, Any], dict[str, Any]]], learned: bool) -> Table:
+    t = Table(title="ReST on rest-v0, one row per run (test reward x100, greedy)", header_style="bold")
+    labels = ("BC", "G1 I0", "G1 I4", "G2 I3")
+    for col in ("run", *labels, *([f"chrF {k}" for k in labels] if learned else [])):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    for name, _, r in rows:
+        last = r["G1 I4 label"] if r["G1 I4 label"] not in (None, "G1 I4") else ""
+        t.add_row(name, _f(r["BC"]), _f(r["G1 I0"]), _f(r["G1 I4"]) + (f" ({last})" if last else ""), _f(r["G2 I3"]),
+                  *([_f(r["chrF"][k]) for k in labels] if learned else []))
+    t.add_row("paper (IWSLT'14, RM score)", *[f"{PAPER[k]:.1f}" for k in labels], *([""] * 4 if learned else []),
+              style="dim")
+    return t
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+# -- online RL (games.rest.online) ----------------------------------------------------
+
+PAPER_ONLINE = {"BC": 70.9, "online": 71.6, "BLEU": -8.0}
+"""The paper's online PPO on IWSLT'14: RM score 71.6 (BC 70.9), and its BLEU fell ~8 points."""
+R_UP = "online RL: test R above BC's"
+CHRF_DOWN = "online RL: test chrF below BC's"
+HACK_ONLINE = "hacking: R above BC while chrF below BC"
+ONLINE_DYNAMICS = {R_UP: "RM 70.9 -> 71.6", CHRF_DOWN: "BLEU fell ~8 points", HACK_ONLINE: "yes: reward hacking"}
+
+
+def online_seed_row(history: dict[str, Any]) -> dict[str, Any]:
+    """One online-RL seed: test R and chrF (x100) at BC and after the last round, and the dynamics."""
+    steps = history["steps"]
+    bc = next((r for r in steps if r["label"] == "BC"), None)
+    last = steps[-1] if len(steps) > 1 else None
+    v = lambda r, k: None if r is None else 100 * r[k]  # noqa: E731
+    out = {"BC": v(bc, "test"), "last": v(last, "test"), "chrF BC": v(bc, "test_chrf"),
+           "chrF last": v(last, "test_chrf"), "label": last["label"] if last else None,
+           "kl": last.get("kl") if last else None}
+    up = None if last is None else out["last"] > out["BC"]
+    down = None if last is None else out["chrF last"] < out["chrF BC"]
+    out["dynamics"] = {R_UP: up, CHRF_DOWN: down, HACK_ONLINE: None if last is None else up and down}
+    return out
+
+
+def online_seeds_table(rows: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> Table:
+    reward = {h.get("reward", "chrf") for _, h, _ in rows}
+    t = Table(title=f"online RL on rest-v0 (R = {'/'.join(sorted(reward))}), one row per run "
+                    "(test, greedy, x100)", header_style="bold")
+    for col in ("run", "R BC", "R last", "ΔR", "chrF BC", "chrF last", "ΔchrF", "KL"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    d = lambda a, b: "-" if a is None or b is None else f"{b - a:+.1f}"  # noqa: E731
+    for name, _, r in rows:
+        t.add_row(name, _f(r["BC"]), _f(r["last"]) + (f" ({r['label']})" if r["label"] else ""),
+                  d(r["BC"], r["last"]), _f(r["chrF BC"]), _f(r["chrF last"]), d(r["chrF BC"], r["chrF last"]),
+                  "-" if r["kl"] is None else f"{r['kl']:.2f}")
+    p = PAPER_ONLINE
+    t.add_row("paper: online PPO (IWSLT'14, RM score; BLEU)", f"{p['BC']:.1f}", f"{p['online']:.1f}",
+              f"{p['online'] - p['BC']:+.1f}", "", "", f"BLEU {p['BLEU']:+.0f}", "", style="dim")
+    return t
+
+
+def online_table(history: dict[str, Any], title: str) -> Table:
+    """One row per round: BC, then RL 1, RL 2, ... (R of the round's samples, KL to BC, greedy val/test R,
+    test chrF, exact, length; x100)."""
+    t = Table(title=title, header_style="bold")
+    for col in ("policy", "samples R", "KL", "val", "test", "chrF", "exact", "len", "paper"):
+        t.add_column(col, justify="right", no_wrap=True)
+    paper = {"BC": f"{PAPER_ONLINE['BC']:.1f}"}
+    steps = history["steps"]
+    for row in steps:
+        bc = row["label"] == "BC"
+        is_last = row is steps[-1] and not bc
+        t.add_row(row["label"], "" if bc else f"{100 * row['samples_R']:.1f}", "" if bc else f"{row['kl']:.2f}",
+                  f"{100 * row['valid']:.1f}", f"{100 * row['test']:.1f}", f"{100 * row['test_chrf']:.1f}",
+                  f"{100 * row['test_exact']:.0f}%", f"{row['test_length']:.1f}",
+                  paper.get(row["label"], f"{PAPER_ONLINE['online']:.1f}, BLEU -8" if is_last else ""))
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:
