@@ -114,3 +114,12 @@ def test_seeds_report_counts_hacking_only_where_r_rose_and_chrf_fell(tmp_path):
     rest_run = _history(rest, "r", (0.78, 0.91), (0.8, 0.9), variant="rest")
     with pytest.raises(ArenaError, match="report them apart"):
         seeds_report([runs[0], rest_run])
+
+
+def test_experiment_defaults_online_runs_apart_from_rest():
+    from games.rest.experiment import ROUNDS, parse_args
+
+    online, rest = parse_args(["--recipe", "online"]), parse_args([])
+    assert online.rounds == ROUNDS["online"] and online.name == "online"
+    assert rest.rounds == 2 and rest.name == "rest"  # ReST's runs keep their names and rounds
+    assert parse_args(["--recipe", "online", "--rounds", "3", "--name", "x"]).rounds == 3

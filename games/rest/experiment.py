@@ -23,9 +23,9 @@ from arena.store import check_run_name
 from arena.types import ArenaError
 
 GAME = "rest-v0"
-ROUNDS = {"online": 12}
-"""--rounds' default per recipe (others: 2 Grow steps). Online RL: one round = one policy-gradient step on
-64 sources x 4 samples; 12 rounds move R and chrF apart under reward=model (see games.rest.online)."""
+ROUNDS = {"online": 20}
+"""--rounds' default per recipe (others: 2 Grow steps). Online RL: a round is one pass of policy gradient over
+64 sources x 4 samples (8 AdamW steps at lr 1e-4); 20 rounds take ~3 min per seed on a shared 2-core CPU."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

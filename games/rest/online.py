@@ -46,7 +46,9 @@ class OnlineParams(Params):
     samples: int = 4
     """Completions sampled per source each round: the RLOO group (at least 2)."""
     lr: float = 1e-4
-    """AdamW learning rate of the policy gradient (AdamW's moments are kept from round to round)."""
+    """AdamW learning rate of the policy gradient (AdamW's moments are kept from round to round). A fresh
+    AdamW moves every weight by about `lr` whatever the gradient's size: at 3e-4 (seed 0, reward=model)
+    one round took the KL to BC to 6.5 and three took test chrF from 91 to 58, R down with it."""
     beta: float = 0.02
     """KL coefficient: β·Σ_t (log π − log π_BC) is subtracted from each sample's R (k1, PPO-RLHF's form)."""
     epochs: int = 1
