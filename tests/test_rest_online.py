@@ -26,7 +26,11 @@ def test_params_refuse_a_group_of_one_and_negative_beta():
         OnlineParams(samples=1)
     with pytest.raises(ArenaError, match="beta"):
         OnlineParams(beta=-0.1)
-    assert OnlineParams().n_data == OnlineParams.__mro__[1]().n_data  # the data settings are ReST's
+    with pytest.raises(ArenaError, match="does not use gaps"):  # ReST's Improve-step settings are refused
+        OnlineParams(gaps=(0.5,))
+    from games.rest.recipe import Params
+
+    assert OnlineParams().n_data == Params().n_data and OnlineParams().rm_sources == Params().rm_sources
 
 
 def _weights(model):

@@ -20,7 +20,8 @@ each sample's reward (`kl_estimator="k1"`, PPO-RLHF's form) with a small `beta`.
 
 ReST's Improve-step settings (`gaps`, `thresholds`, `lr_decay`, `keep_best`,
 `binary_cut`, `cap`, `original_data`, `restart`, `bon_*`) are inherited from
-`Params` with the data and model settings and are not used here.
+`Params` with the data and model settings; they are not used here, and a value
+other than ReST's default is refused rather than ignored.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from arena.types import ArenaError, Episode
 from games.rest.recipe import Params, build, with_data_seed
 
 HISTORY_FILE = "online_history.json"
+REST_ONLY = ("gaps", "thresholds", "lr_decay", "keep_best", "binary_cut", "cap", "original_data", "restart",
+             "bon_sources", "bon_max")
 
 
 @dataclass
@@ -55,9 +58,32 @@ class OnlineParams(Params):
     """Passes over each round's samples (1: on-policy REINFORCE)."""
     batch_size: int = 32
     """Samples per gradient step."""
+    gaps: tuple[float, ...] = Params.gaps
+    """ReST's Improve steps only (not used here)."""
+    thresholds: tuple[float, ...] = Params.thresholds
+    """ReST's Improve steps only (not used here)."""
+    lr_decay: float = Params.lr_decay
+    """ReST's Improve steps only (not used here)."""
+    keep_best: bool = Params.keep_best
+    """ReST's Improve steps only (not used here)."""
+    binary_cut: float = Params.binary_cut
+    """ReST-EM only (not used here)."""
+    cap: int = Params.cap
+    """ReST-EM only (not used here)."""
+    original_data: bool = Params.original_data
+    """ReST's D_g only (not used here)."""
+    restart: bool = Params.restart
+    """ReST-EM only (not used here)."""
+    bon_sources: int = Params.bon_sources
+    """ReST's Best-of-N curve only (not used here)."""
+    bon_max: int = Params.bon_max
+    """ReST's Best-of-N curve only (not used here)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        unused = [f for f in REST_ONLY if getattr(self, f) != getattr(Params, f)]
+        if unused:
+            raise ArenaError(f"online does not use {', '.join(unused)} (ReST's Improve steps and Best-of-N)")
         if self.samples < 2:
             raise ArenaError("online needs samples >= 2 (the leave-one-out baseline's group)")
         if self.beta < 0 or self.lr <= 0:
