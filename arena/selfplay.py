@@ -339,10 +339,9 @@ def train_or_reuse(cfg: TrainConfig, runs_dir: Path, on_event=None) -> list[dict
     saved = read_run_config(run_dir)
     mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "rounds"}
     # a setting added to TrainConfig after the run was made reads as its default there
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    default = {k: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-               for k, f in fields.items() if f.default is not dataclasses.MISSING
-               or f.default_factory is not dataclasses.MISSING}
+    missing = dataclasses.MISSING
+    default = {f.name: f.default_factory() if f.default is missing else f.default  # type: ignore[misc]
+               for f in dataclasses.fields(cfg) if f.default is not missing or f.default_factory is not missing}
     if any(saved.get(k, default.get(k)) != v for k, v in mine.items()):
         raise ArenaError(f"run {cfg.run!r} exists with other settings; pass --name to start fresh")
     trainer = load_run(run_dir, runs_dir, on_event)
