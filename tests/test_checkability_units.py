@@ -1,6 +1,8 @@
 """Checkability training's pieces on hand-made data: rewards, best-of-n, the verifier's mixture, the loader."""
 from __future__ import annotations
 
+import json
+
 import math
 from pathlib import Path
 
@@ -175,21 +177,22 @@ def test_one_digit_problems_and_sneaky_solutions_stay_in_range():
         assert 0 <= first_wrong[3] <= 9  # the planted result itself never gives the error away
 
 
-def test_pretrain_writes_plain_hf_prover_and_scorer(tmp_path):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+def test_pretrain_writes_plain_hf_prover_and_a_likelihood_scorer_verifier(tmp_path):
+    from transformers import AutoModelForCausalLM
 
-    from games.prover_verifier.pretraining import pretrain
+    from agents.hf.likelihood import LikelihoodScorer, Readout
+    from arena.registry import spec as game_spec
+    from arena.specs import AgentContext, build_agent
+    from games.prover_verifier.pretraining import VERIFIER_MARK, pretrain
 
     out = pretrain(tmp_path / "tiny", steps=2, seed=0, progress=False)
     AutoModelForCausalLM.from_pretrained(out / "prover")
-    scorer = AutoModelForSequenceClassification.from_pretrained(out / "verifier")
-    lm = AutoModelForCausalLM.from_pretrained(out / "verifier")  # the backbone loads as an LM too
-    tok = AutoTokenizer.from_pretrained(out / "verifier")
-    r, w = tok.convert_tokens_to_ids(["r", "w"])
-    emb = lm.get_input_embeddings().weight  # tied: the LM head's rows
-    assert torch.allclose(scorer.score.weight[0], emb[r] - emb[w])  # scores start as log p(right) - log p(wrong)
-    assert (out / "pretrain.json").is_file()
+    AutoModelForCausalLM.from_pretrained(out / "verifier")  # plain HF: the verifier is a causal LM
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "verifier", Path(tmp_path), "cpu")
+    verifier = build_agent(f"hf:{out / 'verifier'}", ctx)
+    assert isinstance(verifier, LikelihoodScorer) and verifier.readout == Readout(after=VERIFIER_MARK)
+    info = json.loads((out / "pretrain.json").read_text())
+    assert info["verifier"]["steps"] == 2 and info["prover"]["steps"] == 2  # never past --steps
 
 
 class _MistakenProver:

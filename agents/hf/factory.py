@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.hf.config import LoadConfig, parse_hf_arg, sampling_from_meta, split_options
 from agents.hf.generator import GeneratorAgent
+from agents.hf.likelihood import LikelihoodScorer, Readout, is_likelihood_meta
 from agents.hf.loading import read_agent_meta
 from agents.hf.scorer import ScorerAgent
 from arena.checkpoints import CHECKPOINT_META
@@ -35,7 +36,7 @@ def seat_action_space(ctx) -> Any:
             close()
 
 
-def build(arg: str, ctx) -> GeneratorAgent | ScorerAgent:
+def build(arg: str, ctx) -> GeneratorAgent | ScorerAgent | LikelihoodScorer:
     """`arena.agents` entry point for `hf:<model>[?options]` (and `ckpt:` dirs these agents wrote)."""
     from gymnasium import spaces
 
@@ -51,6 +52,9 @@ def build(arg: str, ctx) -> GeneratorAgent | ScorerAgent:
     if isinstance(space, spaces.Box):
         _, load = split_options(options, generator=False)
         load = _with_ctx_device(load, ctx)
+        if is_likelihood_meta(meta):  # a generative verifier: its LM's token log-probabilities are the score
+            return LikelihoodScorer.from_pretrained(ref, gguf_file=gguf, load=load,
+                                                    readout=Readout.from_meta(meta["readout"]))
         return ScorerAgent.from_pretrained(ref, gguf_file=gguf, load=load)
     if isinstance(space, spaces.Text):
         sampling, load = split_options(options, generator=True, base_sampling=sampling_from_meta(meta))

@@ -3,14 +3,17 @@
 The prover is SFT'd on demonstrations of both roles for the same problems: the
 helpful one is `rules.honest_solution`, the sneaky one `rules.sneaky_solution`
 (one planted error carried to the answer; half of them in the last step by +-1).
-The verifier's base is a smaller LM pretrained to judge: it reads the verifier's
-own input (`rules.verifier_prompt`) of a correct or a rule-made incorrect
-solution and predicts `right` / `wrong` -- a stand-in for the math a real
-pretrained verifier brings (an LM pretrained on correct solutions alone gave a
-scorer that did not learn to check within a round's budget: held-out AUC ~0.5).
-Its scalar head is added, freshly initialised, when it is loaded as a scorer, and
-checkability training re-starts from exactly these weights every round. Problems come from a generator stream of their own seed, so they are
-not the pools the game trains on (those are drawn from other seeds).
+The verifier's base is a smaller LM pretrained briefly (`VERIFIER_STEPS`) on
+correct solutions in the very format it scores (`rules.verifier_prompt`): a weak
+LM that has seen the task's text but barely its arithmetic. It plays as a
+likelihood scorer (`agents.hf.likelihood`, a generative verifier): its score is
+the soft minimum of the solution tokens' log-probabilities, so checkability
+training (Bradley-Terry on that score) teaches the LM itself which steps are
+wrong, and re-starts from exactly these weights every round. (The earlier base, a
+judge with a scalar head at the last token, plateaued at AUC 0.72-0.87 whatever
+its size and never learned to check from the game's pairs: README, checkability.)
+Problems come from a generator stream of their own seed, so they are not the
+pools the game trains on (those are drawn from other seeds).
 
 Shipped bases (`games/prover_verifier/assets/`) were made by
 
@@ -35,6 +38,13 @@ VERIFIER_SHAPE: dict[str, Any] = dict(hidden_size=64, intermediate_size=192, num
 ASSETS = Path(__file__).parent / "assets"
 
 
+VERIFIER_STEPS = 300
+"""The verifier's base LM is pretrained this long only: a weak LM (it ranks a correct solution above
+one with a wrong step barely better than chance, AUC ~0.55), so that what it checks is what
+checkability training teaches it. Trained to convergence (1500 steps) it checks every step at
+AUC 1.0 before any round, and no sneaky prover ever fools it."""
+VERIFIER_MARK = "Solution:\n"
+"""The verifier scores the tokens after this marker of `rules.verifier_prompt` (the solution)."""
 MAX_VALUE = 9
 """The tiny task: one-digit arithmetic (every number in 0..9), so a tiny verifier can learn to check it."""
 
@@ -54,49 +64,30 @@ def prover_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
 
 def verifier_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
                    max_value: int | None = MAX_VALUE) -> list[tuple[str, str]]:
-    """(verifier input, `right` | `wrong`) pairs for the verifier's base LM, half of each."""
+    """(verifier input up to the solution, honest solution) pairs: the verifier's base LM reads
+    correct solutions only, in the very format it will score (`rules.verifier_prompt`)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         p = rules.generate_problem(rng, min_steps, max_steps, max_value=max_value)
-        if rng.random() < 0.5:
-            out.append((rules.verifier_prompt(p.question, rules.honest_solution(p)), "right"))
-        else:
-            wrong = rules.sneaky_solution(p, rng, subtle=bool(rng.integers(2)), max_value=max_value)
-            out.append((rules.verifier_prompt(p.question, wrong), "wrong"))
+        out.append((rules.verifier_prompt(p.question, "")[:-1], rules.honest_solution(p)))
     return out
 
 
-def judge_to_scorer(directory: Path, good: str = "r", bad: str = "w") -> None:
-    """Turn a judging causal LM in `directory` into a scorer there, in place.
+def lm_to_likelihood_scorer(directory: Path, after: str = VERIFIER_MARK, temperature: float = 3.0) -> None:
+    """Declare the causal LM in `directory` a likelihood scorer (`agents.hf.likelihood`), in place:
+    its score is the soft-min log-probability of the solution's tokens."""
+    from agents.hf.likelihood import Readout
+    from agents.hf.loading import AGENT_META
 
-    The scalar head is set to the difference of the LM head's rows for the first
-    characters of `right` and `wrong`, so the scorer starts out scoring
-    log p(right) - log p(wrong) at the last token: the pretrained judge, as a
-    `LlamaForSequenceClassification` (one label) that loads with plain
-    `AutoModelForSequenceClassification.from_pretrained`.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    from agents.hf import quiet_transformers, save_agent_dir
-
-    directory = Path(directory)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    with quiet_transformers(warnings=False):  # the LM checkpoint has no score head: set just below
-        lm = AutoModelForCausalLM.from_pretrained(directory)
-        scorer = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=1,
-                                                                    pad_token_id=tokenizer.pad_token_id)
-    ids = tokenizer.convert_tokens_to_ids([good, bad])
-    with torch.no_grad():
-        rows = lm.get_output_embeddings().weight  # (V, H)
-        scorer.score.weight.copy_((rows[ids[0]] - rows[ids[1]])[None, :])  # (1, H)
-    for f in directory.glob("*.safetensors"):
-        f.unlink()
-    save_agent_dir(scorer, tokenizer, directory, {"agent": "scorer"})
+    meta_path = Path(directory) / AGENT_META
+    meta = json.loads(meta_path.read_text())
+    meta.update({"agent": "scorer", "readout": Readout(after=after, temperature=temperature).to_meta()})
+    meta.pop("sampling", None)
+    meta_path.write_text(json.dumps(meta, indent=2))
 
 
-def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0, verifier_steps: int | None = None,
+def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0, verifier_steps: int = VERIFIER_STEPS,
              progress: bool = True) -> Path:
     """Write `<out_dir>/prover` (tiny causal LM) and `<out_dir>/verifier` (the verifier's base LM)."""
     from agents.tiny import pretrain as sft
@@ -104,9 +95,9 @@ def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0, verifier_steps:
     out_dir = Path(out_dir)
     prover = sft(prover_demos(20_000, seed + 1), out_dir / "prover", steps=steps, seed=seed,
                  batch_size=32, progress=progress, **PROVER_SHAPE)
-    verifier = sft(verifier_demos(20_000, seed + 2), out_dir / "verifier", steps=verifier_steps or steps,
+    verifier = sft(verifier_demos(20_000, seed + 2), out_dir / "verifier", steps=min(verifier_steps, steps),
                    seed=seed + 3, batch_size=32, progress=progress, **VERIFIER_SHAPE)
-    judge_to_scorer(out_dir / "verifier")
+    lm_to_likelihood_scorer(out_dir / "verifier")
     info = {"command": f"arena pretrain prover-verifier-v0 --out {out_dir} --steps {steps} --seed {seed}",
             "prover": {"parameters": prover.parameters, "steps": prover.steps, "final_loss": prover.final_loss,
                        "seconds": prover.seconds},

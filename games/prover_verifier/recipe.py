@@ -56,10 +56,14 @@ class CheckabilityParams:
     """Every number of a synthetic problem stays in 0..max_value (9: the one-digit task the tiny models learned)."""
     verifier_lambda: float = 1e-2
     """lambda: weight of E[V^2] in the verifier loss (keeps scores near zero)."""
-    verifier_lr: float = 5e-4
+    verifier_lr: float = 2e-3
     """Verifier AdamW learning rate."""
-    verifier_epochs: int = 3
-    """Passes over the verifier's mixture per round (the verifier restarts from its initial weights every round)."""
+    verifier_epochs: int = 30
+    """Passes over the verifier's mixture per round (the verifier restarts from its initial weights every
+    round, so a round's verifier is trained 30 x its mixture: 120 steps in round 0, 480 in round 3).
+    The shipped verifier is a weak LM that learns to check from these pairs (a likelihood scorer).
+    Seed 0, sneaky success against the round 0-3 verifiers (cross-play mean): 0.30 0.24 0.19 0.13
+    at 30 epochs; 0.47 0.32 0.23 0.34 at 10 (3, lr 5e-4, was the default of the old scalar-head judge)."""
     verifier_batch: int = 16
     """Problems per verifier optimisation step (every correct/incorrect pair within them is a BT term)."""
     verifier_problems: int = 64

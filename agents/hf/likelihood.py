@@ -1,0 +1,141 @@
+"""The likelihood scorer: `LikelihoodScorer`, a causal LM that scores a text by how unsurprising it finds it.
+
+A generative verifier (cf. Zhang et al. 2024, "Generative Verifiers"): the score of
+a text is a soft minimum, over the tokens after a marker (e.g. `"Solution:\\n"`),
+of the LM's log-probability of each token given the ones before it:
+
+    V = -T * log sum_t exp(-log p(x_t | x_<t) / T)
+
+so one token the LM did not expect -- a wrong result in an arithmetic step --
+pulls the whole score down (T -> 0: the minimum; T large: the sum). The last
+`skip_last` tokens (a closing newline) are left out. The score is an unbounded
+scalar like a scalar head's, so every learner and game that uses `ScorerAgent`
+uses this one unchanged; Bradley-Terry on it trains the LM where its errors are.
+
+Why it exists: a tiny LM with a scalar head at the last token never learned to
+check multi-step arithmetic from one bit per solution (the prover-verifier notes in
+README.md); the same LM trained as a generative verifier learns it from the same
+pairs. The readout is data in `arena_agent.json` (`"readout"`), checked on load.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.hf.config import LoadConfig, resolve_device
+from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
+from agents.hf.scorer import ScorerAgent
+from arena.types import ArenaError
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How a `LikelihoodScorer` turns token log-probabilities into a score (`arena_agent.json`'s `readout`)."""
+
+    after: str = ""
+    """Score only the tokens after the last occurrence of this marker in the text ("" = all tokens)."""
+    temperature: float = 3.0
+    """T of the soft minimum over token log-probabilities (small: the least likely token decides)."""
+    skip_last: int = 1
+    """Tokens left out at the end of the text (e.g. a closing newline the LM was never taught)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.after, str) or len(self.after) > 200:
+            raise ArenaError("readout 'after' must be a string of at most 200 characters")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not math.isfinite(self.temperature) or not 0 < self.temperature <= 1000:
+            raise ArenaError(f"readout 'temperature' must be a number in (0, 1000], not {self.temperature!r}")
+        if isinstance(self.skip_last, bool) or not isinstance(self.skip_last, int) or not 0 <= self.skip_last <= 16:
+            raise ArenaError(f"readout 'skip_last' must be an integer in 0..16, not {self.skip_last!r}")
+
+    @classmethod
+    def from_meta(cls, value: Any) -> "Readout":
+        """The readout an agent dir declares (untrusted JSON): known keys only, typed, in range."""
+        if not isinstance(value, dict) or value.get("kind") != "likelihood":
+            raise ArenaError("arena_agent.json 'readout' must be an object with kind 'likelihood'")
+        unknown = set(value) - {"kind", "after", "temperature", "skip_last"}
+        if unknown:
+            raise ArenaError(f"arena_agent.json 'readout' has unknown keys: {', '.join(sorted(unknown))}")
+        return cls(**{k: v for k, v in value.items() if k != "kind"})
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"kind": "likelihood", **dataclasses.asdict(self)}
+
+
+def is_likelihood_meta(meta: dict[str, Any]) -> bool:
+    """Whether an agent dir's `arena_agent.json` declares a likelihood scorer."""
+    return meta.get("agent") == "scorer" and "readout" in meta
+
+
+class LikelihoodScorer(ScorerAgent):
+    """A causal LM playing a `Box(shape=(1,))` seat: the score is the soft-min token log-probability."""
+
+    def __init__(self, model, tokenizer, *, readout: Readout, max_batch: int = 0, max_length: int = 0,
+                 seed: int = 0):
+        super().__init__(model, tokenizer, max_batch=max_batch, max_length=max_length, seed=seed)
+        self.readout = readout
+
+    @classmethod
+    def from_pretrained(cls, ref: str, *, gguf_file: str | None = None, load: LoadConfig | None = None,
+                        readout: Readout | None = None) -> "LikelihoodScorer":
+        from transformers import AutoModelForCausalLM
+
+        load = load or LoadConfig()
+        device = resolve_device(load.device)
+        check_model_ref(ref, gguf_file, download=load.download)
+        tokenizer = load_tokenizer(ref, gguf_file, download=load.download)
+        try:
+            model, base, _ = load_model(AutoModelForCausalLM, ref, gguf_file, load, "generator")
+        except load_errors() as e:
+            raise ArenaError(f"cannot load a likelihood scorer from {ref!r}: {type(e).__name__}: {e}") from e
+        model.to(device).eval()
+        agent = cls(model, tokenizer, readout=readout or Readout(), max_batch=load.max_batch,
+                    max_length=load.max_length, seed=load.seed)
+        agent.base = base
+        return agent
+
+    def _score_batch(self, texts: list[str], grad: bool) -> torch.Tensor:
+        if grad:
+            return self._soft_min(texts)
+        with torch.inference_mode():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                return self._soft_min(texts)
+            finally:
+                self.model.train(was_training)
+
+    def _soft_min(self, texts: list[str]) -> torch.Tensor:
+        r = self.readout
+        starts = [self._start_token(t) for t in texts]
+        enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",
+                             truncation=bool(self.max_length), max_length=self.max_length or None)
+        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
+        token_lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, L-1): log p(x_{j+1})
+        pos = torch.arange(token_lp.shape[1], device=self.device)[None, :] + 1  # the token each entry scores
+        start = torch.tensor(starts, device=self.device)[:, None]
+        end = mask.sum(1, keepdim=True) - r.skip_last  # first position left out
+        keep = (pos >= start) & (pos < end)
+        keep = keep | ((pos == end - 1) & ~keep.any(1, keepdim=True))  # never an empty set: the last kept token
+        t = r.temperature
+        return -t * torch.logsumexp(torch.where(keep, -token_lp / t, torch.full_like(token_lp, -1e9)), dim=1)
+
+    def _start_token(self, text: str) -> int:
+        """Index of the first token after the readout's marker (1: after BOS, when there is no marker)."""
+        r = self.readout
+        at = text.rfind(r.after) if r.after else -1
+        if at < 0:
+            return 1
+        head = text[:at + len(r.after)]
+        return len(self.tokenizer(head, truncation=bool(self.max_length),
+                                  max_length=self.max_length or None)["input_ids"])
+
+    def save(self, directory) -> None:
+        save_agent_dir(self.model, self.tokenizer, directory, {"agent": "scorer", "readout": self.readout.to_meta()},
+                       base=self.base)
+
