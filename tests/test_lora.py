@@ -99,7 +99,7 @@ def test_the_checkpoint_is_the_adapter_and_a_small_fraction_of_the_full_model(lo
 
 
 def test_the_checkpoint_reloads_to_the_same_outputs_by_ckpt_spec_and_in_plain_peft(lora_run):
-    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
+    from peft import AutoPeftModelForCausalLM
 
     from arena.specs import AgentContext, build_agent
     from arena.registry import spec as game_spec
@@ -111,15 +111,42 @@ def test_the_checkpoint_reloads_to_the_same_outputs_by_ckpt_spec_and_in_plain_pe
     torch.testing.assert_close(logits(agent.model), logits(models["prover"]), rtol=0, atol=0)
     plain = AutoPeftModelForCausalLM.from_pretrained(str(trainer.run_dir / "checkpoints/prover/round-0"))
     torch.testing.assert_close(logits(plain), logits(models["prover"]), rtol=1e-6, atol=1e-6)
-    # the verifier's adapter carries its trained scalar head
+    # the verifier (a likelihood scorer) reloads to the same scores, and in plain peft as a causal LM
     verifier = build_agent("ckpt:pv-lora/verifier/round-0", AgentContext.for_seat(gspec, "verifier", runs, "cpu"))
     texts = ["1+2=3", "2*3=7"]
     torch.testing.assert_close(verifier.scores(texts), trainer.setup.seats["verifier"].agent.scores(texts))
-    plain = AutoPeftModelForSequenceClassification.from_pretrained(
-        str(trainer.run_dir / "checkpoints/verifier/round-0"), num_labels=1)
-    enc = verifier.tokenizer(texts[:1], return_tensors="pt")
+    plain = AutoPeftModelForCausalLM.from_pretrained(str(trainer.run_dir / "checkpoints/verifier/round-0"))
+    ids = verifier.tokenizer(texts[:1], return_tensors="pt")["input_ids"]  # no marker: every token but the last
     with torch.inference_mode():
-        torch.testing.assert_close(plain(**enc).logits[:, 0], verifier.scores(texts[:1]), rtol=1e-5, atol=1e-5)
+        lp = torch.log_softmax(plain(input_ids=ids).logits[0].float(), -1)
+    token_lp = torch.stack([lp[j - 1, ids[0, j]] for j in range(1, ids.shape[1] - 1)])
+    t = verifier.readout.temperature
+    torch.testing.assert_close(-t * torch.logsumexp(-token_lp / t, 0), verifier.scores(texts[:1])[0],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_scalar_head_scorer_adapter_carries_its_head_and_reloads_in_plain_peft(tmp_path):
+    from peft import AutoPeftModelForSequenceClassification
+
+    from agents.hf import ScorerAgent
+    from agents.hf.loading import save_agent_dir
+    from agents.tiny import new_tiny_scorer
+
+    model, tok = new_tiny_scorer(seed=0, init_std=0.3)
+    save_agent_dir(model, tok, tmp_path / "base", {"agent": "scorer"})
+    agent = ScorerAgent.from_pretrained(str(tmp_path / "base"), load=LoadConfig(lora=4))
+    with torch.no_grad():
+        for name, p in agent.model.named_parameters():
+            if p.requires_grad:  # the adapter and the head: as after training
+                p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    agent.save(tmp_path / "ckpt")
+    texts = ["1+2=3", "2*3=7"]
+    reloaded = ScorerAgent.from_pretrained(str(tmp_path / "ckpt"))
+    torch.testing.assert_close(reloaded.scores(texts), agent.scores(texts))
+    plain = AutoPeftModelForSequenceClassification.from_pretrained(str(tmp_path / "ckpt"), num_labels=1)
+    enc = agent.tokenizer(texts[:1], return_tensors="pt")
+    with torch.inference_mode():
+        torch.testing.assert_close(plain(**enc).logits[:, 0], agent.scores(texts[:1]), rtol=1e-5, atol=1e-5)
 
 
 def test_resume_loads_the_adapter_in_place(lora_run, base_dir):

@@ -19,7 +19,10 @@ strings. The keys are the fields of `SamplingConfig` (generator only) and of
 Which agent a spec builds depends on the seat: a gymnasium `Text` action space
 gets a `GeneratorAgent`, a `Box` action space a `ScorerAgent`
 (`AutoModelForSequenceClassification` with one label; a head missing from the
-checkpoint is initialised from `LoadConfig.seed`, never from the global RNG).
+checkpoint is initialised from `LoadConfig.seed`, never from the global RNG) -- or,
+when the dir's `arena_agent.json` declares a `readout`, a `LikelihoodScorer`: a
+causal LM whose score is the soft-min log-probability of the text's tokens after a
+marker (a generative verifier; `likelihood`).
 
 Both agents save standard `save_pretrained` directories (safetensors, tokenizer,
 plus `arena_agent.json` holding the sampling settings, which `build` reads back
@@ -28,7 +31,7 @@ optimizer that holds the parameters stays valid.
 
 Modules, one job each: `config` (the options and the spec string), `loading`
 (models, tokenizers, GGUF, agent dirs), `generator` (`GeneratorAgent` and its KV
-cache), `scorer` (`ScorerAgent`), `factory` (`build`, the `hf:` entry point) and
+cache), `scorer` (`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (`build`, the `hf:` entry point) and
 `quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy view,
 adapter checkpoints). Everything public is importable from here.
 """
@@ -36,14 +39,15 @@ from agents.hf.config import (LoadConfig, SamplingConfig, parse_hf_arg, resolve_
                               sampling_from_meta, split_options)
 from agents.hf.factory import build, seat_action_space
 from agents.hf.generator import Completion, GeneratorAgent, PreallocLayer, encode_prompt, new_kv_cache
+from agents.hf.likelihood import LikelihoodScorer, Readout
 from agents.hf.loading import (AGENT_META, check_model_ref, load_tokenizer, load_weights_in_place, read_agent_meta,
                                save_agent_dir, slow_to_load)
 from agents.hf.quiet import quiet_transformers
 from agents.hf.scorer import ScorerAgent, init_head
 
 __all__ = [
-    "AGENT_META", "Completion", "GeneratorAgent", "LoadConfig", "PreallocLayer", "SamplingConfig", "ScorerAgent",
+    "AGENT_META", "Completion", "GeneratorAgent", "LikelihoodScorer", "LoadConfig", "PreallocLayer", "SamplingConfig", "ScorerAgent",
     "build", "check_model_ref", "encode_prompt", "init_head", "load_tokenizer", "load_weights_in_place",
-    "new_kv_cache", "parse_hf_arg", "quiet_transformers", "read_agent_meta", "resolve_device", "resolve_dtype",
+    "new_kv_cache", "parse_hf_arg", "quiet_transformers", "Readout", "read_agent_meta", "resolve_device", "resolve_dtype",
     "sampling_from_meta", "save_agent_dir", "seat_action_space", "slow_to_load", "split_options",
 ]
