@@ -24,32 +24,61 @@ def _agent(temperature: float = 3.0, seed: int = 0) -> LikelihoodScorer:
     return LikelihoodScorer(model, tok, readout=Readout(after=MARK, temperature=temperature))
 
 
-def _token_logprobs(agent: LikelihoodScorer, text: str) -> list[float]:
-    """log p(x_j | x_<j) of every token after the marker, but the last: one forward pass, one text."""
+def _token_logprobs(agent: LikelihoodScorer, text: str, end: bool = True) -> list[float]:
+    """log p(x_j | x_<j) of every token after the marker, then of the end-of-text token: one text alone."""
     ids = agent.tokenizer(text, return_tensors="pt")["input_ids"]
+    if end:
+        ids = torch.cat([ids, torch.tensor([[agent.tokenizer.eos_token_id]])], 1)
     head = len(agent.tokenizer(text[:text.index(MARK) + len(MARK)])["input_ids"])
     with torch.no_grad():
         lp = torch.log_softmax(agent.model(input_ids=ids).logits[0].float(), -1)
-    return [lp[j - 1, ids[0, j]].item() for j in range(head, ids.shape[1] - 1)]
+    return [lp[j - 1, ids[0, j]].item() for j in range(head, ids.shape[1])]
 
 
-def test_score_is_the_soft_minimum_of_the_solution_token_logprobs_in_any_batch():
+def _soft_min(lps, t: float) -> float:
+    return float(-t * np.log(np.exp(-np.asarray(lps) / t).sum()))
+
+
+def test_score_is_the_soft_minimum_of_the_solution_and_end_token_logprobs_in_any_batch():
     agent = _agent(temperature=2.0)
     texts = ["Question: 1+2?\nSolution:\n1+2=3\nAnswer: 3\n", "Question: 7-5?\nSolution:\n7-5=3\nAnswer: 3\n",
              "Question: long one, 9-9?\nSolution:\n9-9=0\n"]
     got = agent.scores(texts)  # one padded batch
     for text, score in zip(texts, got.tolist()):
-        lps = np.asarray(_token_logprobs(agent, text))
-        assert score == pytest.approx(float(-2.0 * np.log(np.exp(-lps / 2.0).sum())), abs=1e-4)
+        assert score == pytest.approx(_soft_min(_token_logprobs(agent, text), 2.0), abs=1e-4)
         assert agent.scores([text]).item() == pytest.approx(score, abs=1e-4)  # alone: the same
+    no_end = LikelihoodScorer(agent.model, agent.tokenizer,
+                              readout=Readout(after=MARK, temperature=2.0, score_end=False, skip_last=1))
+    for text, score in zip(texts, no_end.scores(texts).tolist()):
+        assert score == pytest.approx(_soft_min(_token_logprobs(agent, text, end=False)[:-1], 2.0), abs=1e-4)
+
+
+def test_a_text_cut_short_pays_for_its_end():
+    """The end-of-text token is scored: after an LM learned where solutions end, a solution cut after
+    its first line scores below the whole one (with the end left out it would score above it)."""
+    from agents.tiny import pretrain
+
+    tmp = pytest.importorskip("tempfile").mkdtemp()
+    whole = "Question: Ann has 2.\nSolution:\n2+3=5\n5-1=4\nAnswer: 4\n"
+    pretrain([(whole[:whole.index(MARK) + len(MARK)], whole[whole.index(MARK) + len(MARK):])] * 8, tmp, steps=200,
+             seed=0, batch_size=8, progress=False, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+             num_attention_heads=2, num_key_value_heads=2)
+    cut = "Question: Ann has 2.\nSolution:\n2+3=5\n"
+    agent = LikelihoodScorer.from_pretrained(tmp, readout=Readout(after=MARK))
+    assert agent.scores([cut]).item() < agent.scores([whole]).item() - 0.3
+    blind = LikelihoodScorer(agent.model, agent.tokenizer, readout=Readout(after=MARK, score_end=False))
+    assert blind.scores([cut]).item() > blind.scores([whole]).item()
 
 
 def test_a_low_temperature_reads_the_least_likely_token_and_the_question_is_not_scored():
     agent = _agent(temperature=0.01)
     text = "Question: 4+4?\nSolution:\n4+4=8\nAnswer: 8\n"
     assert agent.scores([text]).item() == pytest.approx(min(_token_logprobs(agent, text)), abs=0.05)
-    agent_all = LikelihoodScorer(agent.model, agent.tokenizer, readout=Readout(after="", temperature=0.01))
-    assert agent_all.scores([text]).item() < agent.scores([text]).item() - 1e-3  # more tokens: a lower minimum
+    solution = LikelihoodScorer(agent.model, agent.tokenizer,
+                                readout=Readout(after=MARK, temperature=0.01, score_end=False))
+    everything = LikelihoodScorer(agent.model, agent.tokenizer,
+                                  readout=Readout(after="", temperature=0.01, score_end=False))
+    assert everything.scores([text]).item() < solution.scores([text]).item() - 1e-3  # more tokens: a lower minimum
 
 
 @pytest.mark.parametrize("readout, message", [
@@ -58,6 +87,7 @@ def test_a_low_temperature_reads_the_least_likely_token_and_the_question_is_not_
     ({"kind": "likelihood", "temperature": "3"}, "temperature"),
     ({"kind": "likelihood", "skip_last": 99}, "skip_last"),
     ({"kind": "likelihood", "after": ["x"]}, "after"),
+    ({"kind": "likelihood", "score_end": 1}, "score_end"),
     ({"kind": "likelihood", "code": "import os"}, "unknown keys"),
     ({"kind": "python"}, "kind 'likelihood'"),
     ("likelihood", "kind 'likelihood'"),
@@ -75,7 +105,7 @@ def test_saved_scorer_loads_as_a_likelihood_scorer_with_the_same_scores(tmp_path
     agent.save(tmp_path / "v")
     meta = json.loads((tmp_path / "v" / AGENT_META).read_text())
     assert meta == {"agent": "scorer", "readout": {"kind": "likelihood", "after": MARK, "temperature": 1.5,
-                                                   "skip_last": 1}}
+                                                   "skip_last": 0, "score_end": True}}
     ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "verifier", tmp_path, "cpu")
     loaded = build_agent(f"hf:{tmp_path / 'v'}", ctx)
     assert isinstance(loaded, LikelihoodScorer) and loaded.readout == agent.readout
@@ -111,7 +141,7 @@ def test_bradley_terry_training_teaches_the_likelihood_scorer_to_check(tmp_path)
         return rules.auc(agent.scores([g for g, _ in test]).tolist(), agent.scores([b for _, b in test]).tolist())
 
     before = auc()
-    learner = VerifierLearner(lam=1e-2, opt=Optimization(lr=2e-3, batch_size=16, epochs=20))
+    learner = VerifierLearner(lam=1e-2, opt=Optimization(lr=3e-3, batch_size=16, epochs=30))
     learner.reset(0)
     learner.fit_solutions(agent, data)
     after = auc()

@@ -7,9 +7,13 @@ of the LM's log-probability of each token given the ones before it:
     V = -T * log sum_t exp(-log p(x_t | x_<t) / T)
 
 so one token the LM did not expect -- a wrong result in an arithmetic step --
-pulls the whole score down (T -> 0: the minimum; T large: the sum). The last
-`skip_last` tokens (a closing newline) are left out. The score is an unbounded
-scalar like a scalar head's, so every learner and game that uses `ScorerAgent`
+pulls the whole score down (T -> 0: the minimum; T large: the sum). The end of
+the text is scored as one more token, the LM's end-of-text token (`score_end`):
+a text cut short is then as suspect as a wrong step. Without it a weak LM, whose
+whole solutions add up many small surprises, scored a single line higher than a
+whole correct solution, and a sneaky-only attacker collapsed onto one-line
+"solutions" (fooled 0.1 -> 1.0 in two steps). `skip_last` leaves trailing tokens
+out. The score is an unbounded scalar like a scalar head's, so every learner and game that uses `ScorerAgent`
 uses this one unchanged; Bradley-Terry on it trains the LM where its errors are.
 
 Why it exists: a tiny LM with a scalar head at the last token never learned to
@@ -40,8 +44,11 @@ class Readout:
     """Score only the tokens after the last occurrence of this marker in the text ("" = all tokens)."""
     temperature: float = 3.0
     """T of the soft minimum over token log-probabilities (small: the least likely token decides)."""
-    skip_last: int = 1
-    """Tokens left out at the end of the text (e.g. a closing newline the LM was never taught)."""
+    skip_last: int = 0
+    """Tokens of the text left out at its end (e.g. a closing newline the LM was never taught)."""
+    score_end: bool = True
+    """Score the end of the text too: log p(end-of-text token | the whole text). A text cut short is then
+    as suspect as a wrong step (the LM expects the end only after a whole solution)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.after, str) or len(self.after) > 200:
@@ -51,13 +58,15 @@ class Readout:
             raise ArenaError(f"readout 'temperature' must be a number in (0, 1000], not {self.temperature!r}")
         if isinstance(self.skip_last, bool) or not isinstance(self.skip_last, int) or not 0 <= self.skip_last <= 16:
             raise ArenaError(f"readout 'skip_last' must be an integer in 0..16, not {self.skip_last!r}")
+        if not isinstance(self.score_end, bool):
+            raise ArenaError(f"readout 'score_end' must be true or false, not {self.score_end!r}")
 
     @classmethod
     def from_meta(cls, value: Any) -> "Readout":
         """The readout an agent dir declares (untrusted JSON): known keys only, typed, in range."""
         if not isinstance(value, dict) or value.get("kind") != "likelihood":
             raise ArenaError("arena_agent.json 'readout' must be an object with kind 'likelihood'")
-        unknown = set(value) - {"kind", "after", "temperature", "skip_last"}
+        unknown = set(value) - {"kind", "after", "temperature", "skip_last", "score_end"}
         if unknown:
             raise ArenaError(f"arena_agent.json 'readout' has unknown keys: {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in value.items() if k != "kind"})
@@ -92,8 +101,11 @@ class LikelihoodScorer(ScorerAgent):
             model, base, _ = load_model(AutoModelForCausalLM, ref, gguf_file, load, "generator")
         except load_errors() as e:
             raise ArenaError(f"cannot load a likelihood scorer from {ref!r}: {type(e).__name__}: {e}") from e
+        readout = readout or Readout()
+        if readout.score_end and tokenizer.eos_token_id is None:
+            raise ArenaError(f"{ref}: the tokenizer has no end-of-text token; set the readout's score_end to false")
         model.to(device).eval()
-        agent = cls(model, tokenizer, readout=readout or Readout(), max_batch=load.max_batch,
+        agent = cls(model, tokenizer, readout=readout, max_batch=load.max_batch,
                     max_length=load.max_length, seed=load.seed)
         agent.base = base
         return agent
@@ -115,13 +127,21 @@ class LikelihoodScorer(ScorerAgent):
         enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",
                              truncation=bool(self.max_length), max_length=self.max_length or None)
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        length = mask.sum(1, keepdim=True)  # (B, 1): tokens of each text
+        if r.score_end:  # one more position per row: the end-of-text token right after the text
+            ids = torch.cat([ids, torch.full_like(ids[:, :1], self.tokenizer.pad_token_id or 0)], 1)
+            mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], 1)
+            rows = torch.arange(len(texts), device=self.device)
+            ids[rows, length[:, 0]] = self.tokenizer.eos_token_id
+            mask[rows, length[:, 0]] = 1
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
         token_lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, L-1): log p(x_{j+1})
         pos = torch.arange(token_lp.shape[1], device=self.device)[None, :] + 1  # the token each entry scores
         start = torch.tensor(starts, device=self.device)[:, None]
-        end = mask.sum(1, keepdim=True) - r.skip_last  # first position left out
-        keep = (pos >= start) & (pos < end)
-        keep = keep | ((pos == end - 1) & ~keep.any(1, keepdim=True))  # never an empty set: the last kept token
+        keep = (pos >= start) & (pos < length - r.skip_last)
+        if r.score_end:
+            keep = keep | (pos == length)
+        keep = keep | ((pos == length - 1) & ~keep.any(1, keepdim=True))  # nothing else: the text's last token
         t = r.temperature
         return -t * torch.logsumexp(torch.where(keep, -token_lp / t, torch.full_like(token_lp, -1e9)), dim=1)
 

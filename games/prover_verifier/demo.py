@@ -66,10 +66,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, help="pin the problem pool's seed (same data for every run seed)")
     p.add_argument("--attack-seeds", type=int, default=2,
                    help="sneaky-only attacks per round's verifier (arena attack; default 2; 0: no attack)")
-    p.add_argument("--attack-budget", type=int, default=80,
-                   help="most RL steps per attack (default 80: at 32, none of 32 attacks (four runs, every round) "
-                        "exploited a verifier; at 80, 15 of 20 attacks on round 0's verifiers, seeds 0-4, "
-                        "did, at steps 13-64)")
+    p.add_argument("--attack-budget", type=int, default=150,
+                   help="most RL steps per attack (default 150: attacks on round 0's verifier of seed 0 "
+                        "exploited it at steps 48-91; the README's table uses 200)")
     p.add_argument("--attack-rounds", default="ends",
                    help="rounds attacked: ends (round 0 and the last, all the verdict compares; default, to keep "
                         "the demo short), all, or comma-separated rounds")

@@ -38,11 +38,13 @@ VERIFIER_SHAPE: dict[str, Any] = dict(hidden_size=64, intermediate_size=192, num
 ASSETS = Path(__file__).parent / "assets"
 
 
-VERIFIER_STEPS = 300
-"""The verifier's base LM is pretrained this long only: a weak LM (it ranks a correct solution above
-one with a wrong step barely better than chance, AUC ~0.55), so that what it checks is what
-checkability training teaches it. Trained to convergence (1500 steps) it checks every step at
-AUC 1.0 before any round, and no sneaky prover ever fools it."""
+VERIFIER_STEPS = 400
+"""The verifier's base LM is pretrained this long only: a weak LM that knows the solutions' shape (where
+they end: a text cut short scores below a whole one) but checks arithmetic only in part (AUC of correct
+vs one wrong step: 0.92; vs a +-1 error in the last step: 0.75), so that what checkability training
+teaches it shows. At 300 steps a one-line "solution" still outscored whole correct ones (the hole a
+sneaky-only attacker had collapsed onto); at 500 round 0's verifier held out 1 of 4 attacks for 200 steps; trained to
+convergence (800+) it checks every step (AUC 0.98-1.0) before any round."""
 VERIFIER_MARK = "Solution:\n"
 """The verifier scores the tokens after this marker of `rules.verifier_prompt` (the solution)."""
 MAX_VALUE = 9
@@ -64,13 +66,16 @@ def prover_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
 
 def verifier_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
                    max_value: int | None = MAX_VALUE) -> list[tuple[str, str]]:
-    """(verifier input up to the solution, honest solution) pairs: the verifier's base LM reads
-    correct solutions only, in the very format it will score (`rules.verifier_prompt`)."""
+    """(verifier input up to the solution, honest solution and its closing newline) pairs: the
+    verifier's base LM reads correct solutions only, in the very text it will score
+    (`rules.verifier_prompt`, whose closing newline says the solution is over)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         p = rules.generate_problem(rng, min_steps, max_steps, max_value=max_value)
-        out.append((rules.verifier_prompt(p.question, "")[:-1], rules.honest_solution(p)))
+        text = rules.verifier_prompt(p.question, rules.honest_solution(p))
+        head = rules.verifier_prompt(p.question, "")[:-1]
+        out.append((head, text[len(head):]))
     return out
 
 
