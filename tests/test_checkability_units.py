@@ -269,7 +269,7 @@ def test_demo_attacks_round_0_and_the_last_unless_told():
     from arena.types import ArenaError
     from games.prover_verifier.demo import attack_rounds, parse_args
 
-    assert parse_args([]).attack_rounds == "ends" and parse_args([]).attack_budget == 80
+    assert parse_args([]).attack_rounds == "ends" and parse_args([]).attack_budget == 150
     assert attack_rounds("ends", 4) == [0, 3] and attack_rounds("ends", 1) == [0]
     assert attack_rounds("all", 4) is None and attack_rounds("1,3", 4) == [1, 3]
     with pytest.raises(ArenaError, match="--attack-rounds"):

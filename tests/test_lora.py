@@ -116,10 +116,11 @@ def test_the_checkpoint_reloads_to_the_same_outputs_by_ckpt_spec_and_in_plain_pe
     texts = ["1+2=3", "2*3=7"]
     torch.testing.assert_close(verifier.scores(texts), trainer.setup.seats["verifier"].agent.scores(texts))
     plain = AutoPeftModelForCausalLM.from_pretrained(str(trainer.run_dir / "checkpoints/verifier/round-0"))
-    ids = verifier.tokenizer(texts[:1], return_tensors="pt")["input_ids"]  # no marker: every token but the last
+    ids = verifier.tokenizer(texts[:1], return_tensors="pt")["input_ids"]  # no marker: every token, then the end
+    ids = torch.cat([ids, torch.tensor([[verifier.tokenizer.eos_token_id]])], 1)
     with torch.inference_mode():
         lp = torch.log_softmax(plain(input_ids=ids).logits[0].float(), -1)
-    token_lp = torch.stack([lp[j - 1, ids[0, j]] for j in range(1, ids.shape[1] - 1)])
+    token_lp = torch.stack([lp[j - 1, ids[0, j]] for j in range(1, ids.shape[1])])
     t = verifier.readout.temperature
     torch.testing.assert_close(-t * torch.logsumexp(-token_lp / t, 0), verifier.scores(texts[:1])[0],
                                rtol=1e-5, atol=1e-5)
