@@ -183,10 +183,10 @@ def episodes(run: Path) -> list[tuple]:
             for r, i, seed, rewards, t in rows]
 
 
-def assert_same_episodes(one: list[tuple], two: list[tuple]) -> None:
+def assert_same_episodes(one: list[tuple], two: list[tuple], n: int = 16) -> None:
     """Same episodes, same texts; numbers (the verifier's scores, rewards) to 1e-5: the verifier that
     scored round 1 differs from the one-process one by float rounding (see below)."""
-    assert [e[:3] for e in two] == [e[:3] for e in one] and len(one) == 16
+    assert [e[:3] for e in two] == [e[:3] for e in one] and len(one) == n
     for a, b in zip(one, two):
         assert b[3] == pytest.approx(a[3], abs=1e-5)
         assert [s for s, _ in b[4]] == [s for s, _ in a[4]]
@@ -199,12 +199,17 @@ def assert_same_episodes(one: list[tuple], two: list[tuple]) -> None:
 def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(trained):
     """2 gloo processes vs one on the same `arena train` (prover-verifier-v0, both seats tiny LLMs
     trained through `fit`, 2 rounds of 8 episodes): the ranks end bit-identical; the round-0
-    checkpoints are within 1e-5 of the one-process run's; both rounds' episodes are the one-process
-    episodes; events.jsonl has each event once and the checkpoints exist once.
+    checkpoints are within float rounding (amplified by AdamW, below) of the one-process run's; the
+    same episodes are played, round 0's identically; events.jsonl has each event once and the checkpoints exist once.
 
     Round 1's weights are not compared at 1e-5: AdamW's first step of a round moves a weight by
     about lr * sign(g), so where |g| is near AdamW's eps the float rounding of the round-0 weights
-    (<= 4e-6) moves that weight by up to 2 * lr (measured: 1.0e-3 = 2 * 5e-4 on ~1% of the weights)."""
+    (<= 4e-6) moves that weight by up to 2 * lr (measured: 1.0e-3 = 2 * 5e-4 on ~1% of the weights).
+    Since the verifier became a likelihood scorer (scores near -10, 120 steps a round at lr 2e-3) the
+    same holds within round 0: its all-reduced steps round differently (measured: 4.8e-5 on a verifier
+    weight) and reach the prover through its rewards (8.3e-5). So round 0's weights are compared at
+    2 * each seat's lr, and round 1's episodes, which that prover samples, by their keys only (a token
+    can flip); round 0's are compared whole."""
     from safetensors.torch import load_file
 
     _, out_one, out_two, _, two = trained
@@ -223,10 +228,13 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
                                 for d in (out_one, out_two))
         for k in first_one:
             diff = (first_two[k] - first_one[k]).abs().max().item()
-            assert diff <= 1e-5, f"{seat} round 0: 2 processes vs 1 at {k}: {diff:.2e}"
+            tol = 2 * (2e-3 if seat == "verifier" else 5e-4)  # 2 * the seat's lr (see above)
+            assert diff <= tol, f"{seat} round 0: 2 processes vs 1 at {k}: {diff:.2e}"
 
     run_one, run_two = out_one / "runs" / "pv", out_two / "runs" / "pv"
-    assert_same_episodes(episodes(run_one), episodes(run_two))
+    one, two_eps = episodes(run_one), episodes(run_two)
+    assert [e[:3] for e in two_eps] == [e[:3] for e in one]  # the same episodes were played, in the same order
+    assert_same_episodes([e for e in one if e[0] == 0], [e for e in two_eps if e[0] == 0], n=8)
     events = [json.loads(line) for line in (run_two / "events.jsonl").read_text().splitlines()]
     assert len({json.dumps({**e, "time": 0}, sort_keys=True) for e in events}) == len(events)  # nothing twice
     counts = collections.Counter(e["type"] for e in events)
