@@ -205,7 +205,7 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     Round 1's weights are not compared at 1e-5: AdamW's first step of a round moves a weight by
     about lr * sign(g), so where |g| is near AdamW's eps the float rounding of the round-0 weights
     (<= 4e-6) moves that weight by up to 2 * lr (measured: 1.0e-3 = 2 * 5e-4 on ~1% of the weights).
-    Since the verifier became a likelihood scorer (scores near -10, 120 steps a round at lr 2e-3) the
+    Since the verifier became a likelihood scorer (scores near -10, lr 2e-3) the
     same holds within round 0: its all-reduced steps round differently (measured: 4.8e-5 on a verifier
     weight) and reach the prover through its rewards (8.3e-5). So round 0's weights are compared at
     2 * each seat's lr, and round 1's episodes, which that prover samples, by their keys only (a token
