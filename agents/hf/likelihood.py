@@ -13,8 +13,9 @@ a text cut short is then as suspect as a wrong step. Without it a weak LM, whose
 whole solutions add up many small surprises, scored a single line higher than a
 whole correct solution, and a sneaky-only attacker collapsed onto one-line
 "solutions" (fooled 0.1 -> 1.0 in two steps). `skip_last` leaves trailing tokens
-out. The score is an unbounded scalar like a scalar head's, so every learner and game that uses `ScorerAgent`
-uses this one unchanged; Bradley-Terry on it trains the LM where its errors are.
+out. The score is an unbounded scalar like a scalar head's, so every learner and
+game that uses `ScorerAgent` uses this one unchanged (it overrides `_forward`
+only); Bradley-Terry on it trains the LM where its errors are.
 
 Why it exists: a tiny LM with a scalar head at the last token never learned to
 check multi-step arithmetic from one bit per solution (the prover-verifier notes in
@@ -110,18 +111,8 @@ class LikelihoodScorer(ScorerAgent):
         agent.base = base
         return agent
 
-    def _score_batch(self, texts: list[str], grad: bool) -> torch.Tensor:
-        if grad:
-            return self._soft_min(texts)
-        with torch.inference_mode():
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                return self._soft_min(texts)
-            finally:
-                self.model.train(was_training)
-
-    def _soft_min(self, texts: list[str]) -> torch.Tensor:
+    def _forward(self, texts: list[str]) -> torch.Tensor:
+        """(B,) scores of one batch: the soft minimum of the scored tokens' log-probabilities."""
         r = self.readout
         starts = [self._start_token(t) for t in texts]
         enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",

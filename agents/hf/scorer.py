@@ -88,19 +88,23 @@ class ScorerAgent:
         return torch.cat(parts)
 
     def _score_batch(self, texts: list[str], grad: bool) -> torch.Tensor:
-        enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",
-                             truncation=bool(self.max_length),
-                             max_length=self.max_length or None)
-        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         if grad:
-            return self.model(**enc).logits[:, 0].float()
+            return self._forward(texts)
         with torch.inference_mode():
             was_training = self.model.training
             self.model.eval()
             try:
-                return self.model(**enc).logits[:, 0].float()
+                return self._forward(texts)
             finally:
                 self.model.train(was_training)
+
+    def _forward(self, texts: list[str]) -> torch.Tensor:
+        """(B,) scores of one batch: the head's output at the last non-pad token."""
+        enc = self.tokenizer(texts, padding=True, padding_side="right", return_tensors="pt",
+                             truncation=bool(self.max_length),
+                             max_length=self.max_length or None)
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return self.model(**enc).logits[:, 0].float()
 
     def act(self, observations: Sequence[Observation]) -> list[np.ndarray]:
         values = self.scores([obs["prompt"] for obs in observations]).cpu().numpy()
