@@ -7,9 +7,9 @@ The verifier's base is a smaller LM pretrained briefly (`VERIFIER_STEPS`) on
 correct solutions in the very format it scores (`rules.verifier_prompt`): a weak
 LM that has seen the task's text but barely its arithmetic. It plays as a
 likelihood scorer (`agents.hf.likelihood`, a generative verifier): its score is
-the soft minimum of the solution tokens' log-probabilities, so checkability
-training (Bradley-Terry on that score) teaches the LM itself which steps are
-wrong, and re-starts from exactly these weights every round. (The earlier base, a
+the soft minimum of the log-probabilities of the solution's tokens and of its
+end, so checkability training (Bradley-Terry on that score) teaches the LM itself
+which steps are wrong, and re-starts from exactly these weights every round. (The earlier base, a
 judge with a scalar head at the last token, plateaued at AUC 0.72-0.87 whatever
 its size and never learned to check from the game's pairs: README, checkability.)
 Problems come from a generator stream of their own seed, so they are not the
@@ -43,8 +43,8 @@ VERIFIER_STEPS = 400
 they end: a text cut short scores below a whole one) but checks arithmetic only in part (AUC of correct
 vs one wrong step: 0.92; vs a +-1 error in the last step: 0.75), so that what checkability training
 teaches it shows. At 300 steps a one-line "solution" still outscored whole correct ones (the hole a
-sneaky-only attacker had collapsed onto); at 500 round 0's verifier held out 1 of 4 attacks for 200 steps; trained to
-convergence (800+) it checks every step (AUC 0.98-1.0) before any round."""
+sneaky-only attacker had collapsed onto); at 500 round 0's verifier held out 1 of 4 attacks for 200
+steps; trained to convergence (800+) it checks every step (AUC 0.98-1.0) before any round."""
 VERIFIER_MARK = "Solution:\n"
 """The verifier scores the tokens after this marker of `rules.verifier_prompt` (the solution)."""
 MAX_VALUE = 9
@@ -79,15 +79,15 @@ def verifier_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
     return out
 
 
-def lm_to_likelihood_scorer(directory: Path, after: str = VERIFIER_MARK, temperature: float = 3.0) -> None:
-    """Declare the causal LM in `directory` a likelihood scorer (`agents.hf.likelihood`), in place:
-    its score is the soft-min log-probability of the solution's tokens."""
+def lm_to_likelihood_scorer(directory: Path, after: str = VERIFIER_MARK) -> None:
+    """Declare the causal LM in `directory` a likelihood scorer (`agents.hf.likelihood`), in place: its
+    score is the soft-min log-probability of the solution's tokens and its end (`Readout`'s defaults)."""
     from agents.hf.likelihood import Readout
     from agents.hf.loading import AGENT_META
 
     meta_path = Path(directory) / AGENT_META
     meta = json.loads(meta_path.read_text())
-    meta.update({"agent": "scorer", "readout": Readout(after=after, temperature=temperature).to_meta()})
+    meta.update({"agent": "scorer", "readout": Readout(after=after).to_meta()})
     meta.pop("sampling", None)
     meta_path.write_text(json.dumps(meta, indent=2))
 
