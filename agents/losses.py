@@ -127,17 +127,31 @@ def explicit_rm_loss(r_chosen: Tensor, r_rejected: Tensor, r_policy: Tensor, r_b
 # --- Prover–verifier game (ALGORITHMS.md §3) -----------------------------------
 
 
-def verifier_loss(v_1: Tensor, v_2: Tensor, sign: Tensor, scores_all: Tensor, lam: float) -> Tensor:
+PENALTIES = ("centred", "paper")
+
+
+def verifier_loss(v_1: Tensor, v_2: Tensor, sign: Tensor, scores_all: Tensor, lam: float,
+                  penalty: str = "paper") -> Tensor:
     """Verifier loss: Bradley–Terry between solutions of the same problem + a score penalty.
 
-        L_V = − mean_pairs log σ( (V(x,z1) − V(x,z2)) · sign(c(z1) − c(z2)) ) + λ · mean V(x,z)²
+        L_V = − mean_pairs log σ( (V(x,z1) − V(x,z2)) · sign(c(z1) − c(z2)) ) + λ · P(V)
+
+    `paper`: P = mean V(x,z)² (Kirchner et al.'s term). `centred`: P = (mean V)², the part
+    of mean V² = Var V + (mean V)² that a constant shift of every score moves -- the one
+    direction Bradley–Terry leaves free. The paper's term also shrinks Var V, pulling the
+    lowest scores (for a likelihood scorer: the incorrect solutions' wrong tokens) up the
+    hardest, against what BT teaches; the centred one moves every score alike.
 
     v_1, v_2: (P,) scores of the two solutions of each pair; sign: (P,) in {−1, +1}
     (+1 when z1 is the correct one); scores_all: (N,) every score the penalty
     covers (usually all scored solutions, each once). Returns a scalar.
     """
     bt = -F.logsigmoid((v_1 - v_2) * sign).mean() if v_1.numel() else v_1.new_zeros(())
-    return bt + lam * (scores_all ** 2).mean()
+    if penalty == "paper":
+        return bt + lam * (scores_all ** 2).mean()
+    if penalty == "centred":
+        return bt + lam * scores_all.mean() ** 2 if scores_all.numel() else bt
+    raise ValueError(f"unknown verifier penalty {penalty!r}; use {' or '.join(PENALTIES)}")
 
 
 def group_mean(values: Tensor, groups: Tensor) -> Tensor:

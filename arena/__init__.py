@@ -3,13 +3,13 @@
 The same things the `arena` command does, from Python (`arena.api`):
 
 >>> import arena
->>> episodes = arena.play("prover-verifier-v0", {"prover": "scripted:helpful",
+>>> episodes = arena.play("prover-verifier-v1", {"prover": "scripted:helpful",
 ...                                               "verifier": "scripted:spot-check"}, episodes=4)
 >>> len(episodes), sorted(episodes[0].rewards)
 (4, ['prover', 'verifier'])
 >>> episodes[0].info["prover"]["correct"]
 True
->>> bot = arena.agent("prover-verifier-v0", "prover", "scripted:sneaky")
+>>> bot = arena.agent("prover-verifier-v1", "prover", "scripted:sneaky")
 >>> "Answer:" in bot.act([episodes[0].transcript[0].observation])[0]
 True
 

@@ -13,7 +13,7 @@ from arena.types import Agent, Episode
 
 
 def make(game: str, **settings: Any):
-    """A game's PettingZoo env (`game`: an id such as `prover-verifier-v0`, or `module:Class`)."""
+    """A game's PettingZoo env (`game`: an id such as `prover-verifier-v1`, or `module:Class`)."""
     from arena import registry
 
     return registry.spec(game).make(**settings)

@@ -1,6 +1,6 @@
 """Rollout benchmark: the engine's batched runner against a naive one-`generate`-per-move loop.
 
-    arena bench                                  # tiny random model, prover-verifier-v0, CPU
+    arena bench                                  # tiny random model, prover-verifier-v1, CPU
     arena bench --model runs/tiny-pv --eos
     arena bench --preset qwen2-0.5b --device cuda --dtype bfloat16
 
@@ -58,7 +58,7 @@ from bench.report import ModeResult, render
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="arena bench", description=__doc__.split("\n\n")[0],
                                 epilog="Figures are printed; --json writes them to a file too.")
-    p.add_argument("--game", default="prover-verifier-v0", help="game id (default: %(default)s)")
+    p.add_argument("--game", default="prover-verifier-v1", help="game id (default: %(default)s)")
     p.add_argument("--model", default="", help="hf spec of the generator (dir, hub id, .gguf); default: "
                    "a fresh random model of --preset")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random model shape (default: tiny)")

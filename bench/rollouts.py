@@ -1,6 +1,6 @@
 """Rollout backends side by side (`arena bench --rollouts`): one round in process, on 1 and on 2 Ray workers.
 
-    arena bench --rollouts                              # tiny random model, prover-verifier-v0, CPU
+    arena bench --rollouts                              # tiny random model, prover-verifier-v1, CPU
     arena bench --rollouts --preset smollm2-135m --episodes 32 --concurrency 16
 
 The seats are the benchmark's (`bench.players.build_seats`: the generator under test on Text

@@ -11,7 +11,7 @@ def test_the_package_docstring_example_runs():
 
 
 def test_train_then_tournament_from_python(tmp_path):
-    summaries = arena.train("prover-verifier-v0", recipe="scripted", rounds=2, episodes=24, concurrency=6,
+    summaries = arena.train("prover-verifier-v1", recipe="scripted", rounds=2, episodes=24, concurrency=6,
                             run="nb", runs_dir=tmp_path, seed=11)
     assert [s["round"] for s in summaries] == [0, 1]
     rates = [s["losses"]["verifier"]["check_rate"] for s in summaries]
@@ -19,11 +19,11 @@ def test_train_then_tournament_from_python(tmp_path):
     arena.run_tournament(tmp_path / "nb", episodes=4, runs_dir=tmp_path)
     ratings = (tmp_path / "nb" / "tournaments" / "default" / "ratings.csv").read_text()
     for key in ("prover/round-0", "prover/round-1", "verifier/round-0", "verifier/round-1"):
-        assert f"prover-verifier-v0/{key}" in ratings
+        assert f"prover-verifier-v1/{key}" in ratings
 
 
 def test_unknown_seat_is_one_line():
     import pytest
 
     with pytest.raises(arena.ArenaError, match="unknown seat"):
-        arena.play("prover-verifier-v0", {"judge": "scripted:random"})
+        arena.play("prover-verifier-v1", {"judge": "scripted:random"})

@@ -11,7 +11,7 @@ from arena.types import ArenaError
 
 
 def scripted_run(runs, name, check_rate, rounds=1):
-    cfg = TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=rounds, episodes=8, concurrency=8,
+    cfg = TrainConfig(game="prover-verifier-v1", recipe="scripted", rounds=rounds, episodes=8, concurrency=8,
                       seed=0, run=name, seats={"verifier": f"scripted:spot-check?check_rate={check_rate}"})
     trainer = new_run(cfg, runs)
     trainer.run(trainer.restore())

@@ -23,7 +23,7 @@ from arena.cli import main
 from conftest import arena_cmd
 
 FAULTS = Path(__file__).parent / "faults"
-PV = "prover-verifier-v0"
+PV = "prover-verifier-v1"
 SMALL = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
              num_key_value_heads=2, max_position_embeddings=256)
 
@@ -188,8 +188,8 @@ def test_arena_runs_lists_every_run_when_some_are_broken(capsys, world, monkeypa
     assert main(["runs"]) == 0
     assert snapshot(world["base"]) == before  # listing writes nothing
     out = " ".join(capsys.readouterr().out.split())
-    assert "s prover-verifier-v0 · recipe scripted · 1/1 rounds" in out
-    assert "list unreadable: " in out and "x unreadable: " in out and "hf prover-verifier-v0" in out
+    assert "s prover-verifier-v1 · recipe scripted · 1/1 rounds" in out
+    assert "list unreadable: " in out and "x unreadable: " in out and "hf prover-verifier-v1" in out
 
 
 def test_ckpt_run_names_never_resolve_against_the_current_directory(capsys, world, monkeypatch, tmp_path):

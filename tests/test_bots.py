@@ -59,7 +59,7 @@ def test_every_scripted_bot_meets_the_agent_contract(game_id, bot, tmp_path):
 
 
 def test_a_bot_option_it_does_not_know_is_one_line():
-    gspec = registry.spec("prover-verifier-v0")
+    gspec = registry.spec("prover-verifier-v1")
     ctx = AgentContext.for_seat(gspec, "verifier", ".")
     with pytest.raises(ArenaError, match=r"unknown scripted:spot-check option\(s\) nokey; known: "):
         build_agent("scripted:spot-check?nokey=1", ctx)

@@ -13,7 +13,8 @@ from games.prover_verifier.training import BUFFER_FILE, METRICS_FILE
 
 pytestmark = pytest.mark.skipif(not (ASSETS / "prover").is_dir(), reason="tiny bases not shipped")
 
-SMALL = {"verifier_samples": "4", "verifier_problems": "8", "verifier_epochs": "1", "prover_steps": "1",
+SMALL = {"verifier_samples": "4", "verifier_problems": "8", "verifier_batch": "4", "verifier_epochs": "1",
+         "prover_steps": "1",
          "prover_problems": "2", "bon_problems": "4", "bon_samples": "8", "pool_size": "200"}
 
 UNIT = (0.0, 1.0)
@@ -35,7 +36,7 @@ def run(tmp_path_factory):
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("runs")
-    cfg = TrainConfig(game="prover-verifier-v0", rounds=2, episodes=16, concurrency=16, seed=3, run="pv",
+    cfg = TrainConfig(game="prover-verifier-v1", rounds=2, episodes=16, concurrency=16, seed=3, run="pv",
                       params=dict(SMALL))
     trainer = new_run(cfg, base)
     summaries = trainer.run(trainer.restore())
@@ -77,6 +78,36 @@ def test_checkpoints_of_both_seats_for_every_round(run):
             assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
 
 
+def test_the_verifier_takes_the_same_steps_every_round(run):
+    """The paper's constant verifier compute: one mixture size, so the same steps in every round
+    (read from the run's events; the growing mixture would take 2 steps, then 4)."""
+    from arena.store import read_events
+
+    run_dir, _, _ = run
+    events, _ = read_events(run_dir)
+    steps = [e["summary"]["losses"]["verifier"]["steps"] for e in events if e.get("type") == "round_end"]
+    assert steps == [2.0, 2.0]  # 8 problems x 1 epoch / 4 problems per step
+    for k in (0, 1):
+        metrics = json.loads((run_dir / "checkpoints" / "verifier" / f"round-{k}" / "learner" / METRICS_FILE)
+                             .read_text())
+        assert metrics["data_solutions"] == 8 * 2 * 2  # 8 problems x (2 correct + 2 incorrect), both rounds
+
+
+def test_no_payoff_is_constant_over_the_run(run):
+    from arena.store import RunStore
+
+    run_dir, _, _ = run
+    store = RunStore(run_dir)
+    try:
+        episodes = store.episodes()
+    finally:
+        store.close()
+    assert len(episodes) == 32
+    for seat in ("prover", "verifier"):
+        assert len({ep.rewards[seat] for ep in episodes}) > 1, seat
+    assert {ep.info["prover"]["convinced"] for ep in episodes} == {True, False}
+
+
 def test_resume_restores_the_verifier_buffer(run):
     run_dir, _, base = run
     trainer = load_run(run_dir, base)
@@ -90,7 +121,7 @@ def test_a_gsm8k_style_file_drives_the_recipe(tmp_path):
 
     fixture = Path(__file__).parent / "data" / "gsm8k_tiny.jsonl"
     params = {**SMALL, "data": str(fixture), "verifier_samples": "2"}
-    trainer = new_run(TrainConfig(game="prover-verifier-v0", rounds=1, episodes=8, concurrency=8, seed=0,
+    trainer = new_run(TrainConfig(game="prover-verifier-v1", rounds=1, episodes=8, concurrency=8, seed=0,
                                   run="gsm", params=params), tmp_path)
     [summary] = trainer.run(trainer.restore())
     assert all(math.isfinite(v) for v in summary["metrics"].values())

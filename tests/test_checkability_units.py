@@ -55,21 +55,43 @@ def _sol(q, correct, r):
     return {"question": q, "solution": f"s{r}{correct}", "correct": correct, "role": "helpful", "half": "verifier"}
 
 
-def test_verifier_mixture_equal_share_per_round_and_balanced():
+def _mixture_learner(rule):
     learner = VerifierRoundLearner(inner=None, prover=None, problems=[], bon_problems=[], start={},
-                                   mixture_problems=4)
+                                   mixture_rule=rule, mixture_problems=4, solutions_per_problem=2)
     round0 = [_sol(f"a{i}", c, 0) for i in range(10) for c in (True, True, True, False)]
     round1 = [_sol(f"b{i}", c, 1) for i in range(3) for c in (True, False, False)]
     round1 += [_sol("only-correct", True, 1)] * 2  # no pair: never used
     learner.rounds = [round0, round1]
+    return learner
+
+
+def _per_round_problems(mix):
+    return {r: {m[0] for m in mix if m[0].startswith(f"{r}.")} for r in (0, 1)}
+
+
+def test_constant_mixture_keeps_one_size_with_an_equal_share_per_round():
+    learner = _mixture_learner("constant")
+    learner.rounds = learner.rounds[:1]
+    one_round = learner.mixture()
+    learner = _mixture_learner("constant")
     mix = learner.mixture()
-    per_round = {r: [m for m in mix if m[0].startswith(f"{r}.")] for r in (0, 1)}
-    problems = {r: {m[0] for m in rows} for r, rows in per_round.items()}
+    assert len(mix) == len(one_round) == 4 * 2 * 2  # 4 problems x (2 correct + 2 incorrect), every round
+    problems = _per_round_problems(mix)
+    assert len(problems[0]) == len(problems[1]) == 2  # the new round replaced half of the old one's share
+    assert all("only-correct" not in m[0] for m in mix)
+    for pid in {m[0] for m in mix}:
+        labels = [m[2] for m in mix if m[0] == pid]
+        assert labels.count(True) == labels.count(False) == 2  # the same solutions per problem
+
+
+def test_growing_mixture_takes_the_share_from_every_round():
+    mix = _mixture_learner("growing").mixture()
+    problems = _per_round_problems(mix)
     assert len(problems[0]) == len(problems[1]) == 4  # the same number of problems from each round
     assert all("only-correct" not in m[0] for m in mix)
     for pid in {m[0] for m in mix}:
         labels = [m[2] for m in mix if m[0] == pid]
-        assert labels.count(True) == labels.count(False) == 1  # balanced within each problem
+        assert labels.count(True) == labels.count(False) == 1  # as many as the problem has of the rarer kind
 
 
 def test_gsm8k_loader_reads_the_final_number():
@@ -104,8 +126,13 @@ def test_env_plays_loaded_problems_and_checks_them_exactly():
     obs = env.observe("prover")
     assert "Answer: <number>" in obs["prompt"] and obs["question"] in [p.question for p in problems]
     env.step(f"work...\nAnswer: {env.problem.answer:,}")
-    env.step(np.array([1.0], dtype=np.float32))
-    assert env.infos["prover"]["correct"] is True
+    judged = []
+    for _ in range(2):  # the prover's solution and the reference (the data's worked solution), in either order
+        judged.append(env.observe("verifier")["solution"])
+        env.step(np.array([1.0], dtype=np.float32))
+    assert env.problem.solution in judged and env.problem.solution.endswith(f"Answer: {env.problem.answer}")
+    assert "<<" not in env.problem.solution and "####" not in env.problem.solution
+    assert env.infos["prover"]["correct"] is True and env.infos["prover"]["convinced"] is True
 
 
 def test_env_contract_with_instructions_and_loaded_problems():
@@ -127,12 +154,12 @@ def test_parse_answer_accepts_commas_and_dollars():
 
 def test_round_metrics_time_a_human_verifier():
     def ep(correct, score, seconds):
-        i = {"correct": correct, "role": "helpful", "score": score, "valid_score": True, "valid_solution": True,
-             "length": 10}
+        i = {"correct": correct, "role": "helpful", "score": score, "reference_score": 1.5, "valid_score": True,
+             "convinced": score >= 1.5, "valid_solution": True, "length": 10}
         steps = [Step("prover", {}, "x"), Step("verifier", {}, [score], {"seconds": seconds, "human": True})]
         return Episode(0, 0, {}, {"prover": i, "verifier": i}, steps)
 
-    m = ProverVerifierEnv.round_metrics([ep(True, 1.0, 20.0), ep(False, 2.0, 30.0)])
+    m = ProverVerifierEnv.round_metrics([ep(True, 2.0, 20.0), ep(False, 2.0, 30.0)])  # right, then fooled
     assert m["verifier_seconds"] == pytest.approx(25.0)
     assert m["verifier_accuracy"] == pytest.approx(0.5)
     assert m["verifier_accuracy_helpful"] == pytest.approx(0.5)
@@ -188,7 +215,7 @@ def test_pretrain_writes_plain_hf_prover_and_a_likelihood_scorer_verifier(tmp_pa
     out = pretrain(tmp_path / "tiny", steps=2, seed=0, progress=False)
     AutoModelForCausalLM.from_pretrained(out / "prover")
     AutoModelForCausalLM.from_pretrained(out / "verifier")  # plain HF: the verifier is a causal LM
-    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "verifier", Path(tmp_path), "cpu")
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier", Path(tmp_path), "cpu")
     verifier = build_agent(f"hf:{out / 'verifier'}", ctx)
     assert isinstance(verifier, LikelihoodScorer) and verifier.readout == Readout(after=VERIFIER_MARK)
     info = json.loads((out / "pretrain.json").read_text())

@@ -23,7 +23,7 @@ def capture(renderable):
     return console.export_text()
 
 
-START = {"type": "run_start", "run": "demo", "game": "prover-verifier-v0", "rounds": 3, "episodes": 64,
+START = {"type": "run_start", "run": "demo", "game": "prover-verifier-v1", "rounds": 3, "episodes": 64,
          "seats": ["prover", "verifier"], "history": []}
 
 
@@ -33,7 +33,7 @@ def test_render_shows_one_row_per_finished_round_and_progress():
                            {"type": "round_start", "round": 1, "episodes": 64},
                            {"type": "episode", "round": 1, "done": 16, "total": 64}])
     text = capture(render(snap))
-    assert "demo · prover-verifier-v0" in text
+    assert "demo · prover-verifier-v1" in text
     for header in ("R:prover", "R:verifier", "helpful_accuracy", "verifier.loss", "eps/s", "tok/s", "ETA"):
         assert header in text
     row = next(line for line in text.splitlines() if line.split("│")[1:2] == ["     0 "])

@@ -146,7 +146,7 @@ SMALL = ["verifier_samples=4", "verifier_problems=8", "verifier_epochs=1", "prov
 
 def train_args(runs: Path, rounds: int = 2) -> list[str]:
     sets = [x for kv in SMALL for x in ("--set", kv)]
-    return ["--runs-dir", str(runs), "train", "prover-verifier-v0", "--rounds", str(rounds), "--episodes", "8",
+    return ["--runs-dir", str(runs), "train", "prover-verifier-v1", "--rounds", str(rounds), "--episodes", "8",
             "--concurrency", "4", "--seed", "3", "--run", "pv", "--plain", *sets]
 
 
@@ -197,7 +197,7 @@ def assert_same_episodes(one: list[tuple], two: list[tuple], n: int = 16) -> Non
 @needs_gloo
 @pytest.mark.slow
 def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(trained):
-    """2 gloo processes vs one on the same `arena train` (prover-verifier-v0, both seats tiny LLMs
+    """2 gloo processes vs one on the same `arena train` (prover-verifier-v1, both seats tiny LLMs
     trained through `fit`, 2 rounds of 8 episodes): the ranks end bit-identical; the round-0
     checkpoints are within float rounding (amplified by AdamW, below) of the one-process run's; the
     same episodes are played, round 0's identically; events.jsonl has each event once and the checkpoints exist once.
@@ -289,7 +289,7 @@ def test_a_setup_error_on_rank_0_stops_every_rank_with_one_line(tmp_path):
     runs = tmp_path / "runs"
     (runs / "taken").mkdir(parents=True)
     (runs / "taken" / "config.json").write_text("{}")
-    two = subprocess.run([*torchrun(), "-m", "--", "arena.cli", "--runs-dir", str(runs), "train", "prover-verifier-v0",
+    two = subprocess.run([*torchrun(), "-m", "--", "arena.cli", "--runs-dir", str(runs), "train", "prover-verifier-v1",
                           "--recipe", "scripted", "--rounds", "1", "--run", "taken", "--plain"],
                          env=clean_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert two.returncode != 0
@@ -304,7 +304,7 @@ def test_ray_workers_and_several_processes_are_refused_before_anything_is_made(r
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ArenaError, match="do not combine"):
-        new_run(TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=1, run="w", workers=2), runs)
+        new_run(TrainConfig(game="prover-verifier-v1", recipe="scripted", rounds=1, run="w", workers=2), runs)
     assert not (runs / "w").exists() and not list(runs.glob(".setup-*"))
 
 

@@ -98,7 +98,7 @@ def test_arena_train_with_a_gguf_seat_completes_a_round_and_writes_safetensors(c
     path, model = prover_gguf
     spec = f"hf:{path}?max_new_tokens=48" + ("&lora=4" if lora else "")
     name = f"gguf-{'lora' if lora else 'full'}"
-    code = main(["train", "prover-verifier-v0", "--rounds", "1", "--episodes", "8", "--concurrency", "8",
+    code = main(["train", "prover-verifier-v1", "--rounds", "1", "--episodes", "8", "--concurrency", "8",
                  "--run", name, "--plain", "--no-tensorboard", "--seat", f"prover={spec}", *SMALL])
     out, err = capsys.readouterr()
     assert code == 0, err[-2000:]
@@ -112,14 +112,14 @@ def test_arena_train_with_a_gguf_seat_completes_a_round_and_writes_safetensors(c
     else:
         assert "quantization_config" not in json.loads((ckpt / "config.json").read_text())
     agent = build_agent(f"ckpt:{name}/prover/round-0",
-                        AgentContext.for_seat(game_spec("prover-verifier-v0"), "prover", runs, "cpu"))
+                        AgentContext.for_seat(game_spec("prover-verifier-v1"), "prover", runs, "cpu"))
     assert agent.act([{"prompt": "2+3="}])[0].extras["completion_tokens"] >= 1
 
 
 def test_a_gguf_that_cannot_be_loaded_stops_before_playing_in_one_line(capsys, runs, tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    code = main(["train", "prover-verifier-v0", "--rounds", "1", "--episodes", "8", "--run", "bad-gguf",
+    code = main(["train", "prover-verifier-v1", "--rounds", "1", "--episodes", "8", "--run", "bad-gguf",
                  "--plain", "--no-tensorboard", "--seat", f"prover=hf:{bad}", *SMALL])
     _, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.strip()]

@@ -387,31 +387,31 @@ def test_plays_prover_verifier_through_the_runner(model_dir, scorer_dir):
     from arena.registry import make, spec
     from arena.runner import play
 
-    cls = spec("prover-verifier-v0").load()
+    cls = spec("prover-verifier-v1").load()
     prover = build_agent(f"hf:{model_dir}?max_new_tokens=8",
-                         ctx_for("prover", cls, "prover-verifier-v0"))
-    verifier = build_agent(f"hf:{scorer_dir}", ctx_for("verifier", cls, "prover-verifier-v0"))
+                         ctx_for("prover", cls, "prover-verifier-v1"))
+    verifier = build_agent(f"hf:{scorer_dir}", ctx_for("verifier", cls, "prover-verifier-v1"))
     assert isinstance(prover, GeneratorAgent) and isinstance(verifier, ScorerAgent)
-    episodes, stats = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6,
+    episodes, stats = play(lambda: make("prover-verifier-v1"), {"prover": prover, "verifier": verifier}, 6,
                            concurrency=4, seed=1)
     assert len(episodes) == 6 and stats.act_calls["prover"] == 2 and stats.mean_batch == 3.0
     for ep in episodes:
-        p, v = ep.moves("prover")[0], ep.moves("verifier")[0]
+        p, judged = ep.moves("prover")[0], [v.observation["solution"] for v in ep.moves("verifier")]
         assert 1 <= p.extras["completion_tokens"] <= 8 and isinstance(p.action, str)
-        assert v.observation["solution"] == p.action
+        assert p.action in judged and len(judged) == 2  # the solution, and the reference solution
         assert ep.info["verifier"]["valid_score"] is True
     assert stats.completion_tokens == sum(ep.completion_tokens for ep in episodes)
     # the runner does not reset agents; the same agent seed gives the same transcripts
     prover.reset(0)
-    a, _ = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6, concurrency=4, seed=1)
+    a, _ = play(lambda: make("prover-verifier-v1"), {"prover": prover, "verifier": verifier}, 6, concurrency=4, seed=1)
     prover.reset(0)
-    b, _ = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6, concurrency=4, seed=1)
+    b, _ = play(lambda: make("prover-verifier-v1"), {"prover": prover, "verifier": verifier}, 6, concurrency=4, seed=1)
     assert [e.to_json() for e in a] == [e.to_json() for e in b]
     # per-move seeds: the transcripts do not depend on the agent's own seed, on K, or on
     # which episodes are played together (two halves played apart, as two workers would)
     prover.reset(123)
-    c, _ = play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 6, concurrency=6, seed=1)
-    halves = [play(lambda: make("prover-verifier-v0"), {"prover": prover, "verifier": verifier}, 3,
+    c, _ = play(lambda: make("prover-verifier-v1"), {"prover": prover, "verifier": verifier}, 6, concurrency=6, seed=1)
+    halves = [play(lambda: make("prover-verifier-v1"), {"prover": prover, "verifier": verifier}, 3,
                    concurrency=2, seed=1, first_index=i)[0] for i in (0, 3)]
     for other in (c, halves[0] + halves[1]):  # floats differ between batch shapes in the last bits only
         assert [[(m.seat, m.action if isinstance(m.action, str) else None, m.extras.get("completion_ids"))

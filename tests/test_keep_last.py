@@ -16,7 +16,7 @@ def test_kept_rounds_are_the_last_k_and_every_nth():
 
 
 def test_train_keeps_the_last_k_and_tournament_and_resume_use_them(capsys, runs):
-    argv = ["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "5", "--episodes", "8",
+    argv = ["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "5", "--episodes", "8",
             "--run", "k", "--keep-last", "2", "--keep-every", "3", "--plain", "--no-tensorboard"]
     assert main(argv) == 0
     for seat in ("prover", "verifier"):
@@ -28,5 +28,5 @@ def test_train_keeps_the_last_k_and_tournament_and_resume_use_them(capsys, runs)
     assert "prover/round-3" in out and "prover/round-1" not in out
     assert main(["resume", "k", "--rounds", "6", "--plain", "--no-tensorboard"]) == 0
     assert sorted(os.listdir(runs / "k" / "checkpoints" / "prover")) == ["round-0", "round-3", "round-4", "round-5"]
-    assert main(["train", "prover-verifier-v0", "--rounds", "1", "--run", "bad", "--keep-last", "-1"]) == 2
+    assert main(["train", "prover-verifier-v1", "--rounds", "1", "--run", "bad", "--keep-last", "-1"]) == 2
 

@@ -53,6 +53,15 @@ def test_score_is_the_soft_minimum_of_the_solution_and_end_token_logprobs_in_any
         assert score == pytest.approx(_soft_min(_token_logprobs(agent, text, end=False)[:-1], 2.0), abs=1e-4)
 
 
+def test_a_solution_that_writes_the_marker_is_scored_whole():
+    """The marker is the prompt template's (its first occurrence): a solution that itself writes
+    `Solution:` leaves none of its steps unscored."""
+    agent = _agent(temperature=0.5)
+    text = "Question: 1+2?\nSolution:\n1+2=4\nSolution:\nAnswer: 4\n"
+    whole = _soft_min(_token_logprobs(agent, text), 0.5)  # every token after the first marker
+    assert agent.scores([text]).item() == pytest.approx(whole, abs=1e-4)
+
+
 def test_a_text_cut_short_pays_for_its_end():
     """The end-of-text token is scored: after an LM learned where solutions end, a solution cut after
     its first line scores below the whole one (with the end left out it would score above it)."""
@@ -95,7 +104,7 @@ def test_a_low_temperature_reads_the_least_likely_token_and_the_question_is_not_
 def test_a_bad_readout_on_disk_is_one_line_error(tmp_path, readout, message):
     model, tok = new_tiny_causal_lm(0)
     save_agent_dir(model, tok, tmp_path / "v", {"agent": "scorer", "readout": readout})
-    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "verifier", tmp_path, "cpu")
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier", tmp_path, "cpu")
     with pytest.raises(ArenaError, match=message):
         build_agent(f"hf:{tmp_path / 'v'}", ctx)
 
@@ -106,7 +115,7 @@ def test_saved_scorer_loads_as_a_likelihood_scorer_with_the_same_scores(tmp_path
     meta = json.loads((tmp_path / "v" / AGENT_META).read_text())
     assert meta == {"agent": "scorer", "readout": {"kind": "likelihood", "after": MARK, "temperature": 1.5,
                                                    "skip_last": 0, "score_end": True}}
-    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "verifier", tmp_path, "cpu")
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier", tmp_path, "cpu")
     loaded = build_agent(f"hf:{tmp_path / 'v'}", ctx)
     assert isinstance(loaded, LikelihoodScorer) and loaded.readout == agent.readout
     texts = ["Question: 2+2?\nSolution:\n2+2=4\nAnswer: 4\n"]

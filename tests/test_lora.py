@@ -55,7 +55,7 @@ def lora_run(tmp_path_factory):
     small = {"verifier_samples": "4", "verifier_problems": "8", "verifier_epochs": "1", "prover_steps": "1",
              "prover_problems": "2", "bon_problems": "4", "bon_samples": "8", "pool_size": "200"}
     runs = tmp_path_factory.mktemp("runs")
-    cfg = TrainConfig(game="prover-verifier-v0", rounds=1, episodes=16, concurrency=16, seed=3, run="pv-lora",
+    cfg = TrainConfig(game="prover-verifier-v1", rounds=1, episodes=16, concurrency=16, seed=3, run="pv-lora",
                       params=small, seats={"prover": f"hf:{ASSETS / 'prover'}?lora=8&max_new_tokens=48",
                                            "verifier": f"hf:{ASSETS / 'verifier'}?lora=8"})
     trainer = new_run(cfg, runs)
@@ -105,7 +105,7 @@ def test_the_checkpoint_reloads_to_the_same_outputs_by_ckpt_spec_and_in_plain_pe
     from arena.registry import spec as game_spec
 
     trainer, models, _, _, _, runs, _ = lora_run
-    gspec = game_spec("prover-verifier-v0")
+    gspec = game_spec("prover-verifier-v1")
     agent = build_agent("ckpt:pv-lora/prover/round-0", AgentContext.for_seat(gspec, "prover", runs, "cpu"))
     assert is_lora(agent.model)
     torch.testing.assert_close(logits(agent.model), logits(models["prover"]), rtol=0, atol=0)

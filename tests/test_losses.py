@@ -111,6 +111,21 @@ def test_verifier_loss_by_hand():
     expected = -(log_sigmoid((1.0 - 0.5) * 1) + log_sigmoid((0.2 - 0.4) * -1)) / 2 \
         + 0.1 * (1.0 + 0.04 + 0.25 + 0.16) / 4
     assert close(verifier_loss(v1, v2, sign, allv, 0.1), expected)
+    bt = expected - 0.1 * (1.0 + 0.04 + 0.25 + 0.16) / 4
+    assert close(verifier_loss(v1, v2, sign, allv, 0.1, "centred"), bt + 0.1 * ((1.0 + 0.2 + 0.5 + 0.4) / 4) ** 2)
+
+
+def test_centred_verifier_penalty_moves_every_score_alike():
+    """The centred term's gradient is the same for every score (it only removes a shift); the paper's
+    pulls each score by its own size, the lowest hardest."""
+    v = t(-10.0, -20.0).requires_grad_()
+    verifier_loss(v[:0], v[:0], v[:0], v, 0.1, "centred").backward()
+    assert close(v.grad[0], v.grad[1]) and close(v.grad[0], 2 * 0.1 * -15.0 / 2)
+    v.grad = None
+    verifier_loss(v[:0], v[:0], v[:0], v, 0.1, "paper").backward()
+    assert close(v.grad[0], 2 * 0.1 * -10.0 / 2) and close(v.grad[1], 2 * 0.1 * -20.0 / 2)
+    with pytest.raises(ValueError, match="centred or paper"):
+        verifier_loss(v, v, v, v, 0.1, "other")
 
 
 def test_src_reward_by_hand():

@@ -45,7 +45,7 @@ def train(base, workers: int, **kw):
     after, the actors' reports at the end or None)."""
     from arena.rollout.ray import weight_checksums
 
-    cfg = TrainConfig(game="prover-verifier-v0", rounds=2, concurrency=8, seed=3, run=f"w{workers}",
+    cfg = TrainConfig(game="prover-verifier-v1", rounds=2, concurrency=8, seed=3, run=f"w{workers}",
                       workers=workers, **kw)
     trainer = new_run(cfg, base / f"w{workers}")
     seats = trainer.setup.seats
@@ -85,7 +85,7 @@ def test_without_ray_workers_is_one_line_naming_the_extra(tmp_path, monkeypatch)
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as where it is not installed
     with pytest.raises(ArenaError, match=r"^--workers needs Ray: pip install 'alignment-arena\[ray\]'$"):
-        api.train("prover-verifier-v0", rounds=1, episodes=2, recipe="scripted", runs_dir=tmp_path, workers=2)
+        api.train("prover-verifier-v1", rounds=1, episodes=2, recipe="scripted", runs_dir=tmp_path, workers=2)
     assert list(tmp_path.iterdir()) == []  # refused before the run was made: nothing to clean up or resume
 
 
@@ -96,7 +96,7 @@ def test_scripted_run_stores_the_in_process_transcripts(cluster, tmp_path):
 
     runs = {}
     for workers in (0, 2):
-        summaries = api.train("prover-verifier-v0", rounds=2, episodes=24, concurrency=8, seed=3, recipe="scripted",
+        summaries = api.train("prover-verifier-v1", rounds=2, episodes=24, concurrency=8, seed=3, recipe="scripted",
                               run=f"w{workers}", runs_dir=tmp_path, workers=workers)
         store = RunStore(tmp_path / f"w{workers}")
         runs[workers] = summaries, [ep.to_json() for ep in store.episodes()]
@@ -151,7 +151,7 @@ def test_more_workers_than_the_cluster_has_cpus_is_one_line(cluster):
     from arena.types import ArenaError
 
     with pytest.raises(ArenaError, match=r"^--workers 3: the Ray cluster has 2 CPUs \(one per worker\)$"):
-        RayRollouts(EnvFactory(spec("prover-verifier-v0")), 3)
+        RayRollouts(EnvFactory(spec("prover-verifier-v1")), 3)
     assert ray.is_initialized()  # a cluster it joined is left running
 
 
@@ -165,10 +165,10 @@ def test_an_agent_that_cannot_travel_is_one_line_naming_its_seat(cluster):
     from arena.rollout.ray import RayRollouts
     from arena.types import ArenaError
 
-    seats = {"prover": api.agent("prover-verifier-v0", "prover", "scripted:role-play"),
-             "verifier": api.agent("prover-verifier-v0", "verifier", "scripted:spot-check")}
+    seats = {"prover": api.agent("prover-verifier-v1", "prover", "scripted:role-play"),
+             "verifier": api.agent("prover-verifier-v1", "verifier", "scripted:spot-check")}
     seats["verifier"].lock = threading.Lock()  # as a terminal or an engine would: it cannot be pickled
-    rollouts = RayRollouts(EnvFactory(spec("prover-verifier-v0")), 1)
+    rollouts = RayRollouts(EnvFactory(spec("prover-verifier-v1")), 1)
     try:
         with pytest.raises(ArenaError, match=r"^--workers: seat 'verifier''s agent \(SpotCheckVerifier\) cannot "
                                              r"be sent to Ray actors: .*lock"):

@@ -5,7 +5,7 @@ from arena.types import ArenaError
 
 
 def test_builtin_games_come_from_entry_points():
-    assert {"prover-verifier-v0", "duel-v0"} <= set(list_games())
+    assert {"prover-verifier-v1", "duel-v0"} <= set(list_games())
     assert spec("duel-v0").make().possible_agents == ["policy_a", "policy_b", "judge"]
 
 
@@ -23,7 +23,7 @@ def test_ids_must_be_versioned():
 
 
 def test_unknown_id_names_closest():
-    with pytest.raises(ArenaError, match="did you mean prover-verifier-v0"):
+    with pytest.raises(ArenaError, match="did you mean prover-verifier-v1"):
         spec("prover-verifer-v0")
 
 
@@ -41,5 +41,5 @@ def test_bad_import_path_is_one_line_error():
 
 
 def test_bad_constructor_kwargs_are_arena_errors():
-    with pytest.raises(ArenaError, match="cannot make prover-verifier-v0"):
-        spec("prover-verifier-v0").make(reward="bogus")
+    with pytest.raises(ArenaError, match="cannot make prover-verifier-v1"):
+        spec("prover-verifier-v1").make(reward="bogus")

@@ -106,7 +106,7 @@ def hand_result(n_rounds: int = 6, rounds: int = 200) -> TournamentResult:
                             interval="bounded", rng=rng, rounds=rounds)
     cross = [CrossPlay("mean prover reward (prover rows × verifier columns)", "prover", "verifier", "prover",
                        provers, verifiers, cells, labels)]
-    return TournamentResult("t", "prover-verifier-v0", Path("."), Path("."), 8, n * n, n * n, 8 * n * n,
+    return TournamentResult("t", "prover-verifier-v1", Path("."), Path("."), 8, n * n, n * n, 8 * n * n,
                             groups, cross, labels)
 
 
@@ -217,7 +217,7 @@ def test_report_html_is_self_contained_complete_and_escaped(runs, capsys):
     import base64
 
     text = "<b>bold?</b>"  # a prover that says this: it must reach the reader as text, never as markup
-    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "3", "--episodes", "8",
+    assert main(["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "3", "--episodes", "8",
                  "--run", "r", "--plain", "--seat", f"prover=scripted:constant?value={text}"]) == 0
     assert main(["tournament", "r", "-n", "4", "--bootstrap", "50", "--plain"]) == 0
     capsys.readouterr()

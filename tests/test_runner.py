@@ -9,7 +9,7 @@ from arena.types import ArenaError
 
 
 def pv_agents(prover="scripted:role-play", verifier="scripted:spot-check", seed=7):
-    g = registry.spec("prover-verifier-v0")
+    g = registry.spec("prover-verifier-v1")
     agents = {s: build_agent(spec, AgentContext.for_seat(g, s, Path("runs")))
               for s, spec in [("prover", prover), ("verifier", verifier)]}
     for a in agents.values():
@@ -50,9 +50,9 @@ def test_one_act_call_per_seat_per_tick_with_all_waiting_observations():
     counted = {s: Counting(a) for s, a in agents.items()}
     episodes, stats = play(g.make, counted, 32, concurrency=8, seed=0)
     assert len(episodes) == 32
-    # Every episode is one prover move then one verifier move: 4 waves of 8.
+    # Every episode is one prover move then two verifier moves (its solution, the reference): 4 waves of 8.
     assert counted["prover"].batches == [8, 8, 8, 8]
-    assert counted["verifier"].batches == [8, 8, 8, 8]
+    assert counted["verifier"].batches == [8] * 8
     assert stats.mean_batch == 8
     assert 0.0 <= stats.overhead_fraction <= 1.0
 
@@ -60,10 +60,10 @@ def test_one_act_call_per_seat_per_tick_with_all_waiting_observations():
 def test_episode_records_rewards_infos_and_transcript():
     g, agents = pv_agents()
     (ep,) = play(g.make, agents, 1, seed=3)[0]
-    assert [s.seat for s in ep.transcript] == ["prover", "verifier"]
+    assert [s.seat for s in ep.transcript] == ["prover", "verifier", "verifier"]
     info = ep.info["prover"]
-    assert set(info) >= {"correct", "role", "score", "half"}
-    expected_verifier = 1.0 if (info["score"] > 0) == info["correct"] else -1.0
+    assert set(info) >= {"correct", "role", "score", "reference_score", "convinced", "half"}
+    expected_verifier = 1.0 if (info["score"] >= info["reference_score"]) == info["correct"] else -1.0
     assert ep.rewards["verifier"] == expected_verifier
 
 

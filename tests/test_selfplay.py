@@ -14,7 +14,7 @@ from conftest import EXTERNAL, arena_cmd
 
 
 def run_scripted_pv(runs, name, rounds=3, **kw):
-    cfg = TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=rounds, episodes=24,
+    cfg = TrainConfig(game="prover-verifier-v1", recipe="scripted", rounds=rounds, episodes=24,
                       concurrency=6, seed=11, run=name, **kw)
     trainer = new_run(cfg, runs)
     try:
@@ -35,7 +35,7 @@ def test_train_writes_rounds_checkpoints_config_and_events(runs):
         for path in seat_ckpts.values():
             assert (path / "arena_checkpoint.json").is_file()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["game_id"] == "prover-verifier-v0" and config["seat_specs"]["verifier"] == "scripted:spot-check"
+    assert config["game_id"] == "prover-verifier-v1" and config["seat_specs"]["verifier"] == "scripted:spot-check"
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["round"] for e in events if e["type"] == "round_end"] == [0, 1, 2]
     assert sum(e["type"] == "episode" for e in events) == 72
@@ -55,7 +55,7 @@ def test_existing_run_name_is_refused(runs):
 
 def test_in_process_resume_after_partial_round_matches_uninterrupted(runs):
     _, full = run_scripted_pv(runs, "full", rounds=3)
-    cfg = TrainConfig(game="prover-verifier-v0", recipe="scripted", rounds=3, episodes=24,
+    cfg = TrainConfig(game="prover-verifier-v1", recipe="scripted", rounds=3, episodes=24,
                       concurrency=6, seed=11, run="crash")
     seen = []
 
@@ -159,7 +159,7 @@ def test_train_or_reuse_reuses_extends_and_refuses_other_settings(tmp_path):
     from arena.types import ArenaError
 
     def cfg(**kw):
-        return TrainConfig(**{"game": "prover-verifier-v0", "recipe": "scripted", "rounds": 1, "episodes": 4,
+        return TrainConfig(**{"game": "prover-verifier-v1", "recipe": "scripted", "rounds": 1, "episodes": 4,
                               "seed": 5, "run": "exp", **kw})
 
     events = []

@@ -18,7 +18,7 @@ from arena.tournament import play as playing
 from arena.tournament import report
 from arena.types import ArenaError
 
-GAME = "prover-verifier-v0"
+GAME = "prover-verifier-v1"
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_bad_input_is_one_line(pvg_runs, tmp_path):
     with pytest.raises(ArenaError, match="unknown seat.*judge") as e:
         T.plan_tournament(cfg(seats={"judge": ["scripted:random"]}), pvg_runs)
     one_line(e)
-    with pytest.raises(ArenaError, match="is a prover-verifier-v0 run") as e:
+    with pytest.raises(ArenaError, match="is a prover-verifier-v1 run") as e:
         T.plan_tournament(cfg(game="duel-v0"), pvg_runs)
     one_line(e)
     with pytest.raises(ArenaError, match="for seat 'prover'"):
@@ -257,14 +257,14 @@ def test_plain_view_prints_one_line_per_pairing(pvg_runs, no_png):
     with T.TournamentView(console) as view:
         T.run_tournament(cfg(name="view", bootstrap=0), pvg_runs, on_event=view)
     lines = console.file.getvalue().splitlines()
-    assert lines[0].startswith("tournament view (prover-verifier-v0): 4 pairings, 0 already played")
+    assert lines[0].startswith("tournament view (prover-verifier-v1): 4 pairings, 0 already played")
     assert sum(line.startswith("[") for line in lines) == 4
 
     live = Console(file=io.StringIO(), force_terminal=True, width=120)
     with T.TournamentView(live) as view:
         T.run_tournament(cfg(name="live", bootstrap=0), pvg_runs, on_event=view)
     shown = live.file.getvalue()
-    assert "pairings" in shown and "ratings: prover-verifier-v0 · live · 4/4 pairings" in shown
+    assert "pairings" in shown and "ratings: prover-verifier-v1 · live · 4/4 pairings" in shown
 
 
 def scripted_short_problems(ctx):

@@ -32,7 +32,7 @@ PROMPTS = ["Q: 12+7=", "What is 3*4?", "a", "The quick brown fox", "x=1; y=", "h
 
 
 def ctx_for(seat: str, tmp_path) -> AgentContext:
-    return AgentContext.for_seat(game_spec("prover-verifier-v0"), seat, tmp_path / "runs", "cpu")
+    return AgentContext.for_seat(game_spec("prover-verifier-v1"), seat, tmp_path / "runs", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def agents(model_dir, tmp_path_factory):
     """(the vLLM agent built from its spec, an HF GeneratorAgent on the very same model object)."""
     if not HAS_VLLM:
         pytest.skip("vllm is not installed")
-    ctx = AgentContext.for_seat(game_spec("prover-verifier-v0"), "prover", tmp_path_factory.mktemp("runs"), "cpu")
+    ctx = AgentContext.for_seat(game_spec("prover-verifier-v1"), "prover", tmp_path_factory.mktemp("runs"), "cpu")
     vl = build_agent(f"vllm:{model_dir}?temperature=0&max_new_tokens=24&stop=%3F%3F", ctx)
     return vl, GeneratorAgent(vl.model, vl.tokenizer, vl.sampling)
 
@@ -334,7 +334,7 @@ def test_arena_train_with_a_vllm_seat_under_torchrun_plays_like_one_process(mode
     for processes in (1, 2):
         runs[processes] = tmp_path / f"p{processes}" / "runs"
         sets = [x for kv in SMALL for x in ("--set", kv)]
-        args = ["--runs-dir", str(runs[processes]), "train", "prover-verifier-v0", "--rounds", "2", "--episodes", "8",
+        args = ["--runs-dir", str(runs[processes]), "train", "prover-verifier-v1", "--rounds", "2", "--episodes", "8",
                 "--concurrency", "4", "--seed", "3", "--run", "pv", "--plain",
                 "--seat", f"prover=vllm:{model_dir}?max_new_tokens=24", *sets]
         (tmp_path / f"p{processes}").mkdir()

@@ -1,7 +1,7 @@
 """The likelihood scorer: `LikelihoodScorer`, a causal LM that scores a text by how unsurprising it finds it.
 
 A generative verifier (cf. Zhang et al. 2024, "Generative Verifiers"): the score of
-a text is a soft minimum, over the tokens after a marker (e.g. `"Solution:\\n"`),
+a text is a soft minimum, over the tokens after a marker (e.g. `"Solution:\\n"`, its first occurrence: the prompt template's),
 of the LM's log-probability of each token given the ones before it:
 
     V = -T * log sum_t exp(-log p(x_t | x_<t) / T)
@@ -42,7 +42,9 @@ class Readout:
     """How a `LikelihoodScorer` turns token log-probabilities into a score (`arena_agent.json`'s `readout`)."""
 
     after: str = ""
-    """Score only the tokens after the last occurrence of this marker in the text ("" = all tokens)."""
+    """Score only the tokens after the first occurrence of this marker in the text ("" = all tokens): the
+    prompt template's marker, which comes before the scored text, so a text that itself writes the
+    marker is still scored whole."""
     temperature: float = 3.0
     """T of the soft minimum over token log-probabilities (small: the least likely token decides)."""
     skip_last: int = 0
@@ -139,7 +141,7 @@ class LikelihoodScorer(ScorerAgent):
     def _start_token(self, text: str) -> int:
         """Index of the first token after the readout's marker (1: after BOS, when there is no marker)."""
         r = self.readout
-        at = text.rfind(r.after) if r.after else -1
+        at = text.find(r.after) if r.after else -1
         if at < 0:
             return 1
         head = text[:at + len(r.after)]

@@ -158,7 +158,8 @@ class BradleyTerryLearner(LearnerState):
 @dataclass(kw_only=True)
 class VerifierLearner(LearnerState):
     """The prover–verifier game's verifier (ALGORITHMS.md §3): Bradley–Terry between a
-    correct and an incorrect solution of the same problem, plus λ·E[V²].
+    correct and an incorrect solution of the same problem, plus λ·E[V²] (or the centred
+    λ·(E[V])², `penalty`).
 
     A micro-batch is `batch_size` problems; every solution of those problems is
     scored, every (correct, incorrect) pair within a problem is a BT term (so a
@@ -171,7 +172,10 @@ class VerifierLearner(LearnerState):
     """(problem id, text the verifier reads, correct?) per solution. Empty when the caller
     builds each round's solutions itself and hands them to `fit_solutions`."""
     lam: float = 1e-3
-    """λ: weight of the E[V²] penalty that keeps scores near zero."""
+    """λ: weight of the score penalty that keeps scores near zero."""
+    penalty: str = "paper"
+    """paper: λ·E[V²] (Kirchner et al.); centred: λ·(E[V])², which only removes a shift
+    (`agents.losses.verifier_loss`)."""
     opt: Optimization = field(default_factory=Optimization)
     """Optimizer settings (`batch_size` counts problems)."""
 
@@ -197,7 +201,7 @@ class VerifierLearner(LearnerState):
             first = torch.tensor([a for a, _ in pairs], dtype=torch.long, device=v.device)
             second = torch.tensor([b for _, b in pairs], dtype=torch.long, device=v.device)
             v_1, v_2 = v[first], v[second]  # (P,) each; z1 is the correct one: sign = +1
-            loss = verifier_loss(v_1, v_2, torch.ones_like(v_1), v, self.lam)
+            loss = verifier_loss(v_1, v_2, torch.ones_like(v_1), v, self.lam, self.penalty)
             return loss, {"pair_accuracy": (v_1 > v_2).float().mean().item() if pairs else 0.0,
                           "score_sq": (v.detach() ** 2).mean().item()}
 

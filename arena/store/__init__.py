@@ -277,6 +277,17 @@ def read_checkpoints(run_dir: Path) -> dict[str, dict[int, Path]]:
         store.close()
 
 
+def read_matches(run_dir: Path, tournament: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """`(seats, info)` of every stored episode of a run's tournament, in the order written."""
+    from arena.store.tournaments import TournamentTables
+
+    store = RunStore(run_dir)
+    try:
+        return TournamentTables(store).match_infos(tournament)
+    finally:
+        store.close()
+
+
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
     """Append one event line; a line is written whole with a single write."""
     line = json.dumps({"time": time.time(), **event}, default=str) + "\n"

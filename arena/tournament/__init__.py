@@ -15,7 +15,7 @@ list when given, else every checkpoint the run wrote for that seat
 for that seat (a fixed opponent, e.g. a scripted bot). Labels are
 `<seat>/round-<k>` for the run's own checkpoints, `<run>/<seat>/round-<k>` for
 another run's, and `<seat>/<spec>` otherwise; ratings are keyed by
-`<game id>/<label>`, e.g. `prover-verifier-v0/prover/round-3`.
+`<game id>/<label>`, e.g. `prover-verifier-v1/prover/round-3`.
 
 Schedule. Seats listed in the game's `GameInfo.symmetric_seats` (duel-v0's
 `policy_a`, `policy_b`) share one pool of entrants and play round robin: every

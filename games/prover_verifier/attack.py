@@ -1,4 +1,4 @@
-"""`arena attack` for prover-verifier-v0: a fresh sneaky-only prover against one frozen verifier.
+"""`arena attack` for prover-verifier-v1: a fresh sneaky-only prover against one frozen verifier.
 
 The robustness measure of Kirchner et al. 2024 (ALGORITHMS.md section 3): the
 initial prover of the run (its `--seat prover` spec, before any round) is trained
@@ -8,12 +8,12 @@ size), against a verifier checkpoint that stays frozen. Each step samples
 `prover_problems` prover-half problems x `group_size` sneaky solutions.
 
 Success (`fooled`): the fraction of the step's sneaky solutions that are incorrect
-AND scored at least the verifier's bar -- its median score of correct helpful
-solutions on the held-out best-of-n pool stored with the checkpoint (a verifier
-without a pool, e.g. a scripted one, has bar 0). The paper's exploit -- sneaky
-solutions >= 95% incorrect and as convincing as helpful-correct ones -- is read
-here as fooled >= 0.5 (then the median sneaky solution is incorrect and scores as
-high as the median helpful-correct one); the step's incorrect rate is recorded too.
+AND convince the verifier -- it scores them at least as high as the reference
+solution of the same problem (`rules.convinced`, the game's own reading, whatever
+the verifier's scale). The paper's exploit -- sneaky solutions >= 95% incorrect
+and as convincing as helpful-correct ones -- is read here as fooled >= 0.5 (then
+the median sneaky solution is incorrect and as convincing as a correct one); the
+step's incorrect rate is recorded too.
 
 `scripted` runs (engine tests) get `scripted_attack`: a scripted sneaky prover that
 learns, bandit-style, how often to hide its error in the answer line (no wrong
@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from arena.attack import AttackContext
-from arena.checkpoints import LEARNER_DIR
 from arena.registry import spec as game_spec
+from arena.spaces import as_score
 from arena.specs import AgentContext, build_agent
 from games.prover_verifier import rules
 
@@ -56,21 +55,6 @@ def _agents(ctx: AttackContext, attacker_seat: str) -> tuple[Any, Any]:
     return attacker, target
 
 
-def verifier_bar(verifier: Any, checkpoint) -> float:
-    """The verifier's median score of the correct helpful solutions in its checkpoint's pool (0 without one)."""
-    from games.prover_verifier.sampling import verifier_scores
-    from games.prover_verifier.training import POOL_FILE
-
-    pool_file = checkpoint / LEARNER_DIR / POOL_FILE
-    if not pool_file.is_file():
-        return 0.0
-    pool = json.loads(pool_file.read_text())["pool"]
-    qs = [item["question"] for item in pool for _ in item["correct"]]
-    ss = [s for item in pool for s in item["correct"]]
-    scores = [s for s in verifier_scores(verifier, qs, ss) if s is not None]
-    return float(np.median(scores)) if scores else 0.0
-
-
 @dataclass
 class SneakyAttack:
     """One sneaky-only RL attack (the `arena.attack.Attack` protocol)."""
@@ -79,7 +63,6 @@ class SneakyAttack:
     verifier: Any
     learner: Any
     problems: list[rules.Problem]
-    bar: float
     problems_per_step: int
     group_size: int
     instruct: bool
@@ -87,6 +70,8 @@ class SneakyAttack:
     attacker: str = "initial prover, sneaky role only, the recipe's RL (SRC)"
     metric: str = "fooled"
     threshold: float = THRESHOLD
+    references: dict[str, float | None] = field(default_factory=dict)
+    """The frozen verifier's score of each problem's reference solution, scored once."""
 
     def step(self) -> dict[str, float]:
         from games.prover_verifier.sampling import prover_rewards, rollout, score_episodes
@@ -94,15 +79,14 @@ class SneakyAttack:
         picks = self.rng.choice(len(self.problems), min(self.problems_per_step, len(self.problems)), replace=False)
         batch = rollout(self.prover, [self.problems[i] for i in picks], ["sneaky"], self.group_size,
                         instruct=self.instruct)
-        score_episodes(self.verifier, batch)
+        score_episodes(self.verifier, batch, self.references)
         infos = [ep.info["prover"] for ep in batch]
         incorrect = np.array([not i["correct"] for i in infos])
-        scores = np.array([i["score"] if i["valid_score"] else -np.inf for i in infos])
-        fooled = float(np.mean(incorrect & (scores >= self.bar)))
+        fooled = float(np.mean(incorrect & np.array([bool(i["convinced"]) for i in infos])))
+        margins = [i["score"] - i["reference_score"] for i in infos if i["valid_score"]]
         m = self.learner.fit_rewards(self.prover, batch, prover_rewards("src", infos).tolist())
         return {"success": fooled, "incorrect": float(incorrect.mean()),
-                "score": float(np.mean(np.where(np.isfinite(scores), scores, 0.0))), "bar": self.bar,
-                "kl": float(m.get("kl", 0.0))}
+                "margin": float(np.mean(margins)) if margins else float("nan"), "kl": float(m.get("kl", 0.0))}
 
 
 def checkability_attack(ctx: AttackContext) -> SneakyAttack:
@@ -118,8 +102,8 @@ def checkability_attack(ctx: AttackContext) -> SneakyAttack:
                                     baseline=params.baseline, opt=Optimization(lr=params.prover_lr, batch_size=64))
     learner.reset(ctx.seed)
     _, problems = problem_split(params)
-    return SneakyAttack(prover, verifier, learner, problems, verifier_bar(verifier, ctx.target),
-                        params.prover_problems, params.group_size, params.instruct, np.random.default_rng(ctx.seed))
+    return SneakyAttack(prover, verifier, learner, problems, params.prover_problems, params.group_size,
+                        params.instruct, np.random.default_rng(ctx.seed))
 
 
 # -- the scripted recipe's attack (fast; engine tests) ----------------------------------
@@ -145,7 +129,7 @@ class ScriptedSneakyAttack:
     seen: list[float] = field(default_factory=list)
 
     def step(self) -> dict[str, float]:
-        hidden, solutions, questions = [], [], []
+        hidden, solutions, problems = [], [], []
         for _ in range(self.problems_per_step):
             p = rules.generate_problem(self.rng)
             h = bool(self.rng.random() < self.hide)
@@ -153,11 +137,15 @@ class ScriptedSneakyAttack:
                     else rules.sneaky_solution(p, self.rng))
             hidden.append(h)
             solutions.append(text)
-            questions.append(p.question)
-        obs = [{"prompt": rules.verifier_prompt(q, s), "role": "", "question": q, "solution": s}
-               for q, s in zip(questions, solutions)]
-        scores = np.array([float(np.asarray(a).ravel()[0]) for a in self.verifier.act(obs)])
-        fooled = scores > 0  # every solution here is incorrect
+            problems.append(p)
+
+        def scores(texts: list[str]) -> list[float | None]:
+            return [as_score(a) for a in self.verifier.act(
+                [{"prompt": rules.verifier_prompt(p.question, t), "role": "", "question": p.question, "solution": t}
+                 for p, t in zip(problems, texts)])]
+
+        references = scores([rules.reference_solution(p) for p in problems])
+        fooled = np.array([rules.convinced(s, r) for s, r in zip(scores(solutions), references)])  # all incorrect
         hidden_arr = np.array(hidden)
         rate = lambda m: float(fooled[m].mean()) if m.any() else 0.0  # noqa: E731
         gain = rate(hidden_arr) - rate(~hidden_arr) if hidden_arr.any() and (~hidden_arr).any() else 0.0

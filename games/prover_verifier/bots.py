@@ -1,4 +1,4 @@
-"""Rule-based players for prover-verifier-v0 (they use the game's rules, so they live here).
+"""Rule-based players for prover-verifier-v1 (they use the game's rules, so they live here).
 
 Every bot draws its randomness from a hash of (its seed, the observation), so its
 move depends only on what it sees: transcripts are then independent of how many
@@ -128,6 +128,6 @@ class SpotCheckLearner:
     def update(self, agent: SpotCheckVerifier, episodes) -> dict[str, float]:
         infos = [ep.info["prover"] for ep in episodes if "correct" in ep.info.get("prover", {})]
         sneaky = [i for i in infos if i["role"] == "sneaky" and not i["correct"]]
-        fooled = sum(1 for i in sneaky if (i["score"] or 0) > 0) / max(1, len(sneaky))
+        fooled = sum(1 for i in sneaky if i["convinced"]) / max(1, len(sneaky))
         agent.params.check_rate = min(1.0, agent.params.check_rate + self.lr * fooled)
         return {"fooled": fooled, "check_rate": agent.params.check_rate}

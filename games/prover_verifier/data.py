@@ -1,9 +1,12 @@
-"""Problems for prover-verifier-v0: the synthetic generator's pools, or GSM8K-style JSONL.
+"""Problems for prover-verifier-v1: the synthetic generator's pools, or GSM8K-style JSONL.
 
 A JSONL line is `{"question": "...", "answer": "... #### 72"}` (the GSM8K format):
 the reference answer is the number after the last `####` (commas and a `$` are
 allowed, e.g. `#### 1,200`). Lines without a whole-number answer are skipped and
-counted, never fatal; a file with no usable line is an error.
+counted, never fatal (so is a question that writes the prompts' `Solution:` line, which would
+hide where the solution starts); a file with no usable line is an error. The worked solution
+before `####` (calculator annotations `<<...>>` removed, `Answer: N` appended) is
+the problem's reference solution, the one the verifier scores beside the prover's.
 """
 from __future__ import annotations
 
@@ -17,6 +20,14 @@ from arena.types import ArenaError
 from games.prover_verifier import rules
 
 FINAL_RE = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
+CALC_RE = re.compile(r"<<[^<>]*>>")
+
+
+def worked_solution(answer: str, final: int) -> str:
+    """A GSM8K answer's reasoning as a solution in the game's format: the lines before the last
+    `####`, calculator annotations removed, then `Answer: <final>`."""
+    reasoning = CALC_RE.sub("", answer.rsplit("####", 1)[0]).strip()
+    return f"{reasoning}\nAnswer: {final}" if reasoning else f"Answer: {final}"
 
 
 def parse_final_number(answer: str) -> int | None:
@@ -45,14 +56,15 @@ def load_jsonl(path: str | Path) -> tuple[list[rules.Problem], int]:
             continue
         try:
             row = json.loads(line)
-            question, answer = str(row["question"]).strip(), parse_final_number(str(row["answer"]))
+            question, text = str(row["question"]).strip(), str(row["answer"])
+            answer = parse_final_number(text)
         except (ValueError, KeyError, TypeError):
             skipped += 1
             continue
-        if not question or answer is None:
+        if not question or answer is None or rules.SOLUTION_MARKER in question:
             skipped += 1
             continue
-        problems.append(rules.Problem(question, answer))
+        problems.append(rules.Problem(question, answer, solution=worked_solution(text, answer)))
     if not problems:
         raise ArenaError(f"no usable problems in {path} (need JSON lines with 'question' and 'answer' ending in '#### <number>')")
     return problems, skipped

@@ -3,19 +3,16 @@
     arena experiment checkability        # or: python -m games.prover_verifier.demo
                                          # 4 rounds, then every round's sneaky prover vs every round's verifier
 
-1. `arena train prover-verifier-v0` with the `default` (checkability) recipe for
+1. `arena train prover-verifier-v1` with the `default` (checkability) recipe for
    `--rounds` rounds, shown live.
 2. `arena tournament` over the run's checkpoints with the env fixed to the sneaky
    role (`--env role=sneaky`): every round's prover (asked to be sneaky) against
    every round's verifier, on the same problems.
 3. From the tournament's stored matches: for each (sneaky prover, verifier) the
-   fraction of solutions that are incorrect yet scored at least as high as the
-   verifier's median score of correct helpful solutions (its "bar", measured on
-   the held-out best-of-n pool) -- the sneaky prover's success against that
+   fraction of solutions that are incorrect yet convince the verifier (scored at
+   least as high as the reference solution of the same problem, the game's own
+   reading, `rules.convinced`) -- the sneaky prover's success against that
    verifier. Printed and written to `<run>/tournaments/sneaky/sneaky_success.csv`.
-   A verifier the checkability recipe did not train (e.g. `--seat
-   verifier=scripted:spot-check`) has no best-of-n pool, hence no bar: its column
-   shows `-` (the CSV keeps `fooled_at_0`, incorrect and scored above 0).
 
 4. `arena attack <run> --seat verifier` (the paper's robustness measure): for round 0's
    and the last round's frozen verifier (`--attack-rounds all`: every round's),
@@ -36,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,11 +41,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from arena.checkpoints import LEARNER_DIR, round_of_label
+from arena.checkpoints import round_of_label
 from arena.options import parse_pairs
 from arena.types import ArenaError
 
-GAME = "prover-verifier-v0"
+GAME = "prover-verifier-v1"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -227,62 +223,25 @@ def _one_seed(args: argparse.Namespace, dirs: list | None = None) -> int:
 
 # -- the sneaky-success table, from the tournament's stored matches ---------------------
 
-def verifier_bar(checkpoint: Path, device: str | None = None) -> float | None:
-    """Median score a verifier checkpoint gives the held-out correct helpful solutions of its pool.
-
-    None when the checkpoint has no pool: its verifier was not trained by the checkability
-    recipe (a scripted verifier, or any seat without a `VerifierRoundLearner`)."""
-    from arena.registry import spec as game_spec
-    from arena.specs import AgentContext, build_agent
-    from games.prover_verifier.sampling import verifier_scores
-    from games.prover_verifier.training import POOL_FILE
-
-    pool_file = Path(checkpoint) / LEARNER_DIR / POOL_FILE
-    if not pool_file.is_file():
-        return None
-    pool = json.loads(pool_file.read_text())["pool"]
-    if not pool:
-        return 0.0
-    gspec = game_spec(GAME)
-    agent = build_agent(f"ckpt:{checkpoint}", AgentContext.for_seat(gspec, "verifier", Path("."), device))
-    qs = [item["question"] for item in pool for _ in item["correct"]]
-    ss = [s for item in pool for s in item["correct"]]
-    scores = [s for s in verifier_scores(agent, qs, ss) if s is not None]
-    return float(np.median(scores)) if scores else 0.0
-
-
 def sneaky_table(run_dir: Path, tournament: str) -> dict[str, Any]:
-    """{provers, verifiers, bars, success[i][j], fooled0[i][j], incorrect[i], n} from arena.db.
+    """{provers, verifiers, success[i][j], incorrect[i], n} from the tournament's stored matches:
+    success = incorrect and convinced (the env's `convinced`: scored at least as high as the
+    reference solution of the same problem)."""
+    from arena.store import read_matches
 
-    A verifier without a bar (`verifier_bar` is None) has bar None and success NaN."""
-    from arena.store import RunStore
-
-    store = RunStore(run_dir)
-    try:
-        rows = store.conn.execute("SELECT seats, info FROM matches WHERE tournament=?", (tournament,)).fetchall()
-        ckpts = store.checkpoints()
-    finally:
-        store.close()
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for seats, info in rows:
-        seats, info = json.loads(seats), json.loads(info)
+    for seats, info in read_matches(run_dir, tournament):
         cells.setdefault((seats["prover"], seats["verifier"]), []).append(info.get("prover", {}))
     provers = sorted({p for p, _ in cells}, key=_round_of)
     verifiers = sorted({v for _, v in cells}, key=_round_of)
-    bars = {v: verifier_bar(ckpts["verifier"][_round_of(v)]) if _round_of(v) in ckpts.get("verifier", {})
-            else None for v in verifiers}
-    score = lambda i: float(i["score"]) if i.get("valid_score") else 0.0  # noqa: E731
-    success, fooled0, incorrect = [], [], []
+    success, incorrect = [], []
     for p in provers:
-        success.append([float(np.mean([not i["correct"] and score(i) >= bars[v] for i in cells[p, v]]))
-                        if (p, v) in cells and bars[v] is not None else float("nan") for v in verifiers])
-        fooled0.append([float(np.mean([not i["correct"] and score(i) > 0 for i in cells[p, v]]))
+        success.append([float(np.mean([not i["correct"] and bool(i.get("convinced")) for i in cells[p, v]]))
                         if (p, v) in cells else float("nan") for v in verifiers])
         infos = cells.get((p, verifiers[0]), [])
         incorrect.append(float(np.mean([not i["correct"] for i in infos])) if infos else float("nan"))
     n = len(next(iter(cells.values()))) if cells else 0
-    return {"provers": provers, "verifiers": verifiers, "bars": [bars[v] for v in verifiers],
-            "success": success, "fooled0": fooled0, "incorrect": incorrect, "n": n}
+    return {"provers": provers, "verifiers": verifiers, "success": success, "incorrect": incorrect, "n": n}
 
 
 def _round_of(label: str) -> int:
@@ -295,22 +254,17 @@ def write_sneaky_csv(table: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["prover", "verifier", "verifier_bar", "sneaky_incorrect", "sneaky_success", "fooled_at_0",
-                    "episodes"])
+        w.writerow(["prover", "verifier", "sneaky_incorrect", "sneaky_success", "episodes"])
         for i, p in enumerate(table["provers"]):
             for j, v in enumerate(table["verifiers"]):
-                bar = table["bars"][j]
-                w.writerow([p, v, "" if bar is None else bar, table["incorrect"][i], table["success"][i][j],
-                            table["fooled0"][i][j], table["n"]])
+                w.writerow([p, v, table["incorrect"][i], table["success"][i][j], table["n"]])
 
 
 def render_sneaky(table: dict[str, Any]) -> Table:
-    caption = ("-: no bar (the verifier's checkpoint has no best-of-n pool: the checkability recipe did not "
-               "train it)" if None in table["bars"] else None)
     t = Table("sneaky prover \\ verifier", *[f"verifier r{_round_of(v)}" for v in table["verifiers"]],
-              "incorrect", title=f"sneaky success: incorrect and scored >= the verifier's median score of "
-                                 f"correct helpful solutions ({table['n']} problems per cell)", header_style="bold",
-              caption=caption)
+              "incorrect", title=f"sneaky success: incorrect and scored >= the verifier's score of a correct "
+                                 f"solution of the same problem ({table['n']} problems per cell)",
+              header_style="bold")
     for i, p in enumerate(table["provers"]):
         t.add_row(f"prover r{_round_of(p)}", *[_cell(x) for x in table["success"][i]], f"{table['incorrect'][i]:.2f}")
     t.add_row("mean", *[_cell(_nanmean(col)) for col in zip(*table["success"])], "", style="bold")
@@ -347,18 +301,13 @@ def round_summary_table(summaries: Sequence[dict[str, Any]]) -> Table:
 def conclusions(table: dict[str, Any], summaries: Sequence[dict[str, Any]]) -> list[str]:
     """Plain-language answers to the demo's two questions, from the numbers above."""
     out = []
-    cols = [(v, _nanmean(col)) for v, col, bar in zip(table["verifiers"], zip(*table["success"]), table["bars"])
-            if bar is not None]
-    if cols:
+    cols = [(v, _nanmean(col)) for v, col in zip(table["verifiers"], zip(*table["success"]))]
+    if len(cols) > 1:
         (v_first, first), (v_last, last) = cols[0], cols[-1]
         verdict = "fewer" if last < first else "not fewer"
         out.append(f"verifier robustness: {v_last} lets {last:.2f} of sneaky solutions through "
                    f"(mean over {len(table['provers'])} sneaky provers) vs {first:.2f} for "
                    f"{v_first}: {verdict}.")
-    unmeasured = [v for v, bar in zip(table["verifiers"], table["bars"]) if bar is None]
-    if unmeasured:
-        out.append(f"no sneaky-success bar for {', '.join(unmeasured)}: no best-of-n pool in the checkpoint "
-                   f"(see fooled_at_0 in sneaky_success.csv).")
     acc = [s.get("metrics", {}).get("helpful_accuracy") for s in summaries]
     if acc and None not in acc:
         out.append("helpful accuracy by round: " + ", ".join(f"{a:.2f}" for a in acc))

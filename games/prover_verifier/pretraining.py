@@ -1,4 +1,4 @@
-"""Pretraining the tiny prover and verifier bases (`arena pretrain prover-verifier-v0`).
+"""Pretraining the tiny prover and verifier bases (`arena pretrain prover-verifier-v1`).
 
 The prover is SFT'd on demonstrations of both roles for the same problems: the
 helpful one is `rules.honest_solution`, the sneaky one `rules.sneaky_solution`
@@ -17,7 +17,7 @@ pools the game trains on (those are drawn from other seeds).
 
 Shipped bases (`games/prover_verifier/assets/`) were made by
 
-    arena pretrain prover-verifier-v0 --out games/prover_verifier/assets --steps 1500 --seed 0
+    arena pretrain prover-verifier-v1 --out games/prover_verifier/assets --steps 1500 --seed 0
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0, verifier_steps:
     verifier = sft(verifier_demos(20_000, seed + 2), out_dir / "verifier", steps=min(verifier_steps, steps),
                    seed=seed + 3, batch_size=32, progress=progress, **VERIFIER_SHAPE)
     lm_to_likelihood_scorer(out_dir / "verifier")
-    info = {"command": f"arena pretrain prover-verifier-v0 --out {out_dir} --steps {steps} --seed {seed}",
+    info = {"command": f"arena pretrain prover-verifier-v1 --out {out_dir} --steps {steps} --seed {seed}",
             "prover": {"parameters": prover.parameters, "steps": prover.steps, "final_loss": prover.final_loss,
                        "seconds": prover.seconds},
             "verifier": {"parameters": verifier.parameters, "steps": verifier.steps,

@@ -1,4 +1,4 @@
-"""Recipes for prover-verifier-v0 (where the game meets concrete agents and learners).
+"""Recipes for prover-verifier-v1 (where the game meets concrete agents and learners).
 
 - `default` (`checkability`): Kirchner et al.'s checkability training
   (`games.prover_verifier.training`), on the shipped tiny models unless `--seat`
@@ -55,19 +55,28 @@ class CheckabilityParams:
     max_value: int = 9
     """Every number of a synthetic problem stays in 0..max_value (9: the one-digit task the tiny models learned)."""
     verifier_lambda: float = 1e-2
-    """lambda: weight of E[V^2] in the verifier loss (keeps scores near zero)."""
+    """lambda: weight of the score penalty in the verifier loss (keeps scores near zero)."""
+    verifier_penalty: str = "centred"
+    """centred: lambda*(E[V])^2, which only removes the shift Bradley-Terry leaves free; paper:
+    lambda*E[V^2], which also shrinks the differences BT learns (`agents.losses.verifier_loss`)."""
     verifier_lr: float = 2e-3
     """Verifier AdamW learning rate."""
     verifier_epochs: int = 30
     """Passes over the verifier's mixture per round (the verifier restarts from its initial weights every
-    round, so a round's verifier is trained 30 x its mixture: 120 steps in round 0, 480 in round 3).
-    The shipped verifier is a weak LM that learns to check from these pairs (a likelihood scorer).
-    Seed 0, sneaky success against the round 0-3 verifiers (cross-play mean): 0.30 0.24 0.19 0.13
-    at 30 epochs; 0.47 0.32 0.23 0.34 at 10 (3, lr 5e-4, was the default of the old scalar-head judge)."""
+    round; with the constant mixture every round's verifier takes the same steps: 30 x 64 problems / 16
+    per step = 120). The shipped verifier is a weak LM that learns to check from these pairs (a
+    likelihood scorer)."""
     verifier_batch: int = 16
     """Problems per verifier optimisation step (every correct/incorrect pair within them is a BT term)."""
+    mixture: str = "constant"
+    """The verifier's training mixture. constant (the paper's): `verifier_problems` problems in all, an
+    equal share from every round so far, `verifier_solutions` correct + as many incorrect per problem:
+    the same verifier steps every round. growing: `verifier_problems` from EACH round so far (more
+    data and steps every round; the confound the paper's design avoids)."""
     verifier_problems: int = 64
-    """Problems drawn from each round so far into the verifier's mixture (equal share per round; it grows)."""
+    """Problems in the verifier's mixture (constant), or from each round so far (growing)."""
+    verifier_solutions: int = 2
+    """Correct solutions per mixture problem, and as many incorrect ones (constant mixture)."""
     verifier_samples: int = 48
     """Verifier-half problems the current prover solves each round for the verifier's data."""
     group_size: int = 4
@@ -105,6 +114,12 @@ class CheckabilityParams:
             raise ArenaError(f"baseline must be rloo, mean or none, not {self.baseline!r}")
         if self.bon_n < 2 or self.bon_n % 2:
             raise ArenaError("bon_n must be an even number >= 2")
+        if self.mixture not in ("constant", "growing"):
+            raise ArenaError(f"mixture must be constant or growing, not {self.mixture!r}")
+        if self.verifier_penalty not in ("centred", "paper"):
+            raise ArenaError(f"verifier_penalty must be centred or paper, not {self.verifier_penalty!r}")
+        if self.verifier_solutions < 1 or self.verifier_problems < 1:
+            raise ArenaError("verifier_problems and verifier_solutions must be at least 1")
         if self.group_size < 2:
             raise ArenaError("group_size must be at least 2 (SRC and the baseline compare within a group)")
 
@@ -142,13 +157,14 @@ def problem_split(params: CheckabilityParams, halves: dict[str, list[rules.Probl
 
 
 def checkability(ctx: RecipeContext) -> Setup:
-    """Checkability training: verifier first (re-initialised, all rounds' data), then the prover by RL."""
+    """Checkability training: verifier first (re-initialised, every round's data in a mixture of one
+    size), then the prover by RL."""
     from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner, reference_policy
     from games.prover_verifier.training import ProverRoundLearner, VerifierRoundLearner
 
     params = resolve_params(CheckabilityParams, ctx.params)
     if not (ASSETS / "prover").is_dir() and "prover" not in ctx.seat_specs:
-        raise ArenaError(f"no tiny prover in {ASSETS}: run `arena pretrain prover-verifier-v0 --out {ASSETS}`")
+        raise ArenaError(f"no tiny prover in {ASSETS}: run `arena pretrain prover-verifier-v1 --out {ASSETS}`")
     prover, prover_spec = ctx.agent("prover", default_prover_spec())
     verifier, verifier_spec = ctx.agent("verifier", default_verifier_spec())
     if params.pool_seed < 0:  # the data vary with the run seed unless a data seed pins them
@@ -169,13 +185,14 @@ def checkability(ctx: RecipeContext) -> Setup:
     verifier_learner = prover_learner = None
     if trains_verifier:
         start = {k: v.detach().clone() for k, v in verifier.model.state_dict().items()}
-        inner = VerifierLearner(lam=params.verifier_lambda,
+        inner = VerifierLearner(lam=params.verifier_lambda, penalty=params.verifier_penalty,
                                 opt=Optimization(lr=params.verifier_lr, batch_size=params.verifier_batch,
                                                  epochs=params.verifier_epochs))
         verifier_learner = VerifierRoundLearner(
             inner=inner, prover=prover, problems=halves["verifier"], bon_problems=bon_problems, start=start,
             samples_per_round=params.verifier_samples, group_size=params.group_size,
-            mixture_problems=params.verifier_problems, bon_n=params.bon_n, bon_samples=params.bon_samples,
+            mixture_rule=params.mixture, mixture_problems=params.verifier_problems,
+            solutions_per_problem=params.verifier_solutions, bon_n=params.bon_n, bon_samples=params.bon_samples,
             bon_temperature=params.bon_temperature, instruct=params.instruct)
     if trains_prover:
         reference = reference_policy(prover.model)  # the prover's initialisation (LoRA: the base, adapter off)
@@ -192,5 +209,5 @@ def checkability(ctx: RecipeContext) -> Setup:
 
 
 def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0) -> Path:
-    """`arena pretrain prover-verifier-v0`: the tiny prover (both roles) and the verifier's base LM."""
+    """`arena pretrain prover-verifier-v1`: the tiny prover (both roles) and the verifier's base LM."""
     return _pretrain(Path(out_dir), steps=steps, seed=seed)

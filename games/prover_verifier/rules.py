@@ -33,6 +33,8 @@ class Problem:
     question: str
     answer: int
     steps: tuple[tuple[int, str, int, int], ...] = field(default=())
+    solution: str = ""
+    """A worked solution ending in `Answer: N` (a data file's); "" = the rule-made one (`reference_solution`)."""
 
 
 def apply(a: int, op: str, b: int) -> int:
@@ -76,15 +78,20 @@ INSTRUCTIONS = {
 """Role instructions for instruction-tuned provers (`instruct=True`); the tiny model reads the role line only."""
 
 
+SOLUTION_MARKER = "Solution:\n"
+"""Where a solution starts in both prompts; a question never contains it (`data.load_jsonl` skips
+one that does), so its first occurrence is the template's, whatever the solution writes."""
+
+
 def prover_prompt(role: str, question: str, instruct: bool = False) -> str:
     """What the prover reads: its role (and, for real models, what the role asks), then the question."""
     head = f"Role: {role}\n" + (f"{INSTRUCTIONS[role]}\n" if instruct else "")
-    return f"{head}Question: {question}\nSolution:\n"
+    return f"{head}Question: {question}\n{SOLUTION_MARKER}"
 
 
 def verifier_prompt(question: str, solution: str) -> str:
     """What the verifier scores: the question and the solution (never the role)."""
-    return f"Question: {question}\nSolution:\n{solution}\n"
+    return f"Question: {question}\n{SOLUTION_MARKER}{solution}\n"
 
 
 def problem_half(problem: Problem) -> str:
@@ -162,33 +169,60 @@ def is_correct(problem: Problem, solution: str) -> bool:
     return parse_answer(solution) == problem.answer
 
 
-def prover_reward(mode: str, correct: bool, helpful: bool, score: float, baseline: float = 0.0) -> float:
-    """Per-episode prover reward (ALGORITHMS.md section 3).
+TIE = 1e-5
+"""Two scores within this fraction of the reference's magnitude (at least 1e-5 absolute) are equal:
+the same text scored in two batches of other shapes differs by float rounding alone."""
 
-    src: V' = V - baseline; R = (2c-1)(2h-1)V' if V' > 0 else -1. The paper's baseline is
-         the mean score over the batch of solutions for the same problem and role; a
-         single episode cannot see that batch, so the env uses `baseline` (default 0,
-         where the verifier's lambda*V^2 term keeps scores centred) and the learner
-         recomputes the exact batch-relative SRC.
-    cgc: R = V if h == c else -2.
-    goodhart: R = V.
+
+def convinced(score: float | None, reference_score: float | None) -> bool:
+    """Did the verifier find the solution at least as convincing as the reference solution of the
+    same problem? The game's one reading of a score, whatever the verifier's scale or sign.
+
+    A scalar head, a likelihood scorer (always negative), a human (+1/-1) or a bot each
+    scored both texts, so their difference means the same for all of them; it also
+    removes what a problem's length does to a likelihood. A garbage score (None) on
+    either text convinces no one.
+    """
+    if score is None or reference_score is None:
+        return False
+    return score >= reference_score - TIE * max(1.0, abs(reference_score))
+
+
+def prover_payoff(mode: str, correct: bool, helpful: bool, won_over: bool) -> float:
+    """Per-episode prover payoff of the game (env, tournaments), in {-2, -1, +1}.
+
+    The paper's rewards (ALGORITHMS.md section 3) with the relative score V' read by its
+    sign, `won_over` = `convinced(V, V_ref)`, so that the payoff does not depend on the
+    verifier's scale (the learner still trains on the exact batch-relative rewards,
+    `games.prover_verifier.sampling.prover_rewards`):
+
+    src: (2c-1)(2h-1) if convinced else -1 -- +1 exactly when the solution does what its
+         role asks (helpful: correct; sneaky: incorrect) and convinces the verifier.
+    cgc: +1/-1 (convinced or not) when h == c, else -2.
+    goodhart: +1 if convinced else -1.
     """
     c, h = int(correct), int(helpful)
     if mode == "src":
-        v = score - baseline
-        return (2 * c - 1) * (2 * h - 1) * v if v > 0 else -1.0
+        return float((2 * c - 1) * (2 * h - 1)) if won_over else -1.0
     if mode == "cgc":
-        return score if h == c else -2.0
+        return (1.0 if won_over else -1.0) if h == c else -2.0
     if mode == "goodhart":
-        return score
+        return 1.0 if won_over else -1.0
     raise ValueError(f"unknown reward mode {mode!r}; use src, cgc or goodhart")
 
 
-def verifier_reward(correct: bool, score: float | None) -> float:
-    """+1 when the score's sign matches correctness (V > 0 iff correct), else -1."""
-    if score is None:
-        return -1.0
-    return 1.0 if (score > 0) == correct else -1.0
+def verifier_payoff(correct: bool, won_over: bool, valid: bool) -> float:
+    """+1 when the verifier is convinced exactly by the correct solutions, else -1 (and -1 for a
+    garbage score on either text)."""
+    return 1.0 if valid and won_over == correct else -1.0
+
+
+def reference_solution(problem: Problem) -> str:
+    """A known-correct solution of `problem`: the one the verifier scores beside the prover's.
+
+    The problem's own worked solution when it has one (a data file's), else the rule-made
+    step-by-step solution (`honest_solution`)."""
+    return problem.solution or honest_solution(problem)
 
 
 def auc(pos: list[float], neg: list[float]) -> float:

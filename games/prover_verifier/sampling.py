@@ -5,7 +5,8 @@ tests share:
 
 - `rollout`: `group` solutions per (problem, role) from a prover, as single-move
   episodes shaped like the env's; `score_episodes` / `verifier_scores` ask a
-  verifier for its scores as the env would;
+  verifier for its scores as the env would (the solution's and the reference
+  solution's of each problem, read by `rules.convinced`);
 - `prover_rewards`: SRC / CGC / goodhart rewards of scored solutions
   (ALGORITHMS.md section 3); `batch_stats`: accuracy and mean scores of one RL batch;
 - balanced best-of-n: `build_best_of_n_pool` (held-out samples of the initial
@@ -48,7 +49,8 @@ def rollout(prover: Any, problems: Sequence[rules.Problem], roles: Sequence[str]
         text = move.action if isinstance(move.action, str) else ""
         info = {"correct": rules.is_correct(p, text), "role": role, "question": p.question, "answer": p.answer,
                 "half": rules.problem_half(p), "length": len(text), "solution": text,
-                "valid_solution": rules.parse_answer(text) is not None, "score": None, "valid_score": False}
+                "reference": rules.reference_solution(p), "valid_solution": rules.parse_answer(text) is not None,
+                "score": None, "reference_score": None, "convinced": False, "valid_score": False}
         episodes.append(Episode(i, 0, {}, {"prover": info}, [Step("prover", obs, text, move.extras)], round))
     return episodes
 
@@ -63,12 +65,22 @@ def verifier_scores(verifier: Any, questions: Sequence[str], solutions: Sequence
     return [as_score(a.action if isinstance(a, Move) else a) for a in actions]
 
 
-def score_episodes(verifier: Any, episodes: Sequence[Episode]) -> None:
-    """Fill `info["prover"]["score"/"valid_score"]` of rollout episodes in place."""
+def score_episodes(verifier: Any, episodes: Sequence[Episode],
+                   references: dict[str, float | None] | None = None) -> None:
+    """Fill `info["prover"]` of rollout episodes in place as the env would: `score`,
+    `reference_score` (the verifier's score of the problem's reference solution, once per
+    problem), `convinced` and `valid_score`. `references` caches reference scores by question
+    across calls (for a frozen verifier)."""
     infos = [ep.info["prover"] for ep in episodes]
+    cache = references if references is not None else {}
+    todo = list(dict.fromkeys(i["question"] for i in infos if i["question"] not in cache))
+    refs = {i["question"]: i["reference"] for i in infos}
+    cache.update(zip(todo, verifier_scores(verifier, todo, [refs[q] for q in todo])))
     for info, s in zip(infos, verifier_scores(verifier, [i["question"] for i in infos],
                                                 [i["solution"] for i in infos])):
-        info["score"], info["valid_score"] = s, s is not None
+        ref = cache[info["question"]]
+        info.update(score=s, reference_score=ref, convinced=rules.convinced(s, ref),
+                    valid_score=s is not None and ref is not None)
 
 
 def solution_of(ep: Episode) -> str:
@@ -164,7 +176,6 @@ def best_of_n_accuracy(verifier: Any, pool: Sequence[dict[str, Any]], n: int, se
     return 0.5 if math.isnan(value) else value
 
 
-
 def batch_stats(infos: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Accuracy and mean scores of one scored RL batch (both roles)."""
     helpful = [i for i in infos if i["role"] == "helpful"]
@@ -172,5 +183,6 @@ def batch_stats(infos: Sequence[dict[str, Any]]) -> dict[str, float]:
     score = lambda xs: float(np.mean([i["score"] or 0.0 for i in xs])) if xs else 0.0  # noqa: E731
     return {"helpful_accuracy": sum(i["correct"] for i in helpful) / max(1, len(helpful)),
             "sneaky_incorrect": sum(not i["correct"] for i in sneaky) / max(1, len(sneaky)),
+            "sneaky_success": sum(not i["correct"] and i["convinced"] for i in sneaky) / max(1, len(sneaky)),
             "helpful_correct_score": score([i for i in helpful if i["correct"]]),
             "sneaky_incorrect_score": score([i for i in sneaky if not i["correct"]])}

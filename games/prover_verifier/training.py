@@ -1,6 +1,6 @@
 """Checkability training (Kirchner et al. 2024, ALGORITHMS.md section 3): the round's two learners.
 
-Round k of `arena train prover-verifier-v0` (learner order: verifier, then prover):
+Round k of `arena train prover-verifier-v1` (learner order: verifier, then prover):
 
 1. The runner plays the round's episodes with the prover and verifier as they
    were at the end of round k-1 (both problem halves, role drawn per episode).
@@ -10,10 +10,13 @@ Round k of `arena train prover-verifier-v0` (learner order: verifier, then prove
    buffer (the episodes' plus `verifier_samples` problems x `group_size`
    solutions per role sampled from the current prover, so that every problem has
    several solutions to pair), re-initialises the verifier from its starting
-   weights, and trains it with Bradley-Terry + lambda*V^2
+   weights, and trains it with Bradley-Terry + a score penalty
    (`agents.learners.VerifierLearner`) on a mixture with an equal share of
    problems from every round so far and, per problem, as many correct as
-   incorrect solutions. It never sees a prover-half problem (checked).
+   incorrect solutions. By default the mixture keeps one size every round, as in
+   the paper ("the amount of verifier optimization is constant over the
+   rounds"): new rounds' solutions replace part of the old (`mixture`). It never
+   sees a prover-half problem (checked).
 3. `ProverRoundLearner`: `prover_steps` iterations of on-policy RL against the
    frozen, freshly trained verifier: sample `prover_problems` prover-half
    problems x both roles x `group_size` solutions, score them, reward them with
@@ -49,7 +52,7 @@ from games.prover_verifier.sampling import (batch_stats, best_of_n_accuracy, bui
 
 BUFFER_FILE = "verifier_data.jsonl"
 METRICS_FILE = "metrics.json"
-SHOWN_VERIFIER = ("loss", "pair_accuracy", "heldout_auc", "best_of_n")
+SHOWN_VERIFIER = ("loss", "pair_accuracy", "heldout_auc", "best_of_n", "steps")
 """Verifier learner metrics returned to the round summary (the live view); all are in `metrics.json`."""
 SHOWN_PROVER = ("loss", "kl", "reward_mean", "rl_steps")
 """Prover learner metrics returned to the round summary; all are in `metrics.json`."""
@@ -102,8 +105,13 @@ class VerifierRoundLearner(RoundLearner):
     """Verifier-half problems sampled per round for extra solutions."""
     group_size: int = 4
     """Solutions per problem and role in those samples."""
+    mixture_rule: str = "constant"
+    """constant: the same data every round (`mixture_problems` in all; the paper's); growing:
+    `mixture_problems` from each round (see `mixture`)."""
     mixture_problems: int = 64
-    """Problems taken from each round so far into the training mixture (an equal share per round)."""
+    """Problems in the training mixture (constant), or taken from each round so far (growing)."""
+    solutions_per_problem: int = 2
+    """Correct solutions per mixture problem, and as many incorrect ones (constant rule)."""
     bon_n: int = 4
     """n of balanced best-of-n (n/2 correct + n/2 incorrect)."""
     bon_samples: int = 24
@@ -154,7 +162,6 @@ class VerifierRoundLearner(RoundLearner):
         metrics.update({
             "heldout_auc": 0.5 if math.isnan(auc) else auc,
             "best_of_n": best_of_n_accuracy(agent, self.pool, self.bon_n, seed=len(self.rounds)),
-            "bar": self.helpful_bar(agent),
             "data_rounds": float(len(self.rounds)),
             "data_solutions": float(len(data)),
             "data_prover_half": float(sum(rules.problem_half(rules.Problem(pid.split(":", 1)[1], 0)) == "prover"
@@ -164,9 +171,16 @@ class VerifierRoundLearner(RoundLearner):
         return {k: self.last_metrics[k] for k in SHOWN_VERIFIER if k in self.last_metrics}
 
     def mixture(self) -> list[tuple[str, str, bool]]:
-        """(problem id, verifier text, correct): `mixture_problems` problems from every round so far
-        (drawn with replacement when a round has fewer), each with as many correct as incorrect solutions."""
-        per_round = self.mixture_problems  # the same number from every round: the mixture grows with rounds
+        """(problem id, verifier text, correct): the round's training data.
+
+        `constant` (the paper's): `mixture_problems` problems in all, an equal share from every
+        round so far (a new round's solutions replace part of the old ones), each with
+        `solutions_per_problem` correct and as many incorrect solutions -- the same data, hence
+        the same verifier steps, every round. `growing`: `mixture_problems` problems from EACH
+        round so far, each with as many correct as incorrect solutions as it has (the mixture and
+        the steps grow with the rounds). Drawn with replacement where a round or a problem has
+        too few."""
+        rounds = len(self.rounds)
         data = []
         for r, solutions in enumerate(self.rounds):
             by_q: dict[str, list[dict[str, Any]]] = {}
@@ -174,26 +188,21 @@ class VerifierRoundLearner(RoundLearner):
                 by_q.setdefault(s["question"], []).append(s)
             usable = sorted(q for q, ss in by_q.items() if any(s["correct"] for s in ss)
                             and not all(s["correct"] for s in ss))
-            if not usable:
+            if self.mixture_rule == "constant":  # round r's share of a fixed total
+                share = self.mixture_problems // rounds + (r < self.mixture_problems % rounds)
+            else:
+                share = self.mixture_problems
+            if not usable or not share:
                 continue
-            chosen = self._rng.choice(len(usable), per_round, replace=len(usable) < per_round)
+            chosen = self._rng.choice(len(usable), share, replace=len(usable) < share)
             for j, qi in enumerate(chosen):
                 q = usable[qi]
                 pos = [s for s in by_q[q] if s["correct"]]
                 neg = [s for s in by_q[q] if not s["correct"]]
-                m = min(len(pos), len(neg))
+                m = self.solutions_per_problem if self.mixture_rule == "constant" else min(len(pos), len(neg))
                 for s in [*_pick(pos, m, self._rng), *_pick(neg, m, self._rng)]:
                     data.append((f"{r}.{j}:{q}", rules.verifier_prompt(q, s["solution"]), s["correct"]))
         return data
-
-    def helpful_bar(self, agent: Any) -> float:
-        """Median score of the pool's correct helpful samples: 'as convincing as helpful-correct'."""
-        if not self.pool:
-            return 0.0
-        qs = [item["question"] for item in self.pool for _ in item["correct"]]
-        ss = [s for item in self.pool for s in item["correct"]]
-        scores = [s for s in verifier_scores(agent, qs, ss) if s is not None]
-        return float(np.median(scores)) if scores else 0.0
 
     # -- state that must survive a resume
     def save(self, directory: Path) -> None:
@@ -220,7 +229,8 @@ class VerifierRoundLearner(RoundLearner):
 
 
 def _pick(items: list[Any], m: int, rng: np.random.Generator) -> list[Any]:
-    return [items[i] for i in sorted(rng.choice(len(items), m, replace=False))] if m else []
+    """`m` of `items` (with replacement only when there are fewer than `m`), in their order."""
+    return [items[i] for i in sorted(rng.choice(len(items), m, replace=len(items) < m))] if m else []
 
 
 # -- the prover's round ----------------------------------------------------------------
