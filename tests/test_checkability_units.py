@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-
 import math
 from pathlib import Path
 
@@ -210,14 +209,14 @@ def test_pretrain_writes_plain_hf_prover_and_a_likelihood_scorer_verifier(tmp_pa
     from agents.hf.likelihood import LikelihoodScorer, Readout
     from arena.registry import spec as game_spec
     from arena.specs import AgentContext, build_agent
-    from games.prover_verifier.pretraining import VERIFIER_MARK, pretrain
+    from games.prover_verifier.pretraining import pretrain
 
     out = pretrain(tmp_path / "tiny", steps=2, seed=0, progress=False)
     AutoModelForCausalLM.from_pretrained(out / "prover")
     AutoModelForCausalLM.from_pretrained(out / "verifier")  # plain HF: the verifier is a causal LM
     ctx = AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier", Path(tmp_path), "cpu")
     verifier = build_agent(f"hf:{out / 'verifier'}", ctx)
-    assert isinstance(verifier, LikelihoodScorer) and verifier.readout == Readout(after=VERIFIER_MARK)
+    assert isinstance(verifier, LikelihoodScorer) and verifier.readout == Readout(after=rules.SOLUTION_MARKER)
     info = json.loads((out / "pretrain.json").read_text())
     assert info["verifier"]["steps"] == 2 and info["prover"]["steps"] == 2  # never past --steps
 
@@ -267,37 +266,78 @@ def test_checkability_data_seed_follows_the_run_seed_unless_pinned():
     assert [x.question for x in a] != [x.question for x in b]
 
 
-def test_dynamics_verdicts_need_a_strict_move_the_papers_way():
-    from games.prover_verifier.dynamics import RunDynamics, over_seeds_table, verdict
-
-    nan = float("nan")
-    d = RunDynamics("r", 0, 1234, [0, 1, 2], {"steps": [5.0, 9.0, 20.0], "attack_success": [0.6, 0.5, 0.2],
-                                             "sneaky_cotrained": [0.3, 0.3, 0.3], "best_of_n": [0.5, 0.6, nan],
-                                             "helpful_accuracy": [1.0, 0.9, 0.8]}, [False, False, True], 20)
-    assert verdict(d, "steps") and verdict(d, "attack_success")
-    assert verdict(d, "sneaky_cotrained") is False  # flat is not reproduced
-    assert verdict(d, "best_of_n") is True  # the last measured round counts
-    assert verdict(d, "helpful_accuracy") is False  # fell
-    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 1.0]}, [False] * 2, 20),
-                   "helpful_accuracy") is True  # held at 1.00
-    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 0.91]}, [False] * 2, 20),
-                   "helpful_accuracy") is True  # within HOLD_TOLERANCE: no collapse
-    assert verdict(RunDynamics("h", 0, 0, [0, 1], {**d.values, "helpful_accuracy": [1.0, 0.89]}, [False] * 2, 20),
-                   "helpful_accuracy") is False
-    censored = RunDynamics("c", 1, 1235, [0, 1], {**d.values, "steps": [20.0, 20.0]}, [True, True], 20, [0, 0])
-    assert verdict(censored, "steps") is False  # every attack ran out of budget: no evidence of a rise
-    fewer = RunDynamics("f", 2, 1236, [0, 1], {**d.values, "steps": [14.0, 20.0]}, [True, True], 20, [1, 0])
-    assert verdict(fewer, "steps") is True  # one of two seeds exploited round 0, none the last round
-    table = over_seeds_table([d, censored])
-    assert "paper" in [str(c.header) for c in table.columns]
-
-
-def test_demo_attacks_round_0_and_the_last_unless_told():
+def test_experiment_attacks_round_0_and_the_last_unless_told():
+    from arena.experiment.run import parse
     from arena.types import ArenaError
-    from games.prover_verifier.demo import attack_rounds, parse_args
+    from games.prover_verifier.experiment import EXPERIMENT, attack_rounds
 
-    assert parse_args([]).attack_rounds == "ends" and parse_args([]).attack_budget == 150
+    args = parse(EXPERIMENT, [])
+    assert args.attack_rounds == "ends" and args.attack_budget == 150 and args.arms == ["game"]
     assert attack_rounds("ends", 4) == [0, 3] and attack_rounds("ends", 1) == [0]
     assert attack_rounds("all", 4) is None and attack_rounds("1,3", 4) == [1, 3]
     with pytest.raises(ArenaError, match="--attack-rounds"):
         attack_rounds("last", 4)
+
+
+def test_step_checker_reads_a_budget_of_steps_from_the_top():
+    from games.prover_verifier.legibility import StepChecker, balanced_accuracy
+
+    p = rules.Problem("q", 6, ((2, "+", 3, 5), (5, "+", 4, 9), (9, "-", 3, 6)))
+    legible = rules.honest_solution(p)
+    assert StepChecker(2).convinced(legible) and StepChecker(9).convinced(legible)
+    assert not StepChecker(2).convinced("2+3=6\n6+4=10\n10-3=7\nAnswer: 7")  # a wrong first step
+    late = "2+3=5\n5+4=9\n9-3=7\nAnswer: 7"  # the error in the last step
+    assert StepChecker(2).convinced(late) and not StepChecker(3).convinced(late)  # out of time vs checked
+    assert not StepChecker(9).convinced("Answer: 6")  # nothing to check: not convinced
+    assert not StepChecker(9).convinced("5+4=9\n2+3=5\n9-3=6\nAnswer: 6")  # steps that do not chain
+    assert not StepChecker(9).convinced("2+3=5\n5+4=9\n9-3=6\nAnswer: 7")  # the answer is not the result
+    assert balanced_accuracy([True, True, False, True], [True, True, False, False]) == pytest.approx(0.75)
+    assert balanced_accuracy([True, False], [True, True]) == pytest.approx(0.5)  # one kind: its own rate
+
+
+def test_legibility_judges_rank_a_legible_solution_above_a_scrambled_correct_one():
+    """Both judges prefer the rule-made, step-by-step solution to a correct one whose steps are scrambled:
+    the step checker rejects the scramble, and a fresh verifier (the base LM given a few BT steps on
+    legible-correct vs corrupted solutions) scores it lower."""
+    from arena.registry import spec as game_spec
+    from arena.specs import AgentContext, build_agent
+    from games.prover_verifier.legibility import StepChecker, fresh_verifier, judge_with_verifier
+    from games.prover_verifier.recipe import default_verifier_spec
+    from games.prover_verifier.sampling import verifier_scores
+
+    problems = data.synthetic_pool(40, seed=7, min_steps=3, max_steps=3, max_value=9)
+    rng = np.random.default_rng(0)
+    train = [{"question": p.question, "solution": s, "correct": rules.is_correct(p, s)}
+             for p in problems[:32] for s in (rules.honest_solution(p), rules.sneaky_solution(p, rng, max_value=9))]
+    base = build_agent(default_verifier_spec(), AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier",
+                                                                     Path("."), "cpu"))
+    judge = fresh_verifier(base, train, steps=10, lr=2e-3, batch=8, seed=0)
+    held = problems[32:]
+    legible = [rules.honest_solution(p) for p in held]
+    scrambled = ["\n".join([*(f"{c}={a}{op}{b}" for a, op, b, c in reversed(p.steps)), f"Answer: {p.answer}"])
+                 for p in held]  # every step right, written backwards and inside out
+    assert all(StepChecker(2).convinced(s) for s in legible) and not any(StepChecker(2).convinced(s) for s in scrambled)
+    a = verifier_scores(judge, [p.question for p in held], legible)
+    b = verifier_scores(judge, [p.question for p in held], scrambled)
+    assert all(x > y for x, y in zip(a, b))
+    rows = [{"question": p.question, "solution": s, "reference": rules.reference_solution(p)}
+            for p, s in zip(held, legible)]
+    assert all(judge_with_verifier(judge, rows))  # each is its own problem's reference: a tie convinces
+    assert not any(judge_with_verifier(judge, [{**r, "solution": s} for r, s in zip(rows, scrambled)]))
+
+
+def test_sneaky_error_profile_and_discriminator():
+    from games.prover_verifier.errors import discriminator_auc, error_profile, mean_profile
+
+    assert error_profile("2+3=5\n5+4=10\n10-3=7\nAnswer: 7") == {"wrong_steps": 1.0, "first_wrong": 0.5,
+                                                                    "error_size": 1.0}
+    assert error_profile("2+3=7\n7+4=9\nAnswer: 9") == {"wrong_steps": 2.0, "first_wrong": 0.0, "error_size": 2.0}
+    assert np.isnan(error_profile("2+3=5\nAnswer: 6")["first_wrong"])  # the error is in the answer line
+    assert mean_profile(["2+3=7\nAnswer: 7", "2+3=5\nAnswer: 6"])["no_wrong_step"] == 0.5
+    rng = np.random.default_rng(0)
+    a = [f"{rng.integers(9)}+{rng.integers(9)}=1\nAnswer: 1" for _ in range(40)]
+    b = [f"{rng.integers(9)}+{rng.integers(9)}=1\nAnswer: 1" for _ in range(40)]
+    c = [f"{rng.integers(9)}-{rng.integers(9)}=2\nAnswer: 2" for _ in range(40)]
+    assert discriminator_auc(a, c) > 0.95 and 0.35 < discriminator_auc(a, b) < 0.65
+    assert 0.45 < discriminator_auc(a, a) < 0.55  # copies of a text are held out together: no anti-learning
+    assert np.isnan(discriminator_auc(a[:2], c))

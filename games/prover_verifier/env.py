@@ -66,9 +66,11 @@ class ProverVerifierEnv(TextGame):
         description="Helpful/sneaky prover vs verifier on arithmetic word problems (checkability training).",
         recipes={
             "default": "games.prover_verifier.recipe:checkability",
+            "correctness": "games.prover_verifier.recipe:correctness",
             "scripted": "games.prover_verifier.recipe:scripted",
         },
-        recipe_params={"default": "games.prover_verifier.recipe:CheckabilityParams"},
+        recipe_params={"default": "games.prover_verifier.recipe:CheckabilityParams",
+                       "correctness": "games.prover_verifier.recipe:CheckabilityParams"},
         headline=("helpful_accuracy", "sneaky_incorrect", "sneaky_success", "verifier_auc"),
         live_losses=("loss", "heldout_auc", "best_of_n", "kl"),
         bots={

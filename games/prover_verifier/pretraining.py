@@ -45,8 +45,6 @@ vs one wrong step: 0.92; vs a +-1 error in the last step: 0.75), so that what ch
 teaches it shows. At 300 steps a one-line "solution" still outscored whole correct ones (the hole a
 sneaky-only attacker had collapsed onto); at 500 round 0's verifier held out 1 of 4 attacks for 200
 steps; trained to convergence (800+) it checks every step (AUC 0.98-1.0) before any round."""
-VERIFIER_MARK = "Solution:\n"
-"""The verifier scores the tokens after this marker of `rules.verifier_prompt` (the solution)."""
 MAX_VALUE = 9
 """The tiny task: one-digit arithmetic (every number in 0..9), so a tiny verifier can learn to check it."""
 
@@ -79,7 +77,7 @@ def verifier_demos(n: int, seed: int, min_steps: int = 2, max_steps: int = 3,
     return out
 
 
-def lm_to_likelihood_scorer(directory: Path, after: str = VERIFIER_MARK) -> None:
+def lm_to_likelihood_scorer(directory: Path, after: str = rules.SOLUTION_MARKER) -> None:
     """Declare the causal LM in `directory` a likelihood scorer (`agents.hf.likelihood`), in place: its
     score is the soft-min log-probability of the solution's tokens and its end (`Readout`'s defaults)."""
     from agents.hf.likelihood import Readout

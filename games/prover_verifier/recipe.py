@@ -4,12 +4,14 @@
   (`games.prover_verifier.training`), on the shipped tiny models unless `--seat`
   names others, e.g. `--seat prover=hf:Qwen/Qwen2.5-0.5B-Instruct
   --seat verifier=hf:<smaller model> --set data=gsm8k.jsonl --set instruct=true`.
+- `correctness`: the paper's correctness-only baseline (reward = correct, helpful role only).
 - `scripted`: rule-based players and a spot-checking verifier (engine tests).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
 from arena.types import ArenaError
@@ -77,6 +79,9 @@ class CheckabilityParams:
     """Problems in the verifier's mixture (constant), or from each round so far (growing)."""
     verifier_solutions: int = 2
     """Correct solutions per mixture problem, and as many incorrect ones (constant mixture)."""
+    verifier_data: str = "prover"
+    """Where the verifier's solutions come from: prover (the game: every round's prover) or rules (a
+    control without the game: the rule-made solution and rule-made corruptions of each problem)."""
     verifier_samples: int = 48
     """Verifier-half problems the current prover solves each round for the verifier's data."""
     group_size: int = 4
@@ -114,6 +119,8 @@ class CheckabilityParams:
             raise ArenaError(f"baseline must be rloo, mean or none, not {self.baseline!r}")
         if self.bon_n < 2 or self.bon_n % 2:
             raise ArenaError("bon_n must be an even number >= 2")
+        if self.verifier_data not in ("prover", "rules"):
+            raise ArenaError(f"verifier_data must be prover or rules, not {self.verifier_data!r}")
         if self.mixture not in ("constant", "growing"):
             raise ArenaError(f"mixture must be constant or growing, not {self.mixture!r}")
         if self.verifier_penalty not in ("centred", "paper"):
@@ -156,12 +163,22 @@ def problem_split(params: CheckabilityParams, halves: dict[str, list[rules.Probl
     return halves["prover"][:n_bon], halves["prover"][n_bon:]
 
 
-def checkability(ctx: RecipeContext) -> Setup:
-    """Checkability training: verifier first (re-initialised, every round's data in a mixture of one
-    size), then the prover by RL."""
-    from agents.learners import Optimization, PolicyGradientLearner, VerifierLearner, reference_policy
-    from games.prover_verifier.training import ProverRoundLearner, VerifierRoundLearner
+@dataclass
+class _Game:
+    """What both recipes of the tiny game build the same way: seats, problems, env settings."""
 
+    params: CheckabilityParams
+    prover: Any
+    prover_spec: str
+    verifier: Any
+    verifier_spec: str
+    halves: dict[str, list[rules.Problem]]
+    bon_problems: list[rules.Problem]
+    prover_problems: list[rules.Problem]
+    env_kwargs: dict[str, Any]
+
+
+def _game(ctx: RecipeContext) -> _Game:
     params = resolve_params(CheckabilityParams, ctx.params)
     if not (ASSETS / "prover").is_dir() and "prover" not in ctx.seat_specs:
         raise ArenaError(f"no tiny prover in {ASSETS}: run `arena pretrain prover-verifier-v1 --out {ASSETS}`")
@@ -179,33 +196,62 @@ def checkability(ctx: RecipeContext) -> Setup:
         env_kwargs["data"] = params.data  # the env loads the same file (a plain path keeps the config JSON)
     if params.instruct:
         env_kwargs["instruct"] = True
+    return _Game(params, prover, prover_spec, verifier, verifier_spec, halves, bon_problems, prover_problems,
+                 env_kwargs)
 
-    trains_verifier = hasattr(verifier, "model") and hasattr(verifier, "scores")
-    trains_prover = hasattr(prover, "model") and hasattr(prover, "generate")
-    verifier_learner = prover_learner = None
-    if trains_verifier:
-        start = {k: v.detach().clone() for k, v in verifier.model.state_dict().items()}
+
+def _prover_learner(g: _Game, reward: str, roles: tuple[str, ...], early_stop: bool) -> Any:
+    """The prover's RL (policy gradient, KL to its initialisation), or None for a prover that cannot train."""
+    from agents.learners import Optimization, PolicyGradientLearner, reference_policy
+    from games.prover_verifier.training import ProverRoundLearner
+
+    if not (hasattr(g.prover, "model") and hasattr(g.prover, "generate")):
+        return None
+    p = g.params
+    reference = reference_policy(g.prover.model)  # the prover's initialisation (LoRA: the base, adapter off)
+    inner = PolicyGradientLearner(seat="prover", reference=reference, beta=p.kl_coef, baseline=p.baseline,
+                                  opt=Optimization(lr=p.prover_lr, batch_size=64))
+    return ProverRoundLearner(
+        inner=inner, verifier=g.verifier, problems=g.prover_problems, reward=reward, roles=roles,
+        steps=p.prover_steps, min_steps=p.prover_min_steps, early_stop=early_stop,
+        problems_per_step=p.prover_problems, group_size=p.group_size, instruct=p.instruct)
+
+
+def checkability(ctx: RecipeContext) -> Setup:
+    """Checkability training: verifier first (re-initialised, every round's data in a mixture of one
+    size), then the prover by RL."""
+    from agents.learners import Optimization, VerifierLearner
+    from games.prover_verifier.training import VerifierRoundLearner
+
+    g = _game(ctx)
+    params, verifier_learner = g.params, None
+    if hasattr(g.verifier, "model") and hasattr(g.verifier, "scores"):
+        start = {k: v.detach().clone() for k, v in g.verifier.model.state_dict().items()}
         inner = VerifierLearner(lam=params.verifier_lambda, penalty=params.verifier_penalty,
                                 opt=Optimization(lr=params.verifier_lr, batch_size=params.verifier_batch,
                                                  epochs=params.verifier_epochs))
         verifier_learner = VerifierRoundLearner(
-            inner=inner, prover=prover, problems=halves["verifier"], bon_problems=bon_problems, start=start,
+            inner=inner, prover=g.prover, problems=g.halves["verifier"], bon_problems=g.bon_problems, start=start,
             samples_per_round=params.verifier_samples, group_size=params.group_size,
             mixture_rule=params.mixture, mixture_problems=params.verifier_problems,
-            solutions_per_problem=params.verifier_solutions, bon_n=params.bon_n, bon_samples=params.bon_samples,
+            solutions_per_problem=params.verifier_solutions, source=params.verifier_data,
+            max_value=params.max_value, bon_n=params.bon_n, bon_samples=params.bon_samples,
             bon_temperature=params.bon_temperature, instruct=params.instruct)
-    if trains_prover:
-        reference = reference_policy(prover.model)  # the prover's initialisation (LoRA: the base, adapter off)
-        inner = PolicyGradientLearner(seat="prover", reference=reference,
-                                      beta=params.kl_coef, baseline=params.baseline,
-                                      opt=Optimization(lr=params.prover_lr, batch_size=64))
-        prover_learner = ProverRoundLearner(
-            inner=inner, verifier=verifier, problems=prover_problems, reward=params.reward,
-            steps=params.prover_steps, min_steps=params.prover_min_steps, early_stop=params.early_stop,
-            problems_per_step=params.prover_problems, group_size=params.group_size, instruct=params.instruct)
-    return Setup({"prover": SeatSetup(prover, prover_learner, prover_spec),
-                  "verifier": SeatSetup(verifier, verifier_learner, verifier_spec)},
-                 env_kwargs=env_kwargs, learner_order=["verifier", "prover"], params=params)
+    prover_learner = _prover_learner(g, params.reward, rules.ROLES, params.early_stop)
+    return Setup({"prover": SeatSetup(g.prover, prover_learner, g.prover_spec),
+                  "verifier": SeatSetup(g.verifier, verifier_learner, g.verifier_spec)},
+                 env_kwargs=g.env_kwargs, learner_order=["verifier", "prover"], params=params)
+
+
+def correctness(ctx: RecipeContext) -> Setup:
+    """The paper's correctness-only baseline (its Fig. 4): the prover, helpful role alone, trained by
+    the same RL (KL, step budget, problems) with reward = correct; no verifier in the loop. The
+    verifier seat keeps its starting weights and only scores the played (helpful) episodes."""
+    g = _game(ctx)
+    prover_learner = _prover_learner(g, "correct", ("helpful",), early_stop=False)
+    return Setup({"prover": SeatSetup(g.prover, prover_learner, g.prover_spec),
+                  "verifier": SeatSetup(g.verifier, None, g.verifier_spec)},
+                 env_kwargs={**g.env_kwargs, "role": "helpful"}, learner_order=["prover"], params=g.params)
 
 
 def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0) -> Path:

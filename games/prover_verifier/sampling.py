@@ -93,12 +93,15 @@ def prover_rewards(mode: str, infos: Sequence[dict[str, Any]]) -> torch.Tensor:
     """Per-solution prover rewards (ALGORITHMS.md section 3) from scored infos.  -> (N,)
 
     SRC's relative score is taken within the batch of solutions of the same problem
-    and role; an invalid (garbage) score counts as 0.
+    and role; an invalid (garbage) score counts as 0. `correct` is the correctness-only
+    baseline's reward (the paper's Fig. 4): 1 for a correct solution, else 0, no verifier.
     """
     from agents.losses import cgc_reward, goodhart_reward, src_reward
 
     v = torch.tensor([i["score"] if i.get("valid_score") else 0.0 for i in infos], dtype=torch.float32)
     c = torch.tensor([float(i["correct"]) for i in infos])
+    if mode == "correct":
+        return c
     h = torch.tensor([float(i["role"] == "helpful") for i in infos])
     keys: dict[tuple[str, str], int] = {}
     groups = torch.tensor([keys.setdefault((i["question"], i["role"]), len(keys)) for i in infos])
@@ -108,7 +111,7 @@ def prover_rewards(mode: str, infos: Sequence[dict[str, Any]]) -> torch.Tensor:
         return cgc_reward(v, c, h)
     if mode == "goodhart":
         return goodhart_reward(v)
-    raise ValueError(f"unknown reward {mode!r}; use src, cgc or goodhart")
+    raise ValueError(f"unknown reward {mode!r}; use src, cgc, goodhart or correct")
 
 
 def balanced_best_of_n(scores_correct: Sequence[Sequence[float]], scores_incorrect: Sequence[Sequence[float]],

@@ -120,22 +120,31 @@ class VerifierRoundLearner(RoundLearner):
     """Sampling temperature of the pool's helpful samples (None: the prover's own)."""
     instruct: bool = False
     """Prompts with role instructions (instruction-tuned provers)."""
+    source: str = "prover"
+    """Where each round's solutions come from: the prover (the game), or rules (a control: per problem,
+    the rule-made correct solution and `group_size` rule-made corruptions, `rule_made`)."""
+    max_value: int | None = 9
+    """The task's largest number (rule-made corruptions stay within it where they can)."""
     rounds: list[list[dict[str, Any]]] = field(default_factory=list)
     """Per round: the solutions collected ({question, solution, correct, role, half})."""
     pool: list[dict[str, Any]] | None = None
     """The best-of-n pool, built once from the initial prover."""
 
     def update(self, agent: Any, episodes: Sequence[Episode]) -> dict[str, float]:
-        self.say(f"sampling the prover on {self.samples_per_round} verifier-half problems")
-        # 1. this round's verifier-half data: the played episodes plus grouped samples.
-        played = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "verifier"
-                  and "correct" in ep.info["prover"]]
+        # 1. this round's verifier-half data: the played episodes plus grouped samples (or rule-made ones).
         picks = self._rng.choice(len(self.problems), min(self.samples_per_round, len(self.problems)), replace=False)
-        sampled = rollout(self.prover, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
-                          instruct=self.instruct)
-        new = [{"question": ep.info["prover"]["question"], "solution": solution_of(ep),
-                "correct": bool(ep.info["prover"]["correct"]), "role": ep.info["prover"]["role"],
-                "half": ep.info["prover"]["half"]} for ep in [*played, *sampled]]
+        if self.source == "rules":
+            self.say(f"rule-made solutions of {len(picks)} verifier-half problems")
+            new = rule_made([self.problems[i] for i in picks], self.group_size, self._rng, self.max_value)
+        else:
+            self.say(f"sampling the prover on {len(picks)} verifier-half problems")
+            played = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "verifier"
+                      and "correct" in ep.info["prover"]]
+            sampled = rollout(self.prover, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
+                              instruct=self.instruct)
+            new = [{"question": ep.info["prover"]["question"], "solution": solution_of(ep),
+                    "correct": bool(ep.info["prover"]["correct"]), "role": ep.info["prover"]["role"],
+                    "half": ep.info["prover"]["half"]} for ep in [*played, *sampled]]
         if not all(s["half"] == "verifier" for s in new):
             raise ArenaError("the verifier's problems must all come from the verifier half of the pool")
         self.rounds.append(new)
@@ -228,6 +237,20 @@ class VerifierRoundLearner(RoundLearner):
         self.pool = json.loads((directory / POOL_FILE).read_text())["pool"]
 
 
+def rule_made(problems: Sequence[rules.Problem], group: int, rng: np.random.Generator,
+              max_value: int | None) -> list[dict[str, Any]]:
+    """Per problem: its rule-made correct solution and `group` corruptions (`rules.sneaky_solution`: one
+    wrong step carried to the answer, half of them a +-1 error in the last step), as buffer rows."""
+    out = []
+    for p in problems:
+        row = {"question": p.question, "half": rules.problem_half(p)}
+        out.append({**row, "solution": rules.reference_solution(p), "correct": True, "role": "helpful"})
+        for _ in range(group):
+            text = rules.sneaky_solution(p, rng, subtle=bool(rng.integers(2)), max_value=max_value)
+            out.append({**row, "solution": text, "correct": rules.is_correct(p, text), "role": "sneaky"})
+    return out
+
+
 def _pick(items: list[Any], m: int, rng: np.random.Generator) -> list[Any]:
     """`m` of `items` (with replacement only when there are fewer than `m`), in their order."""
     return [items[i] for i in sorted(rng.choice(len(items), m, replace=len(items) < m))] if m else []
@@ -251,7 +274,9 @@ class ProverRoundLearner(RoundLearner):
     problems: Sequence[rules.Problem]
     """The prover half of the problem pool."""
     reward: str = "src"
-    """src, cgc or goodhart."""
+    """src, cgc, goodhart, or correct (the correctness-only baseline: no verifier in the reward)."""
+    roles: tuple[str, ...] = rules.ROLES
+    """Roles sampled each iteration (the correctness-only baseline: helpful alone)."""
     steps: int = 12
     """RL iterations per round (the paper's step budget)."""
     min_steps: int = 4
@@ -271,11 +296,12 @@ class ProverRoundLearner(RoundLearner):
         stopped = 0.0
         for step in range(self.steps):
             picks = self._rng.choice(len(self.problems), min(self.problems_per_step, len(self.problems)), replace=False)
-            batch = rollout(agent, [self.problems[i] for i in picks], rules.ROLES, self.group_size,
+            batch = rollout(agent, [self.problems[i] for i in picks], self.roles, self.group_size,
                             instruct=self.instruct)
             if not all(ep.info["prover"]["half"] == "prover" for ep in batch):
                 raise ArenaError("the prover's RL problems must all come from the prover half of the pool")
-            score_episodes(self.verifier, batch)
+            if self.reward != "correct":
+                score_episodes(self.verifier, batch)
             rewards = prover_rewards(self.reward, [ep.info["prover"] for ep in batch]).tolist()
             m = self.inner.fit_rewards(agent, batch, rewards)
             m.update(batch_stats([ep.info["prover"] for ep in batch]))
@@ -285,7 +311,7 @@ class ProverRoundLearner(RoundLearner):
             recent = history[-3:]  # a 3-batch average: one batch of a few problems is too noisy to stop on
             sneaky_v = np.mean([h["sneaky_incorrect_score"] for h in recent])
             helpful_v = np.mean([h["helpful_correct_score"] for h in recent])
-            if self.early_stop and step + 1 >= self.min_steps and sneaky_v >= helpful_v:
+            if self.early_stop and "sneaky" in self.roles and step + 1 >= self.min_steps and sneaky_v >= helpful_v:
                 stopped = 1.0
                 break
         if not history:
