@@ -43,17 +43,17 @@ LOCK_WAIT_S = 10.0
 command rewriting the report holds it for a second or two)."""
 
 
-def refresh_report(run_dir: Path, *, lock: RunLock | None = None, wait_s: float = LOCK_WAIT_S) -> Path:
+def refresh_report(run_dir: Path, *, lock: RunLock | None = None, wait_s: float | None = None) -> Path:
     """Rebuild `<run>/report.html` from everything the run holds, atomically, under the run's lock.
 
     `lock`: the run's lock when the caller holds it (a trainer between rounds); else it is taken
-    here for as long as the page takes, waiting up to `wait_s` for its holder. A run that another
-    process keeps locked (a training, which rewrites the report when it ends) is a one-line
-    `ArenaError` naming that process."""
+    here for as long as the page takes, waiting up to `wait_s` (default `LOCK_WAIT_S`) for its
+    holder. A run that another process keeps locked (a training, which rewrites the report when
+    it ends) is a one-line `ArenaError` naming that process."""
     run_dir = Path(run_dir)
     if lock is not None and lock.held:
         return write_report(run_dir)
-    mine = RunLock(run_dir).acquire(wait_s=wait_s)
+    mine = RunLock(run_dir).acquire(wait_s=LOCK_WAIT_S if wait_s is None else wait_s)
     try:
         return write_report(run_dir)
     finally:
