@@ -139,3 +139,17 @@ def test_attack_figure_draws_censored_values_open_and_counts_them():
     assert (0.0, 4.0) in filled and all(y != 10.0 for _, y in filled)  # never drawn as a measurement
     assert "censored (≥): 1 of 4 attacks" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert figures.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_command_of_the_reports_doc_runs_and_leaves_a_report_with_all_it_added(runs, capsys):
+    import shlex
+    from pathlib import Path
+
+    doc = Path(__file__).parent.parent / "docs" / "reports.md"
+    commands = [shlex.split(line)[1:] for line in doc.read_text().splitlines() if line.startswith("arena ")]
+    assert [c[0] for c in commands] == ["train", "tournament", "attack", "report"]
+    for argv in commands:
+        assert main(argv) == 0, argv
+    page = (runs / "pv-demo" / "report.html").read_text()
+    assert "Tournament default" in page and "Attack default" in page
+    assert f"report: {runs / 'pv-demo' / 'report.html'}" in capsys.readouterr().out
