@@ -2,7 +2,8 @@
 
 The run's `report.html` is rewritten while it trains (after a round, at most every
 `REPORT_EVERY_S` seconds, under the lock the training holds) and when the command ends, however
-it ends: a crashed or stopped run's report shows the rounds it completed.
+it ends: a crashed or stopped run's report shows the rounds it completed (quietly: the one line
+such a command prints is its error).
 """
 from __future__ import annotations
 
@@ -112,13 +113,15 @@ class ReportRefresh:
         return refresh_line(run_dir)
 
     def after_failure(self, run_dir) -> None:
-        """A training that failed or was stopped: the report shows the rounds it completed, and its
-        line goes to stderr; nothing raised here may hide the training's own error."""
+        """A training that failed or was stopped: the report shows the rounds it completed. A best
+        effort, quietly: the command's one line is the training's own error (a full disk that
+        stopped the training stops this too)."""
+        from arena.report.html import refresh_report
+
         try:
-            line = self.final(run_dir)
-        except Exception as err:
-            line = f"report.html not rewritten: {err}"
-        Console(stderr=True).print(line, highlight=False, markup=False, soft_wrap=True)
+            refresh_report(run_dir)
+        except Exception:
+            pass
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ open triangles in plots, and counted. Every text from the file is escaped; the p
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import urllib.parse
@@ -40,6 +41,8 @@ def write_summary_page(out_dir: Path, dynamics: dict[str, Any]) -> Path:
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(path)
     except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # nothing half written is left beside the report
         raise ArenaError(f"cannot write {path}: {err.strerror}") from None
     return path
 

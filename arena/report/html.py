@@ -23,6 +23,7 @@ reader exactly as written, never as markup.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -66,7 +67,8 @@ def refresh_line(run_dir: Path, **kw: Any) -> str:
     try:
         return f"report: {refresh_report(run_dir, **kw)}"
     except ArenaError as err:
-        return f"{Path(run_dir) / REPORT_FILE} not rewritten: {err} (then: arena report {Path(run_dir).name})"
+        return (f"{Path(run_dir) / REPORT_FILE} not rewritten: {err} (a training rewrites it when it ends; "
+                f"or: arena report {Path(run_dir).name})")
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -79,6 +81,8 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(path)
     except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # nothing half written is left beside the report
         raise ArenaError(f"cannot write {path}: {err.strerror}") from None
     return path
 
