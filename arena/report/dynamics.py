@@ -6,7 +6,7 @@ run, as `<run>/experiment.json`. The shape:
     {"schema": 1, "experiment": "checkability", "title": "…", "source": "Kirchner et al. 2024",
      "arms": [{"name": "game", "description": "…"}],
      "seeds": [0, 1],
-     "runs": [{"arm": "game", "seed": 0, "run": "ck-game-s0", "path": "<dir, relative to the page's dir, or absolute>"}],
+     "runs": [{"arm": "game", "seed": 0, "run": "ck-game-s0", "path": "<dir: relative to the page's, or absolute>"}],
      "claims": [{"key", "label", "arm", "paper", "direction",
                  "per_seed": [{"seed", "value", "first", "last", "first_censored", "last_censored", "held"}],
                  "held": 4, "measured": 5}],

@@ -147,9 +147,10 @@ def differences_table(d: Dynamics, empty: str = '<p class="note">No differences 
         # counted from the seeds shown; the stated fraction only where no seed is listed
         k, n = sum(s.censored for s in x.per_seed), len(x.per_seed)
         censored = count_of(k, n) if n else f"{x.censored_fraction:.0%}" if x.censored_fraction is not None else "–"
+        marked = k if n else x.censored_fraction
         rows.append([e(x.label), e(" − ".join(x.arms) or "–")] + cells
                     + [ci(x.mean, x.lower, x.upper, "+.3g"),
-                       f'<span class="cens">{e(censored)}</span>' if (k if n else x.censored_fraction) else e(censored)])
+                       f'<span class="cens">{e(censored)}</span>' if marked else e(censored)])
     header = ["difference", "arms"] + [f"seed {e(s)}" for s in seeds] + ["mean (95% CI)", "censored"]
     return (table(header, rows, left=2)
             + '<p class="note">Paired by seed: the first arm minus the second; 95% interval over seeds. '
