@@ -196,7 +196,9 @@ def test_arena_tournament_prints_the_ratings_table_once(tmp_path, capsys):
     assert main(["--runs-dir", str(tmp_path), *DUEL, "--plain"]) == 0
     out = capsys.readouterr().out
     assert out.count("ratings: duel-v0") == 1 and "BT rating (95% CI)" in out
-    assert max(map(len, out.splitlines()[7:])) <= 80  # the tables (plain pairing lines are never wrapped)
+    tables = [line for line in out.splitlines()[7:] if not line.startswith("report: ")]  # a path is never folded
+    assert max(map(len, tables)) <= 80  # the tables (plain pairing lines are never wrapped)
+    assert f"report: {tmp_path / 'duel-v0-tournament' / 'report.html'}" in out
 
     live = Console(file=io.StringIO(), force_terminal=True, width=80)
     from arena.tournament import TournamentConfig, run_tournament

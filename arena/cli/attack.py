@@ -26,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "(the other seat's initial model in the adversarial role the game names, e.g. "
                                    "a sneaky-only prover against a verifier) for up to --budget steps; report "
                                    "steps-to-exploit and the success at the end, with 95% intervals over attack "
-                                   "seeds. Stored in <run>/attacks/<name>/ (attack.csv, attack.png, one JSON per "
-                                   "round and seed). Interrupted? Run the same command again.")
+                                   "seeds. Stored in <run>/attacks/<name>/ (attack.csv, attack.json, attack.png, one "
+                                   "JSON per round and seed) and shown in the run's report.html, which is rewritten. "
+                                   "Interrupted? Run the same command again.")
     s.add_argument("run", help="run name or path")
     s.add_argument("--seat", required=True, help="the seat whose frozen checkpoints are attacked (e.g. verifier)")
     s.add_argument("--rounds", type=str, default=None, help="comma-separated rounds (default: every round)")
@@ -54,4 +55,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     console.print(attack_table(result))
     files = write_outputs(result)
     console.print(f"wrote {', '.join(p.name for p in files)} to {result.out_dir}", highlight=False, markup=False)
+    from arena.report.html import refresh_line
+
+    console.print(refresh_line(result.plan.run_dir), highlight=False, markup=False, soft_wrap=True)
     return 0

@@ -1,8 +1,15 @@
-"""`arena train` and `arena resume`: self-play rounds with the live view, and their end-of-run report."""
+"""`arena train` and `arena resume`: self-play rounds with the live view, and their end-of-run report.
+
+The run's `report.html` is rewritten while it trains (after a round, at most every
+`REPORT_EVERY_S` seconds, under the lock the training holds) and when the command ends, however
+it ends: a crashed or stopped run's report shows the rounds it completed (quietly: the one line
+such a command prints is its error).
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 from rich.console import Console
 
@@ -11,6 +18,9 @@ from arena.gameinfo import GameInfo
 from arena.options import parse_pairs
 from arena.selfplay import TrainConfig
 from arena.types import ArenaError
+
+REPORT_EVERY_S = 60.0
+"""Least seconds between two rewrites of report.html during training (a page takes a second or two)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +85,45 @@ def tracked(args: argparse.Namespace, view):
     return sink, attach, logs
 
 
+class ReportRefresh:
+    """Keeps the run's report.html up to date while a trainer plays rounds: an event sink that
+    rewrites it after a round when `REPORT_EVERY_S` have passed since it last did (the trainer
+    holds the run's lock then, and lends it), and `final()` for the end of the command."""
+
+    def __init__(self, sink):
+        self.sink, self.trainer, self.last = sink, None, time.monotonic()
+
+    def __call__(self, event) -> None:
+        self.sink(event)
+        t = self.trainer
+        if event.get("type") == "round_end" and t is not None and t.lock is not None \
+                and time.monotonic() - self.last >= REPORT_EVERY_S:
+            from arena.report.html import refresh_report
+
+            try:
+                refresh_report(t.run_dir, lock=t.lock)
+            except ArenaError:
+                pass  # training goes on; the final rewrite says what is wrong
+            self.last = time.monotonic()
+
+    def final(self, run_dir) -> str:
+        """Rewrite the report once the trainer let go of the run; the line to print."""
+        from arena.report.html import refresh_line
+
+        return refresh_line(run_dir)
+
+    def after_failure(self, run_dir) -> None:
+        """A training that failed or was stopped: the report shows the rounds it completed. A best
+        effort, quietly: the command's one line is the training's own error (a full disk that
+        stopped the training stops this too)."""
+        from arena.report.html import refresh_report
+
+        try:
+            refresh_report(run_dir)
+        except Exception:
+            pass
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from arena.dashboard import LiveView
     from arena.selfplay import new_run
@@ -86,23 +135,26 @@ def cmd_train(args: argparse.Namespace) -> int:
                       ray_address=args.ray_address)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
-    trainer = new_run(cfg, runs_dir_of(args), on_event=sink)
+    refresh = ReportRefresh(sink)
+    trainer = new_run(cfg, runs_dir_of(args), on_event=refresh)
     if not trainer.ranks.main:  # torchrun: the other ranks train beside rank 0, which shows and writes
         return train_quietly(trainer, trainer.restore)
+    refresh.trainer = trainer
     attach(trainer.run_dir)
+    failed = True
     try:
         with view:
             trainer.run(trainer.restore())
+        failed = False
     finally:
         trainer.close()
         for log in logs:
             log.close()
+        if failed:
+            refresh.after_failure(trainer.run_dir)
     print_report(trainer)
-    from arena.report.html import write_report
-
-    report = write_report(trainer.run_dir)
-    Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/, {report.name})",
-                    highlight=False, markup=False)
+    Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)\n"
+                    f"{refresh.final(trainer.run_dir)}", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -115,11 +167,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = find_run(args.run, base)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
-    trainer = load_run(run_dir, base, on_event=sink, game=args.game_path, device=getattr(args, "device", None))
+    refresh = ReportRefresh(sink)
+    trainer = load_run(run_dir, base, on_event=refresh, game=args.game_path, device=getattr(args, "device", None))
     rollouts = {k: v for k, v in (("workers", args.workers), ("ray_address", args.ray_address)) if v is not None}
     trainer.cfg = dataclasses.replace(trainer.cfg, **rollouts)  # where rounds are played: no effect on results
     if not trainer.ranks.main:
         return train_quietly(trainer, lambda: resumed_start(trainer, args))
+    refresh.trainer = trainer
+    failed = False  # a refused resume (checked before any round) writes nothing, its report neither
     try:
         start = resumed_start(trainer, args)
         if start >= trainer.cfg.rounds:
@@ -128,17 +183,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
                             "(use --rounds N to extend)")
             return 0
         attach(run_dir)  # once the run is checked and loaded: a refused resume writes nothing
+        failed = True
         with view:
             trainer.run(start)
+        failed = False
     finally:
         trainer.close()
         for log in logs:
             log.close()
+        if failed:
+            refresh.after_failure(run_dir)
     print_report(trainer)
-    from arena.report.html import write_report
-
-    write_report(run_dir)
-    Console().print(f"run {run_dir} resumed and finished (report.html updated)", highlight=False, markup=False)
+    Console().print(f"run {run_dir} resumed and finished\n{refresh.final(run_dir)}", highlight=False, markup=False,
+                    soft_wrap=True)
     return 0
 
 

@@ -1,5 +1,13 @@
-"""A run's results for a paper: figures (`figures`) and one self-contained `report.html` (`html`).
+"""A run's results for a paper, and an experiment's over seeds: self-contained HTML pages.
 
-    arena report <run>      writes <run>/report.html: each headline metric over rounds, the
-                            rounds table, the config, and every tournament's tables and heatmap
+    <run>/report.html       rewritten by every command that adds to the run (`html.refresh_report`;
+                            `arena report <run>` by hand): its experiment's claims, each headline
+                            metric over rounds, the rounds table, every tournament, every attack,
+                            the config
+    <dir>/summary.html      an experiment over seeds (`experiment.write_summary_page`): claims,
+                            differences between arms, plots per series, links to each run's report
+
+Modules: `page` (escaping, numbers, censored values, tables), `figures` (matplotlib, no pyplot),
+`html` (the run's page), `attacks` (its attack sections), `dynamics` (an experiment's
+`dynamics.json`, checked), `experiment` (the summary page and a run's experiment section).
 """

@@ -1,4 +1,4 @@
-"""Figures for papers: cross-play heatmaps and each headline metric over rounds.
+"""Figures for papers: cross-play heatmaps, each headline metric over rounds, attacks, an experiment's series.
 
 Pure functions from arrays to matplotlib `Figure`s on the Agg canvas (no pyplot,
 no global state), and `png_bytes` to encode one. Conventions every figure keeps:
@@ -6,7 +6,9 @@ no global state), and `png_bytes` to encode one. Conventions every figure keeps:
 - one colour scale per figure, with one labelled colour bar: panels are comparable;
 - labelled axes; rounds on integer ticks;
 - cell text black or white by the luminance of the cell's colour, so it stays readable;
-- interval bounds printed under each mean, never a ± that would imply symmetry.
+- interval bounds printed under each mean, never a ± that would imply symmetry;
+- a censored value (a measurement a budget stopped: the truth is at least the value drawn) is an
+  open upward triangle, a measured one a filled circle, and the legend says how many are censored.
 """
 from __future__ import annotations
 
@@ -152,4 +154,98 @@ def metric_figure(name: str, rounds: Sequence[int], values: Sequence[float], *,
     ax.grid(alpha=0.3)
     if series is not None and len(series) > 1:
         ax.legend(fontsize=7)
+    return fig
+
+
+def plot_censored(ax: Any, x: Sequence[float], y: Sequence[float], censored: Sequence[bool], *, colour: Any,
+                  label: str | None = None, linewidth: float = 1.5, markersize: float = 4.5,
+                  alpha: float = 1.0) -> None:
+    """One line through (x, y): measured points as filled circles, censored ones as open upward
+    triangles (the true value is at least the one drawn)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    cens = np.zeros(len(x), bool) if not len(censored) else np.asarray(censored, dtype=bool)
+    ax.plot(x, y, color=colour, linewidth=linewidth, alpha=alpha, label=label)
+    ax.plot(x[~cens], y[~cens], ls="none", marker="o", markersize=markersize, color=colour, alpha=alpha)
+    ax.plot(x[cens], y[cens], ls="none", marker="^", markersize=markersize + 2.5, markerfacecolor="white",
+            markeredgecolor=colour, markeredgewidth=1.4, alpha=alpha)
+
+
+def censored_handle(n: int, total: int, what: str = "values") -> Any:
+    """The legend entry of the censored marker, with how many there are."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none", marker="^", markersize=7, markerfacecolor="white", markeredgecolor="0.3",
+                  markeredgewidth=1.4, label=f"censored (≥): {n} of {total} {what}")
+
+
+def attack_figure(title: str, rounds: Sequence[int], steps: Sequence[Sequence[float]],
+                  steps_lower: Sequence[float], steps_upper: Sequence[float],
+                  seeds: Sequence[Sequence[tuple[float, bool]]], success: Sequence[Sequence[float]],
+                  budget: float, metric: str):
+    """Steps-to-exploit and the success at the end of the attack, per attacked round.
+
+    `steps`: per round (mean, censored: some seed ran out of budget); `seeds`: per round each
+    seed's (steps, censored) point, drawn small beside the mean; `success`: per round (mean, lower,
+    upper). A censored mean (a lower bound) and every censored seed are open triangles."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = new_figure(8.0, 3.4)
+    left, right = fig.subplots(1, 2)
+    xs = np.asarray(rounds, dtype=float)
+    mean = np.array([m for m, _ in steps], dtype=float)
+    lo, hi = np.asarray(steps_lower, dtype=float), np.asarray(steps_upper, dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        left.fill_between(xs[ok], lo[ok], hi[ok], color="C0", alpha=0.18, lw=0, label="95% interval")
+    for x, points in zip(xs, seeds):
+        for j, (y, cens) in enumerate(points):
+            dx = (j - (len(points) - 1) / 2) * 0.06
+            plot_censored(left, [x + dx], [y], [cens], colour="0.45", markersize=3, alpha=0.8)
+    plot_censored(left, xs, mean, [c for _, c in steps], colour="C0", label="mean over attack seeds", markersize=6)
+    left.axhline(budget, ls="--", c="grey", lw=1, label=f"budget ({budget:g} steps)")
+    left.set_ylim(0, budget * 1.12)
+    left.set_ylabel("steps to exploit")
+    n_cens = sum(c for points in seeds for _, c in points)
+    handles, _ = left.get_legend_handles_labels()
+    left.legend(handles=handles + [censored_handle(n_cens, sum(len(p) for p in seeds), "attacks")],
+                loc="best", fontsize=7)
+    sm = np.array([m for m, _, _ in success], dtype=float)
+    slo, shi = (np.array([s[i] for s in success], dtype=float) for i in (1, 2))
+    ok = np.isfinite(slo) & np.isfinite(shi)
+    if ok.any():
+        right.fill_between(xs[ok], slo[ok], shi[ok], color="C1", alpha=0.2, lw=0)
+    right.plot(xs, sm, color="C1", marker="o", markersize=5)
+    right.set_ylim(0, 1)
+    right.set_ylabel(f"{metric} at end of attack")
+    for ax in (left, right):
+        ax.set_xlabel("round of the attacked checkpoint")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.suptitle(textwrap.fill(title, width=100), fontsize=9)
+    return fig
+
+
+def series_figure(title: str, lines: Sequence[tuple[str, str, Sequence[float], Sequence[float], Sequence[bool]]],
+                  xlabel: str = "round", ylabel: str | None = None):
+    """An experiment's series: one line per (arm, seed), one colour per arm, censored points open."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    fig = new_figure(4.2, 2.9)
+    ax = fig.add_subplot(1, 1, 1)
+    arms = list(dict.fromkeys(arm for arm, *_ in lines))
+    colour = {arm: f"C{i % 10}" for i, arm in enumerate(arms)}
+    for arm, _seed, x, y, cens in lines:
+        plot_censored(ax, x, y, cens, colour=colour[arm], linewidth=1.2, alpha=0.85)
+    handles = [Line2D([], [], color=colour[a], marker="o", markersize=4, label=a) for a in arms]
+    n_cens, total = sum(sum(bool(c) for c in cens) for *_, cens in lines), sum(len(y) for *_, y, _ in lines)
+    if n_cens:
+        handles.append(censored_handle(n_cens, total, "points"))
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    if all(float(v).is_integer() for *_, x, _, _ in lines for v in x):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel or title)
+    ax.set_title(textwrap.fill(title, width=60), fontsize=9)
+    ax.grid(alpha=0.3)
     return fig

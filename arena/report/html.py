@@ -2,62 +2,88 @@
 
     <run>/report.html
         the run: game, recipe, rounds, seed
+        its experiment, when one ran it: the claims beside the paper's figures (`experiment`)
         one small figure per headline metric over rounds, and each seat's mean reward
         the rounds table (rewards, metrics, learner metrics, time)
         every tournament: ratings with CIs, cross-play tables, the heatmap
+        every attack: steps-to-exploit per round, censored values marked and counted (`attacks`)
         the resolved config
 
+Every command that adds to a run (`train`, `resume`, `tournament`, `attack`, an experiment)
+ends with `refresh_report`: the page is rebuilt from everything the run holds and replaces the
+old one atomically, under the run's lock, so the report is never out of date or half written.
+`arena report <run>` rebuilds it by hand.
+
 Everything comes from the run directory as data (`config.json`, the round summaries in
-`arena.db`, `tournaments/<name>/tournament.json` and `crossplay.png`): no game code is
-imported, so a run of any game reports without `--game`. Figures are embedded as base64
-PNG and the page loads nothing else. Every string from the run (labels, model specs,
-config values) is HTML-escaped: text reaches the reader exactly as written, never as markup.
+`arena.db`, `tournaments/<name>/tournament.json` and `crossplay.png`, `attacks/<name>/attack.json`
+and `attack.png`, `experiment.json`): no game code is imported, so a run of any game reports
+without `--game`. Figures are embedded as base64 PNG and the page loads nothing else. Every
+string from the run (labels, model specs, config values) is HTML-escaped: text reaches the
+reader exactly as written, never as markup.
 """
 from __future__ import annotations
 
-import base64
-import html
+import contextlib
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from arena.report import figures
+from arena.report.attacks import attack_dirs, attack_section
+from arena.report.experiment import experiment_section
+from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text
+from arena.runs import RunLock
 from arena.store import RunStore, read_run_config
 from arena.types import ArenaError
 
-MAX_PNG_BYTES = 20 * 2**20
-CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #1d1d1f; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-h3 { margin-top: 1.4em; }
-.meta { color: #555; } .note { color: #666; font-size: 0.9em; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #d0d0d0; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; } td.l, th.l { text-align: left; }
-td .ci { color: #666; font-size: 0.85em; }
-th .hl { border-bottom: 2px solid #3b6fd8; }
-.figs { display: flex; flex-wrap: wrap; gap: 0.8em; }
-.figs img { width: 340px; border: 1px solid #eee; }
-img.wide { max-width: 100%; border: 1px solid #eee; }
-pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-"""
+REPORT_FILE = "report.html"
+LOCK_WAIT_S = 10.0
+"""How long `refresh_report` waits for another process that holds the run's lock (another
+command rewriting the report holds it for a second or two)."""
+
+
+def refresh_report(run_dir: Path, *, lock: RunLock | None = None, wait_s: float | None = None) -> Path:
+    """Rebuild `<run>/report.html` from everything the run holds, atomically, under the run's lock.
+
+    `lock`: the run's lock when the caller holds it (a trainer between rounds); else it is taken
+    here for as long as the page takes, waiting up to `wait_s` (default `LOCK_WAIT_S`) for its
+    holder. A run that another process keeps locked (a training, which rewrites the report when
+    it ends) is a one-line `ArenaError` naming that process."""
+    run_dir = Path(run_dir)
+    if lock is not None and lock.held:
+        return write_report(run_dir)
+    mine = RunLock(run_dir).acquire(wait_s=LOCK_WAIT_S if wait_s is None else wait_s)
+    try:
+        return write_report(run_dir)
+    finally:
+        mine.release()
+
+
+def refresh_line(run_dir: Path, **kw: Any) -> str:
+    """`refresh_report` for a command whose own work is done: the line it prints, either where
+    the report is or why it could not be rewritten (the command still succeeded)."""
+    try:
+        return f"report: {refresh_report(run_dir, **kw)}"
+    except ArenaError as err:
+        return (f"{Path(run_dir) / REPORT_FILE} not rewritten: {err} (a training rewrites it when it ends; "
+                f"or: arena report {Path(run_dir).name})")
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write the run's report (default `<run>/report.html`, atomically) and return its path."""
     run_dir = Path(run_dir)
-    path = Path(out) if out else run_dir / "report.html"
+    path = Path(out) if out else run_dir / REPORT_FILE
     page = build_report(run_dir)
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(path)
-    except OSError as e:
-        raise ArenaError(f"cannot write {path}: {e.strerror}") from None
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # nothing half written is left beside the report
+        raise ArenaError(f"cannot write {path}: {err.strerror}") from None
     return path
 
 
@@ -70,13 +96,14 @@ def build_report(run_dir: Path) -> str:
         summaries = store.round_summaries()
     finally:
         store.close()
-    game = _text(config.get("game_id") or config.get("game") or "?")
+    game = text(config.get("game_id") or config.get("game") or "?")
     name = run_dir.name
     parts = [f"<h1>{e(name)}</h1>",
-             f'<p class="meta">{e(game)} · recipe {e(_text(config.get("recipe", "?")))} · '
-             f'{len(summaries)}/{e(_text(config.get("rounds", "?")))} rounds · '
-             f'{e(_text(config.get("episodes", "?")))} episodes per round · seed {e(_text(config.get("seed", "?")))}'
+             f'<p class="meta">{e(game)} · recipe {e(text(config.get("recipe", "?")))} · '
+             f'{len(summaries)}/{e(text(config.get("rounds", "?")))} rounds · '
+             f'{e(text(config.get("episodes", "?")))} episodes per round · seed {e(text(config.get("seed", "?")))}'
              f' · report written {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}</p>']
+    parts.append(experiment_section(run_dir))
     parts += ["<h2>Over rounds</h2>", round_figures(summaries)]
     parts += ["<h2>Rounds</h2>", rounds_table(summaries)]
     tournaments = sorted(d for d in (run_dir / "tournaments").glob("*") if d.is_dir()) \
@@ -84,47 +111,15 @@ def build_report(run_dir: Path) -> str:
     parts.append("<h2>Tournaments</h2>")
     parts += [tournament_section(d) for d in tournaments] or ['<p class="note">No tournament yet: '
                                                               f'<code>arena tournament {e(name)}</code>.</p>']
+    parts.append("<h2>Attacks</h2>")
+    parts += [attack_section(d, name) for d in attack_dirs(run_dir)] or [
+        f'<p class="note">No attack yet: <code>arena attack {e(name)} --seat SEAT</code> (steps a fresh attacker '
+        'needs to exploit each round\'s checkpoint, for games that say how to attack them).</p>']
     parts += ["<h2>Config</h2>", f"<pre>{e(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{e(name)} · {e(game)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+    return document(f"{name} · {game}", [p for p in parts if p])
 
 
 # -- pieces ----------------------------------------------------------------------------------
-
-def e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _text(x: Any) -> str:
-    return x if isinstance(x, str) else json.dumps(x, default=str)
-
-
-def num(x: Any) -> float | None:
-    """A finite number from the run's data, else None (strings, NaN, missing)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return float(x) if math.isfinite(x) else None
-
-
-def fmt(x: Any, spec: str = ".4g") -> str:
-    v = num(x)
-    return "–" if v is None else format(v, spec)
-
-
-def png_img(data: bytes, alt: str, cls: str = "") -> str:
-    """An `<img>` with the PNG embedded (the page needs no other file)."""
-    klass = f' class="{cls}"' if cls else ""
-    return f'<img{klass} alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1) -> str:
-    """An HTML table from already-escaped cells; the first `left` columns left-aligned."""
-    head = "".join(f'<th{" class=l" if i < left else ""}>{h}</th>' for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td{" class=l" if i < left else ""}>{c}</td>' for i, c in enumerate(row))
-                   + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
-
 
 def _metric_names(summaries: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """(headline metrics, other metrics) in the order the rounds report them."""
@@ -174,15 +169,8 @@ def rounds_table(summaries: Sequence[dict[str, Any]]) -> str:
         rows.append([e(fmt(s.get("round"), "g")), e(fmt(s.get("episodes"), "g"))]
                     + [e(fmt(rewards.get(x))) for x in seats] + [e(fmt(metrics.get(m))) for m in headline + others]
                     + [e(fmt((ls.get(seat) or {}).get(k))) for seat, k in losses] + [e(fmt(s.get("wall_s"), ".1f"))])
-    return _table(header, rows, left=0) + '<p class="note">R: mean reward per episode; underlined: the game\'s ' \
-                                           'headline metrics; seat.name: what the seat\'s learner reported.</p>'
-
-
-def _ci(mean: Any, lower: Any, upper: Any, spec: str) -> str:
-    lo, hi = num(lower), num(upper)
-    ci = f' <span class="ci">[{format(lo, spec)}, {format(hi, spec)}]</span>' if lo is not None and hi is not None \
-        else ""
-    return e(fmt(mean, spec)) + ci
+    return table(header, rows, left=0) + '<p class="note">R: mean reward per episode; underlined: the game\'s ' \
+                                          'headline metrics; seat.name: what the seat\'s learner reported.</p>'
 
 
 INTERVALS = {"wilson": "Wilson score interval", "bootstrap": "bootstrap percentile interval",
@@ -199,26 +187,21 @@ def tournament_section(out_dir: Path) -> str:
         body = _tournament_body(doc)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         return head + f'<p class="note">Cannot read {e(out_dir.name)}/tournament.json: {e(err)}</p>'
-    png = out_dir / "crossplay.png"
-    if png.is_file() and png.stat().st_size <= MAX_PNG_BYTES:
-        data = png.read_bytes()
-        if data[:8] == b"\x89PNG\r\n\x1a\n":
-            body += png_img(data, f"cross-play heatmap of tournament {out_dir.name}", "wide")
-    return head + body
+    return head + body + png_file(out_dir / "crossplay.png", f"cross-play heatmap of tournament {out_dir.name}", "wide")
 
 
 def _tournament_body(doc: dict[str, Any]) -> str:
     short = {str(k): str(v) for k, v in (doc.get("short_labels") or {}).items()}
     ratings = [r for r in doc.get("ratings") or [] if isinstance(r, dict)]
-    parts = [f'<p class="meta">{e(_text(doc.get("game", "?")))} · {e(fmt(doc.get("episodes_per_pairing"), "g"))} '
+    parts = [f'<p class="meta">{e(text(doc.get("game", "?")))} · {e(fmt(doc.get("episodes_per_pairing"), "g"))} '
              f'episodes per pairing · {e(fmt(doc.get("pairings_done"), "g"))}/{e(fmt(doc.get("pairings"), "g"))} '
              f'pairings · {e(fmt(doc.get("episodes"), "g"))} episodes</p>']
-    rows = [[e(_text(r.get("group"))), e(fmt(r.get("rank"), "g")), e(short.get(str(r.get("label")), "")),
-             e(_text(r.get("label"))), _ci(r.get("bt_rating"), r.get("bt_lower"), r.get("bt_upper"), ".0f"),
-             e(fmt(r.get("elo"), ".0f")), _ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
-             e(fmt(r.get("episodes"), "g")), e(_text(r.get("method")))] for r in ratings]
-    parts.append(_table(["seat", "#", "short", "agent", "BT rating (95% CI)", "Elo", "mean reward (95% CI)", "n",
-                         "comparison"], rows, left=4))
+    rows = [[e(text(r.get("group"))), e(fmt(r.get("rank"), "g")), e(short.get(str(r.get("label")), "")),
+             e(text(r.get("label"))), ci(r.get("bt_rating"), r.get("bt_lower"), r.get("bt_upper"), ".0f"),
+             e(fmt(r.get("elo"), ".0f")), ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
+             e(fmt(r.get("episodes"), "g")), e(text(r.get("method")))] for r in ratings]
+    parts.append(table(["seat", "#", "short", "agent", "BT rating (95% CI)", "Elo", "mean reward (95% CI)", "n",
+                        "comparison"], rows, left=4))
     methods = sorted({INTERVALS.get(str(m), str(m)) for m in (doc.get("reward_interval") or {}).values()})
     parts.append('<p class="note">BT: Bradley–Terry on an Elo-like scale (mean 1000), 95% bootstrap '
                  'interval over episode seeds; paired: checkpoints of one seat compared on the same '
@@ -236,14 +219,14 @@ def _crossplay(c: dict[str, Any], short: dict[str, str]) -> str:
     def cell(i: int, j: int) -> str:
         def at(m: list) -> Any:
             return m[i][j] if i < len(m) and isinstance(m[i], list) and j < len(m[i]) else None
-        return _ci(at(mean), at(lower), at(upper), "+.2f") if num(at(mean)) is not None else "–"
+        return ci(at(mean), at(lower), at(upper), "+.2f") if num(at(mean)) is not None else "–"
 
     def name(x: str) -> str:
         return e(f"{short[x]} ({x})" if x in short else x)
 
-    table = _table([e("row \\ column")] + [name(x) for x in cols],
-                   ([name(r)] + [cell(i, j) for j in range(len(cols))] for i, r in enumerate(rows)))
+    grid = table([e("row \\ column")] + [name(x) for x in cols],
+                 ([name(r)] + [cell(i, j) for j in range(len(cols))] for i, r in enumerate(rows)))
     method = INTERVALS.get(str(c.get("interval")), "95% interval")
-    return (f"<p><b>{e(_text(c.get('title', 'cross-play')))}</b></p>" + table
-            + f'<p class="note">Cells: mean reward of the {e(_text(c.get("paid_seat", "row")))} seat, '
+    return (f"<p><b>{e(text(c.get('title', 'cross-play')))}</b></p>" + grid
+            + f'<p class="note">Cells: mean reward of the {e(text(c.get("paid_seat", "row")))} seat, '
               f'95% CI by {e(method)}.</p>')

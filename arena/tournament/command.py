@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         parents=[global_options(device=False)],  # --runs-dir after the command too
         description="Play every pairing of a run's checkpoints (or of the --seat agents) with the same episode "
                     "seeds, then report Bradley-Terry ratings with bootstrap 95% CIs, Elo, and the cross-play "
-                    "matrix; files go to <run>/tournaments/<name>/. Interrupted? Run the same command again.")
+                    "matrix; files go to <run>/tournaments/<name>/ and the run's report.html is rewritten with them. "
+                    "Interrupted? Run the same command again.")
     s.add_argument("run", nargs="?", help="run name or path (entrants default to all its checkpoints)")
     s.add_argument("--game", help="game id (default: the run's game; required without a run)")
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC[,SPEC...]",
@@ -69,4 +70,7 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(crossplay_table(c))
     console.print(f"wrote ratings.csv, crossplay.csv, tournament.json"
                   f"{', crossplay.png' if result.crossplay else ''} to {result.out_dir}", highlight=False)
+    from arena.report.html import refresh_line
+
+    console.print(refresh_line(result.run_dir), highlight=False, markup=False, soft_wrap=True)
     return 0
