@@ -81,6 +81,13 @@ def test_seeds_by_arms_judged_written_and_reused(tmp_path, recipes, capsys):
     assert diff["mean"] == pytest.approx(np.mean(values)) and diff["lower"] <= diff["mean"] <= diff["upper"]
     assert min(values) - 1e-9 <= diff["lower"] and diff["upper"] <= max(values) + 1e-9
     assert {s["key"] for s in doc["series"]} >= {"check_rate", "sneaky_success"}
+    # every run's report shows its slice of the results; one summary page links them
+    for a in ("learn", "frozen"):
+        own = json.loads((tmp_path / f"toy-{a}-s1" / "experiment.json").read_text())
+        assert own["seeds"] == [1] and all(len(c["per_seed"]) == 1 for c in own["claims"])
+        assert "check rate rises" in (tmp_path / f"toy-{a}-s1" / "report.html").read_text()
+    summary = (tmp_path / "toy" / "summary.html").read_text()
+    assert "learner checks more than the control" in summary and "toy-learn-s2/report.html" in summary
     # asked again: every run is reused (no round is played twice), the results are the same
     mtimes = {p: p.stat().st_mtime for p in tmp_path.glob("toy-*/arena.db")}
     assert run_experiment(EXP, argv) == 0

@@ -22,7 +22,7 @@ def section(page: str, start: str, end: str) -> str:
 
 
 def test_tournament_and_attack_rewrite_the_report_with_censored_values_marked(runs, capsys):
-    assert main(["train", "prover-verifier-v0", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
+    assert main(["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
                  "--run", "r", "--plain", "--seat", STRONG]) == 0
     report = runs / "r" / "report.html"
     assert f"report: {report}" in capsys.readouterr().out

@@ -87,6 +87,19 @@ def _relative(path: Path, base: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
 
 
+def run_slice(doc: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The part of a dynamics document about one run (its seed's cells, its own series), for the
+    run's `experiment.json` (its report shows it)."""
+    seed = run["seed"]
+    claims = [{**c, "per_seed": [p for p in c["per_seed"] if p["seed"] == seed]} for c in doc["claims"]]
+    return {**doc, "seeds": [seed], "runs": [run],
+            "claims": [{**c, "held": sum(bool(p["held"]) for p in c["per_seed"]),
+                        "measured": sum(p["held"] is not None for p in c["per_seed"])} for c in claims],
+            "differences": [{**d, "per_seed": [p for p in d["per_seed"] if p["seed"] == seed]}
+                            for d in doc["differences"]],
+            "series": [s for s in doc["series"] if s["seed"] == seed and s["arm"] == run["arm"]]}
+
+
 def write_dynamics(doc: dict[str, Any], out_dir: Path) -> Path:
     """`<out_dir>/dynamics.json`, written whole (a temp file renamed)."""
     out_dir.mkdir(parents=True, exist_ok=True)

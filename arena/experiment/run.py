@@ -156,7 +156,24 @@ def _main(exp: Experiment, args: argparse.Namespace, console: Console) -> int:
     if exp.report is not None:
         for line in exp.report(seeds, out_dir, console):
             console.print(line, highlight=False, markup=False)
-    path = results.write_dynamics(results.dynamics(exp, seeds, verdicts, differences, out_dir), out_dir)
-    console.print(f"\n{len(views)} run(s) in {runs_dir}; results: {path}"
+    doc = results.dynamics(exp, seeds, verdicts, differences, out_dir)
+    path = results.write_dynamics(doc, out_dir)
+    write_pages(doc, views, out_dir, console)
+    console.print(f"\n{len(views)} run(s) in {runs_dir}; results: {path}, {out_dir / 'summary.html'}"
                   + ("" if args.summarize else f" ({time.perf_counter() - t0:.0f} s)"), highlight=False)
     return 0
+
+
+def write_pages(doc: dict, views: list, out_dir: Path, console: Console) -> None:
+    """Each run's `experiment.json` (its slice of the results) and refreshed `report.html`, then the
+    experiment's `summary.html` linking them."""
+    from arena.experiment.results import run_slice
+    from arena.report.experiment import write_summary_page
+    from arena.report.html import refresh_line
+    from arena.store import write_json_atomic
+
+    dirs = {v.run_dir.name: v.run_dir for v in views}
+    for run in doc["runs"]:
+        write_json_atomic(dirs[run["run"]] / "experiment.json", run_slice(doc, run))
+        console.print(refresh_line(dirs[run["run"]]), highlight=False, markup=False)
+    write_summary_page(out_dir, doc)
