@@ -5,6 +5,7 @@
         one small figure per headline metric over rounds, and each seat's mean reward
         the rounds table (rewards, metrics, learner metrics, time)
         every tournament: ratings with CIs, cross-play tables, the heatmap
+        every legibility study: accuracy and seconds per checkpoint, its plot (`arena.report.study`)
         the resolved config
 
 Everything comes from the run directory as data (`config.json`, the round summaries in
@@ -84,6 +85,8 @@ def build_report(run_dir: Path) -> str:
     parts.append("<h2>Tournaments</h2>")
     parts += [tournament_section(d) for d in tournaments] or ['<p class="note">No tournament yet: '
                                                               f'<code>arena tournament {e(name)}</code>.</p>']
+    from arena.report.study import study_sections  # the legibility studies' own module (arena study)
+    parts += study_sections(run_dir)
     parts += ["<h2>Config</h2>", f"<pre>{e(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(name)} · {e(game)}</title><style>{CSS}</style></head><body>\n"
