@@ -224,3 +224,20 @@ def test_play_a_multi_turn_game_in_the_web_seat(tmp_path):
     assert s.wait() == 0, s.log
     assert notes == ["episode 0 is over: player_1 scored +1"]
     assert "a <b>long</b> opening" in s.text() and "player_1=+1.000" in s.text()
+
+
+def test_the_commands_in_the_docs_parse():
+    import shlex
+
+    from arena.cli import build_parser
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "human-raters.md").read_text()
+    import re
+
+    lines = [line for line in doc.splitlines() if line.startswith("arena ")]
+    lines += [c for c in re.findall(r"`(arena (?:study|play) [^`]+)`", doc) if "<" not in c]  # inline ones
+    assert len(lines) >= 4
+    parser = build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line, comments=True)[1:])  # an unknown flag exits (fails)
+        assert args.command in ("study", "play")

@@ -113,6 +113,20 @@ def test_a_restarted_desk_skips_what_each_rater_answered():
     assert desk.next_for("b")[1].id == "i0"
 
 
+def test_a_page_that_outlived_a_restart_keeps_its_item_and_its_clock():
+    desk, clock = desk_with(3, limit=45.0)
+    # a fresh desk (the server restarted): the raters' pages still show what they held before
+    assert desk.next_for("a", showing=("i2", 30.0)) == ("item", desk.item("i2"), 15.0)
+    assert desk.answer("a", "i2", 1.0).seconds == 30.0
+    clock.t += 5
+    ans = desk.answer("b", "i1", -1.0, shown_for=12.0)  # an answer posted before the page polled again
+    assert (ans.value, ans.seconds, ans.timed_out) == (-1.0, 12.0, False)
+    assert desk.answer("c", "i0", 1.0, shown_for=50.0).timed_out  # its time ran out while the server was away
+    with pytest.raises(Refused):
+        desk.answer("d", "i1", 1.0, shown_for=1.0)  # i1 has its answer: nothing to adopt
+    assert desk.next_for("b", showing=("i1", 3.0))[0] == "done"
+
+
 def test_answer_values_are_checked_against_the_item():
     assert parse_value("verdict", 1) == 1.0 and parse_value("score", -2.5) == -2.5
     assert parse_value("text", "<b>x</b>") == "<b>x</b>"

@@ -117,8 +117,8 @@ def legibility_figure(rows: Sequence[CheckpointResult], checkpoint_rounds: dict[
             ax.set_ylim(-0.02, 1.02)
             ax.axhline(0.5, color="0.6", linewidth=0.8, linestyle="--")
         ax.grid(alpha=0.3)
-        if len(lines) > 1 and p == 0:
-            ax.legend(fontsize=7)
+        if p == 0:
+            ax.legend(fontsize=7, title="checkpoints of", title_fontsize=7)
     fig.suptitle(f"legibility study {title}: people judging helpful solutions (95% intervals)", fontsize=10)
     return fig
 

@@ -1,8 +1,8 @@
 """The rating page's server: a Starlette app over one `RatingDesk`.
 
     GET  /?token=T[&rater=NAME]   the page (an invitation link; sets the rater cookie)
-    GET  /api/next                the rater's current item, or "wait" / "done"   (token header)
-    POST /api/answer              {"id": ..., "value": ...} or {"id": ..., "timeout": true}
+    GET  /api/next[?showing=ID&shown_for=S]   the rater's current item, or "wait" / "done" (token header)
+    POST /api/answer              {"id": ..., "value": ..., "shown_for": seconds} or {"id": ..., "timeout": true}
     GET  /static/rate.js, rate.css
 
 Every /api call carries the study's token (`X-Arena-Token`); the rater is the
@@ -105,7 +105,7 @@ def build_app(desk: RatingDesk, token: str, say: Callable[[str], None], *, max_b
     async def next_item(request: Request) -> Response:
         check_token(request.headers.get("x-arena-token"))
         rater = rater_of(request)
-        state, item, remaining = desk.next_for(rater)
+        state, item, remaining = desk.next_for(rater, showing_of(request.query_params))
         body: dict[str, Any] = {"state": state, "rater": rater, "answered": desk.answered_by(rater),
                                 "notes": desk.notes(rater)}
         if item is not None:
@@ -120,22 +120,27 @@ def build_app(desk: RatingDesk, token: str, say: Callable[[str], None], *, max_b
         if not isinstance(item_id, str) or len(item_id) > 200:
             raise BadRequest(400, "malformed answer: no item id")
         timed_out = data.get("timeout") is True
+        shown_for = seconds_or_none(data.get("shown_for"))  # only used if the server restarted meanwhile
         held = desk.holding(rater)
-        if held is None or held.id != item_id:
+        item = held if held is not None and held.id == item_id else desk.item(item_id)
+        if item is None:
             raise BadRequest(409, "that item is not the one you hold (answered already, or its time ran out)")
-        value = None if timed_out else parse_value(held.kind, data.get("value"))
+        value = None if timed_out else parse_value(item.kind, data.get("value"))
         try:
-            ans = desk.answer(rater, item_id, value, timed_out=timed_out)
+            ans = desk.answer(rater, item_id, value, timed_out=timed_out, shown_for=shown_for)
         except Refused as err:
             raise BadRequest(409, str(err)) from None
         return JSONResponse({"ok": True, "timed_out": ans.timed_out, "answered": desk.answered_by(rater)},
                             headers=SECURITY_HEADERS)
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204, headers=SECURITY_HEADERS)  # browsers ask; not worth a log line
+
     async def not_found(request: Request) -> Response:
         raise BadRequest(404, "no such page")
 
     routes = [Route("/", guarded(index)), Route("/static/{name}", guarded(asset)),
-              Route("/api/next", guarded(next_item)), Route("/api/answer", guarded(answer), methods=["POST"]),
+              Route("/api/next", guarded(next_item)), Route("/favicon.ico", favicon), Route("/api/answer", guarded(answer), methods=["POST"]),
               Route("/{rest:path}", guarded(not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
     return Starlette(routes=routes)
 
@@ -157,6 +162,21 @@ async def read_json(request: Any, max_body: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(400, "malformed answer: not a JSON object")
     return data
+
+
+def seconds_or_none(x: Any) -> float | None:
+    """A page's count of seconds (0 to a day), else None: it is only a hint, never refused."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if 0 <= v < 86400 else None
+
+
+def showing_of(query: Any) -> tuple[str, float] | None:
+    """`?showing=<item id>&shown_for=<s>`: what the page shows (after a restart it may keep it)."""
+    item, seconds = query.get("showing"), seconds_or_none(query.get("shown_for"))
+    return (item[:200], seconds) if item and seconds is not None else None
 
 
 def parse_value(kind: str, value: Any) -> Any:

@@ -135,8 +135,10 @@ class RatingDesk:
             return len(self._items)
 
     # -- rater side --------------------------------------------------------------------------
-    def next_for(self, rater: str) -> tuple[str, Item | None, float | None]:
-        """`("item", item, seconds left or None)`, `("wait", None, None)` or `("done", None, None)`."""
+    def next_for(self, rater: str, showing: tuple[str, float] | None = None) -> tuple[str, Item | None, float | None]:
+        """`("item", item, seconds left or None)`, `("wait", None, None)` or `("done", None, None)`.
+        `showing`: (item id, seconds shown) of what the rater's page shows; a page that outlived a
+        restarted desk keeps its item (and its clock) when the item may still be theirs."""
         with self._lock:
             now = self.clock()
             self._seen[rater] = now
@@ -144,6 +146,10 @@ class RatingDesk:
             if self._closed:
                 return "done", None, None
             lease = self._leases.get(rater)
+            if lease is None and showing is not None and self._can_adopt(rater, showing[0]):
+                lease = self._leases[rater] = _Lease(self._items[showing[0]], now - showing[1])
+                self._sweep(now)  # its time may have run out while the server was away
+                lease = self._leases.get(rater)
             if lease is None:
                 item = self._pick(rater)
                 if item is None:
@@ -152,15 +158,22 @@ class RatingDesk:
                 lease = self._leases[rater] = _Lease(item, now)
             return "item", lease.item, self._remaining(lease, now)
 
-    def answer(self, rater: str, item_id: str, value: Any, *, timed_out: bool = False) -> Answer:
+    def answer(self, rater: str, item_id: str, value: Any, *, timed_out: bool = False,
+               shown_for: float | None = None) -> Answer:
         """Take the rater's answer to the item they hold (`timed_out`: their page ran out of time).
-        An answer that comes after the time limit and its grace is recorded as timed out."""
+        An answer that comes after the time limit and its grace is recorded as timed out.
+
+        A page that outlived the desk (the server was restarted) answers an item the new desk never
+        handed out: it is taken if the rater holds nothing, has not answered it, and it still wants
+        an answer, timed by the page's own `shown_for` (seconds it showed the item)."""
         with self._lock:
             now = self.clock()
             self._seen[rater] = now
-            lease = self._leases.get(rater)
             if self._closed:
                 raise Refused("this session is over")
+            lease = self._leases.get(rater)
+            if lease is None and shown_for is not None and self._can_adopt(rater, item_id):
+                lease = self._leases[rater] = _Lease(self._items[item_id], now - shown_for)
             if lease is None or lease.item.id != item_id:
                 raise Refused("that item is not the one you hold (answered already, or its time ran out)")
             limit = lease.item.time_limit
@@ -170,6 +183,11 @@ class RatingDesk:
                          else now - lease.start, timed_out or late)
             self._take(ans)
             return ans
+
+    def item(self, item_id: str) -> Item | None:
+        """An open item by id (None once it has its answers)."""
+        with self._lock:
+            return self._items.get(item_id)
 
     def holding(self, rater: str) -> Item | None:
         """The item the rater holds now (after due timeouts are recorded), without handing one out."""
@@ -217,6 +235,13 @@ class RatingDesk:
         if self.shuffle_seed is None:
             return min(free, key=lambda t: (t[0], t[1]))[2]
         return min(free, key=lambda t: (t[0], stable_hash(self.shuffle_seed, rater, t[2].id)))[2]
+
+    def _can_adopt(self, rater: str, item_id: str) -> bool:
+        item = self._items.get(item_id)
+        if item is None or rater in self._answered[item_id]:
+            return False
+        held = sum(lease.item.id == item_id for lease in self._leases.values())
+        return len(self._answered[item_id]) + held < item.needs
 
     def _take(self, ans: Answer) -> None:
         if self.record is not None:

@@ -5,6 +5,7 @@
   const token = document.querySelector('meta[name="arena-token"]').content;
   const $ = (id) => document.getElementById(id);
   let current = null;      // the item shown now
+  let shownAt = 0;         // when it was first shown (ms, this page's clock)
   let deadline = null;     // when its time runs out (ms, this page's clock)
   let ticking = null;
   let pollTimer = null;
@@ -29,7 +30,8 @@
   async function poll() {
     let data;
     try {
-      data = await api("/api/next");
+      data = await api("/api/next" + (current ? "?showing=" + encodeURIComponent(current.id)
+                                          + "&shown_for=" + (Date.now() - shownAt) / 1000 : ""));
     } catch (e) {
       status(e.status ? "Refused: " + e.message : "Connection lost — retrying…");
       schedule(1000);
@@ -48,18 +50,23 @@
       return;
     }
     if (!current || current.id !== data.item.id) render(data.item);
-    else if (data.item.remaining !== null) startTimer(data.item.remaining);
+    else {
+      status("");
+      if (data.item.remaining !== null) startTimer(data.item.remaining);
+    }
     schedule(current && current.kind === "text" ? 15000 : 5000);  // keeps the lease alive; time from the server
   }
 
   function render(item) {
     current = item;
+    shownAt = Date.now() - (item.time_limit && item.remaining !== null ? (item.time_limit - item.remaining) * 1000 : 0);
     status("");
     $("title").textContent = item.title || "";
     show("title", !!item.title);
     $("instructions").textContent = item.instructions || "";
     show("instructions", !!item.instructions);
     $("prompt").textContent = item.prompt;
+    $("card").dataset.item = item.id;  // an opaque id: it says nothing of where the item came from
     const chat = $("chat");
     chat.replaceChildren();
     for (const [who, text] of item.history || []) {
@@ -109,6 +116,7 @@
   async function send(body, note) {
     if (sending) return;
     sending = true;
+    body.shown_for = (Date.now() - shownAt) / 1000;  // used only if the server restarted meanwhile
     enable(false);
     try {
       await api("/api/answer", body);
