@@ -70,11 +70,13 @@ class HumanAgent:
 
 
 def build(arg: str, ctx: AgentContext):
-    """`human` (the terminal), `human:pipe` (stdin, for scripts) or `human:web` (a browser, `agents.web`)."""
-    if arg == "web":
+    """`human` (the terminal), `human:pipe` (stdin, for scripts) or `human:web[?chat=false]` (a browser,
+    `agents.web`)."""
+    kind, _, options = arg.partition("?")
+    if kind == "web":
         from agents.web import build as build_web
 
-        return build_web(ctx)
+        return build_web(ctx, options)
     if arg not in ("", "pipe"):
         raise ArenaError(f"unknown human seat {arg[:60]!r}: use human (the terminal), human:pipe or human:web")
     if not sys.stdin.isatty() and arg != "pipe":

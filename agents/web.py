@@ -7,8 +7,8 @@ call are posted together, so several people at the page answer them in parallel.
 move records `seconds` (from the item being shown to the answer) and the rater's id in
 its extras, as the terminal seat records `seconds`.
 
-The chat view: the agent asks the runner for episode indices (`wants_episodes`) and
-shows, above each new prompt, this seat's earlier prompts and replies in that episode;
+The chat view (`human:web?chat=false` turns it off): the agent asks the runner for episode
+indices (`wants_episodes`) and shows, above each new prompt, this seat's earlier prompts and replies in that episode;
 once it is over (`episode_over`, called by `arena play`), its people get a note of their
 seat's reward. It shows nothing the seat did not observe.
 """
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from gymnasium import spaces
 
+from arena.options import spec_options
 from arena.specs import AgentContext
 from arena.types import ArenaError, Episode, Move
 
@@ -81,8 +83,20 @@ class WebHumanAgent:
         return value
 
 
-def build(ctx: AgentContext) -> WebHumanAgent:
+@dataclass
+class WebOptions:
+    """`human:web?chat=false`: options of a web seat."""
+
+    chat: bool = True
+    """Show the seat's earlier prompts and replies of the episode above each move (false: each move
+    alone, exactly what a model in the seat would see)."""
+
+
+def build(ctx: AgentContext, options: str = "") -> WebHumanAgent:
+    opts = spec_options(WebOptions, options, "human:web")
     if ctx.web is None:
         raise ArenaError("human:web needs a command that serves the rating page (arena play, arena study); "
                          "use human for the terminal")
-    return WebHumanAgent(ctx.web, ctx.action_space, ctx.seat)
+    agent = WebHumanAgent(ctx.web, ctx.action_space, ctx.seat)
+    agent.wants_episodes = opts.chat
+    return agent

@@ -5,12 +5,15 @@ tests/test_browser.py drives Chromium)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from arena.types import ArenaError
 from arena.web import Item, RatingDesk, Refused
 from arena.web.app import parse_value, BadRequest
 
@@ -195,3 +198,60 @@ def test_the_page_is_served_with_a_policy_that_runs_no_inline_script(served):
     assert cookie.startswith("arena_rater=r-") and "HttpOnly" in cookie
     assert host.token in page and "<script src=\"/static/rate.js\"" in page
     assert np.all([s not in page for s in ("onclick", "innerHTML")])
+
+
+class FakeHost:
+    """What a web seat needs of the command's host: a desk (nothing served)."""
+
+    def __init__(self):
+        self.desk = RatingDesk()
+
+    def start(self):
+        return self
+
+
+def answer_when_posted(desk: RatingDesk, rater: str, values: list) -> list:
+    """Answer the next len(values) items as `rater` would at the page; returns what was shown."""
+    shown = []
+    for v in values:
+        while (got := desk.next_for(rater))[0] != "item":
+            time.sleep(0.01)
+        shown.append(got[1])
+        desk.answer(rater, got[1].id, v)
+    return shown
+
+
+@pytest.mark.parametrize("spec, chat", [("web", True), ("web?chat=false", False)])
+def test_a_web_seat_posts_each_move_and_returns_what_the_person_answered(spec, chat):
+    import threading
+    from dataclasses import replace
+
+    from agents.human import build
+    from arena import registry
+    from arena.specs import AgentContext
+
+    gspec = registry.spec("duel-v0")
+    ctx = replace(AgentContext.for_seat(gspec, "judge", Path(".")), web=FakeHost())
+    agent = build(spec, ctx)
+    assert agent.produces == "score" and getattr(agent, "wants_episodes") is chat
+    shown = []
+    t = threading.Thread(target=lambda: shown.extend(answer_when_posted(ctx.web.desk, "ann", [1.0, -2.5])))
+    t.start()
+    kw = {"episodes": [7, 7]} if chat else {}
+    moves = agent.act([{"prompt": "A or B?"}, {"prompt": "and now?"}], **kw)
+    t.join()
+    assert [float(m.action[0]) for m in moves] == [1.0, -2.5] and moves[0].action.shape == (1,)
+    assert [m.extras["rater"] for m in moves] == ["ann", "ann"] and all(m.extras["human"] for m in moves)
+    assert [i.kind for i in shown] == ["score", "score"] and [i.history for i in shown] == [[], []]
+    assert shown[0].title == ("you are judge · episode 7" if chat else "you are judge")
+    if chat:  # the next move of episode 7 shows both earlier ones
+        t = threading.Thread(target=lambda: shown.extend(answer_when_posted(ctx.web.desk, "ann", [0.5])))
+        t.start()
+        agent.act([{"prompt": "last?"}], episodes=[7])
+        t.join()
+        assert shown[-1].history == [("game", "A or B?"), ("judge", "score +1"), ("game", "and now?"),
+                                     ("judge", "score -2.5")]
+    with pytest.raises(ArenaError, match="chat"):
+        build("web?chat=maybe&x=1", ctx)
+    with pytest.raises(ArenaError, match="serves the rating page"):
+        build("web", replace(ctx, web=None))

@@ -81,7 +81,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         tables.register(args.name, gspec.id, cfg)
         env_kwargs = config.get("env_kwargs") or {}
         build = study_items.checkpoint_builder(gspec, cfg["seat"], runs_dir_of(args), getattr(args, "device", None),
-                                               env_kwargs)
+                                               env_kwargs, cfg["seed"])
         added = study_items.fill_items(tables, args.name, checkpoints, cfg["items"], cfg["seed"], build, hook,
                                        env_kwargs, say)
         items, judged = tables.items(args.name), tables.judgements(args.name)

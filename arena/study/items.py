@@ -129,14 +129,15 @@ def fill_items(tables: StudyTables, name: str, checkpoints: Mapping[str, Path], 
 
 
 def checkpoint_builder(gspec: GameSpec, seat: str, runs_dir: Path, device: str | None,
-                       env_kwargs: Mapping[str, Any]) -> Callable[[Path], Any]:
-    """`build(path)`: a checkpoint's agent for the studied seat, as `ckpt:` specs build them."""
+                       env_kwargs: Mapping[str, Any], seed: int = 0) -> Callable[[Path], Any]:
+    """`build(path)`: a checkpoint's agent for the studied seat, as `ckpt:` specs build them, its
+    sampler seeded by the study's seed."""
     from arena.specs import AgentContext, build_agent
 
     def build(path: Path) -> Any:
         ctx = AgentContext.for_seat(gspec, seat, runs_dir, device, **dict(env_kwargs))
         agent = build_agent(f"ckpt:{path}", ctx)
-        agent.reset(0)
+        agent.reset(seed)
         return agent
 
     return build
