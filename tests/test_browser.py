@@ -83,6 +83,13 @@ def screenshot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(out) / f"{name}.png"))
 
 
+def keep(name: str, data: bytes) -> None:
+    """Beside the screenshots: what a study wrote (its plot, its printed table)."""
+    out = os.environ.get("ARENA_SCREENSHOTS")
+    if out:
+        (Path(out) / name).write_bytes(data)
+
+
 def visible(driver, element_id: str) -> bool:
     """Whether the element is displayed (as the browser renders it, not its `hidden` flag)."""
     return driver.find_element("id", element_id).is_displayed()
@@ -229,6 +236,8 @@ def test_a_study_killed_mid_way_restarts_without_losing_a_judgement(toy_runs, br
     assert len(clicks) == 24 and len({i for _, i, _, _ in clicks}) == 24
     check_against_clicks(toy_runs / "toy", "main", clicks, s.text())
     print("\n" + s.text())  # the study's table, as the researcher sees it
+    keep("study-table.txt", s.text().encode())
+    keep("legibility.png", (toy_runs / "toy" / "studies" / "main" / "legibility.png").read_bytes())
 
 
 def test_markup_stays_text_a_tokenless_post_is_refused_and_time_runs_out(toy_runs, browsers):

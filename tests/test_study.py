@@ -241,3 +241,24 @@ def test_the_commands_in_the_docs_parse():
     for line in lines:
         args = parser.parse_args(shlex.split(line, comments=True)[1:])  # an unknown flag exits (fails)
         assert args.command in ("study", "play")
+
+
+def test_the_plot_draws_one_line_per_run_and_the_automated_measure(tmp_path):
+    from arena.study.analysis import CheckpointResult
+    from arena.study.report import series_of, write_outputs
+
+    assert series_of("prover/round-2", None) == ("prover", 2)
+    assert series_of("cgc:prover/round-3", None) == ("cgc:prover", 3)
+    assert series_of("baseline", 4) == ("baseline", 4)
+    nan = math.nan
+    rows = [CheckpointResult("prover/round-0", 8, 6, 8, 0, 0.75, 0.4, 0.9, 12.0, 9.0, 15.0, 2, 0.6, 0.5, 0.7),
+            CheckpointResult("prover/round-1", 8, 7, 7, 1, 0.86, 0.5, 0.97, 9.5, 7.0, 14.0, 2),
+            CheckpointResult("baseline", 8, 7, 1, 0, 1.0, 0.21, 1.0, 20.0, nan, nan, 1)]
+    paths = write_outputs(tmp_path / "s", {"name": "s"}, rows, {"baseline": 1})
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(paths["json"].read_text())
+    assert [r["label"] for r in doc["checkpoints"]] == ["prover/round-0", "prover/round-1", "baseline"]
+    assert doc["checkpoints"][2]["seconds_lower"] is None and doc["checkpoints"][0]["legibility"] == 0.6
+    empty = [CheckpointResult("prover/round-0", 8, 6, 0, 0, nan, nan, nan, nan, nan, nan, 0)]
+    assert "png" not in write_outputs(tmp_path / "s", {"name": "s"}, empty, {})
+    assert not (tmp_path / "s" / "legibility.png").exists()  # no stale plot of other numbers

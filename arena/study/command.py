@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "store every judgement in the run. Prints the link to give raters; ends when every item has "
                     "its judgements (Ctrl-C stops early; the same command goes on later, and extends the study "
                     "given more checkpoints or items). Then reports judge accuracy and median seconds per "
-                    "checkpoint with 95%% intervals (terminal, studies/<name>/, report.html).")
+                    "checkpoint with 95% intervals (terminal, studies/<name>/, report.html).")
     s.add_argument("run", help="run name or path")
     add_config_flag(s, StudyConfig, "name")
     s.add_argument("--checkpoint", action="append", dest="checkpoints", metavar="[LABEL=]CKPT",
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flag(s, StudyConfig, "items_fn", "--items-fn")
     add_config_flag(s, StudyConfig, "game", "--game", metavar="MODULE:CLASS")
     add_config_flag(s, StudyConfig, "bootstrap")
-    add_config_flag(s, WebConfig, "host", "--web-host", help="address of the page (default 127.0.0.1: this machine "
+    add_config_flag(s, WebConfig, "host", "--web-host", help="address of the page (127.0.0.1: this machine "
                                                              "only; 0.0.0.0 lets other machines in)")
     add_config_flag(s, WebConfig, "port", "--web-port", help="port of the page (0: any free one)")
     s.add_argument("--report-only", action="store_true",
