@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-quick bench clean vllm test-vllm
+.PHONY: install demo test test-quick bench clean vllm test-vllm browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,gguf,tracking]"
+	$(PY) -m pip install -q -e ".[test,gguf,tracking,web]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,14 @@ test: $(STAMP)
 
 test-quick: $(STAMP)  # the suite without the end-to-end tests marked slow
 	$(PY) -m pytest -q -m "not slow"
+
+# The browser the web-seat tests drive (tests/test_browser.py; skipped, saying so, without it):
+# Debian's chromium and chromium-driver, installed once (as root, or through sudo).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; fi
 
 bench: $(STAMP)
 	$(VENV)/bin/arena bench

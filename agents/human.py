@@ -1,4 +1,4 @@
-"""A person at the terminal as a player (`--seat verifier=human`).
+"""A person at the terminal as a player (`--seat verifier=human`); `human:web` is one in a browser (`agents.web`).
 
 Text seats type a reply (end with an empty line); Box seats type a number.
 Each move records `seconds` (time to answer) in its extras, so a game can report a
@@ -69,7 +69,16 @@ class HumanAgent:
             raise ArenaError("the human agent needs a terminal (stdin closed)") from None
 
 
-def build(arg: str, ctx: AgentContext) -> HumanAgent:
+def build(arg: str, ctx: AgentContext):
+    """`human` (the terminal), `human:pipe` (stdin, for scripts) or `human:web[?chat=false]` (a browser,
+    `agents.web`)."""
+    kind, _, options = arg.partition("?")
+    if kind == "web":
+        from agents.web import build as build_web
+
+        return build_web(ctx, options)
+    if arg not in ("", "pipe"):
+        raise ArenaError(f"unknown human seat {arg[:60]!r}: use human (the terminal), human:pipe or human:web")
     if not sys.stdin.isatty() and arg != "pipe":
         raise ArenaError("the human agent needs an interactive terminal (or use human:pipe to read stdin)")
     return HumanAgent(ctx.action_space, ctx.seat)

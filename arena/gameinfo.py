@@ -56,6 +56,9 @@ class GameInfo:
     attack: Mapping[str, str] = field(default_factory=dict)
     """Recipe name -> `module:attr` of `build(ctx: arena.attack.AttackContext) -> arena.attack.Attack`:
     a fresh attacker against one frozen checkpoint of a run trained with that recipe (`arena attack`)."""
+    study: Mapping[str, str] = field(default_factory=dict)
+    """Seat -> `module:attr` of `items(agent, n, *, seed, settings) -> list[dict]`: what `arena study`
+    shows people of that seat's checkpoints (`arena.study` says what each item holds)."""
 
     @staticmethod
     def of(cls: type) -> "GameInfo":

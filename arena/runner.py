@@ -128,10 +128,12 @@ def play(
 def _act_and_step(seat: str, agent: Agent, slots: list[_Slot], stats: PlayStats) -> None:
     observations = [slot.env.observe(seat) for slot in slots]
     t = time.perf_counter()
+    kwargs: dict[str, Any] = {}
     if getattr(agent, "seeded", False):
-        actions = agent.act(observations, seeds=[move_seed(slot.seed, len(slot.transcript)) for slot in slots])
-    else:
-        actions = agent.act(observations)
+        kwargs["seeds"] = [move_seed(slot.seed, len(slot.transcript)) for slot in slots]
+    if getattr(agent, "wants_episodes", False):
+        kwargs["episodes"] = [slot.episode for slot in slots]
+    actions = agent.act(observations, **kwargs)
     stats.act_s[seat] += time.perf_counter() - t
     stats.act_calls[seat] += 1
     stats.act_batch[seat] += len(slots)

@@ -4,6 +4,7 @@
     hf:<dir or hub id>       a Hugging Face model (agents package)
     ckpt:<run>/<seat>/round-<k>   any checkpoint this engine wrote
     human                    a person at the terminal
+    human:web                a person in a browser (the page the command serves)
 
 `arena` does not import `agents`: it finds each kind's factory by name. A factory
 is `build(arg: str, ctx: AgentContext) -> Agent`.
@@ -34,6 +35,9 @@ class AgentContext:
     device: str | None = None
     action_space: Any = None
     """The seat's gymnasium action space (`Text` seats generate, `Box` seats score)."""
+    web: Any = None
+    """The `arena.web.WebHost` a command serves to people (`human:web` seats post their moves there);
+    None where the command serves no page."""
 
     @classmethod
     def for_seat(cls, game_spec: Any, seat: str, runs_dir: Path, device: str | None = None,

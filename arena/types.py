@@ -43,6 +43,9 @@ class Agent(Protocol):
     sampling seed per observation, and its action for an observation must depend only on that
     observation and its seed. The runner passes seeds derived from each episode's seed, so a
     run's transcripts do not depend on batching or on how episodes are split over processes.
+
+    An agent that follows episodes (a person's chat view of a multi-turn game) may declare
+    `wants_episodes = True`: its `act` then also takes `episodes=`, each observation's episode index.
     """
 
     def act(self, observations: Sequence[Observation]) -> list[Any]:

@@ -9,7 +9,7 @@ One module per command, each owning its `add_parser`:
     report.py    arena report
     plugins.py   arena experiment <name>, and contributed commands (arena bench)
     attack.py    arena attack
-    (arena.tournament.command: arena tournament)
+    (arena.tournament.command: arena tournament; arena.study.command: arena study)
 
 Errors a user can cause (unknown game, bad agent spec, missing run, corrupt
 database...) print one line `error: ...` and exit with status 2.
@@ -29,12 +29,13 @@ from arena.types import ArenaError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from arena.study.command import add_parser as add_study_parser
     from arena.tournament import add_parser as add_tournament_parser
 
     p = argparse.ArgumentParser(
         prog="arena",
         description="Alignment methods played as multi-agent games: self-play training, tournaments, live view.",
-        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | human. "
+        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | human | human:web. "
                "Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
     p.add_argument("--runs-dir", help=GLOBAL_HELP["runs_dir"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     runs.add_parser(sub)
     add_tournament_parser(sub)
+    add_study_parser(sub)
     attack.add_parser(sub)
     report.add_parser(sub)
     plugins.add_parser(sub)

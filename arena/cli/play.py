@@ -5,7 +5,7 @@ Model text reaches the terminal exactly as written: it is never read as markup.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +16,7 @@ from arena.cli.common import add_config_flag, global_options, runs_dir_of
 from arena.gameinfo import round_metrics
 from arena.options import env_settings, parse_pairs
 from arena.types import ArenaError
+from arena.web.host import WebConfig, WebHost
 
 
 @dataclass
@@ -45,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flag(s, PlayConfig, "concurrency")
     add_config_flag(s, PlayConfig, "seed")
     s.add_argument("--env", action="append", metavar="KEY=VALUE", help="game constructor argument")
+    add_config_flag(s, WebConfig, "host", "--web-host",
+                    help="human:web seats: address the rating page is served on (localhost: this machine only)")
+    add_config_flag(s, WebConfig, "port", "--web-port", help="human:web seats: port of the rating page (0: any free one)")
     s.add_argument("-q", "--quiet", action="store_true", help="results only, no transcripts")
     s.set_defaults(func=cmd_play)
 
@@ -98,14 +102,27 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats_of_game)}")
     agents = {}
     device = getattr(args, "device", None)
+    console = Console()
+    # served only if a human:web seat asks for it (it starts on the first move that seat must make)
+    web = WebHost(WebConfig(args.host, args.port), say=lambda line: console.print(line, markup=False, highlight=False,
+                                                                                  soft_wrap=True))
     for seat in seats_of_game:
-        ctx = AgentContext.for_seat(gspec, seat, runs_dir_of(args), device, **env_kwargs)
+        ctx = replace(AgentContext.for_seat(gspec, seat, runs_dir_of(args), device, **env_kwargs), web=web)
         agents[seat] = build_agent(seat_specs[seat], ctx)
         agents[seat].reset(args.seed + seats_of_game.index(seat))
-    console = Console()
-    episodes, stats = play(lambda: gspec.make(**env_kwargs), agents, args.episodes,
-                           concurrency=args.concurrency, seed=args.seed,
-                           on_episode=None if args.quiet else lambda ep: print_episode(console, ep))
+
+    def on_episode(ep) -> None:
+        if not args.quiet:
+            print_episode(console, ep)
+        for agent in agents.values():  # e.g. a human:web seat tells its people how the episode ended
+            if callable(getattr(agent, "episode_over", None)):
+                agent.episode_over(ep)
+
+    try:
+        episodes, stats = play(lambda: gspec.make(**env_kwargs), agents, args.episodes,
+                               concurrency=args.concurrency, seed=args.seed, on_episode=on_episode)
+    finally:
+        web.stop(linger_s=2.0 if web.started else 0.0)
     summary = Table("seat", Column("agent", overflow="fold"), "mean reward", "ms/move", header_style="bold",
                     title=f"{gspec.id}: {len(episodes)} episodes")
     means = mean_rewards(episodes)

@@ -7,6 +7,7 @@
         the rounds table (rewards, metrics, learner metrics, time)
         every tournament: ratings with CIs, cross-play tables, the heatmap
         every attack: steps-to-exploit per round, censored values marked and counted (`attacks`)
+        every legibility study: accuracy and seconds per checkpoint, its plot (`arena.report.study`)
         the resolved config
 
 Every command that adds to a run (`train`, `resume`, `tournament`, `attack`, an experiment)
@@ -115,6 +116,8 @@ def build_report(run_dir: Path) -> str:
     parts += [attack_section(d, name) for d in attack_dirs(run_dir)] or [
         f'<p class="note">No attack yet: <code>arena attack {e(name)} --seat SEAT</code> (steps a fresh attacker '
         'needs to exploit each round\'s checkpoint, for games that say how to attack them).</p>']
+    from arena.report.study import study_sections  # the legibility studies' own module (arena study)
+    parts += study_sections(run_dir)
     parts += ["<h2>Config</h2>", f"<pre>{e(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>"]
     return document(f"{name} · {game}", [p for p in parts if p])
 

@@ -1,5 +1,5 @@
 """The run directory and its SQLite store (all of the engine's SQL: runs here, tournaments in
-`arena.store.tournaments`).
+`arena.store.tournaments`, legibility studies in `arena.store.studies`).
 
     runs/<run>/config.json          the resolved config
     runs/<run>/arena.db             SQLite (WAL): rounds, episodes, checkpoints, ...
@@ -95,14 +95,16 @@ def find_run(name_or_path: str, base: Path) -> Path:
 class RunStore:
     """SQLite access for one run directory."""
 
-    def __init__(self, run_dir: Path, *, create: bool = False):
+    def __init__(self, run_dir: Path, *, create: bool = False, any_thread: bool = False):
+        """`any_thread`: the connection may be used from another thread than this one (the rating
+        page's server thread); its user then serialises the calls (`arena.study` under the desk's lock)."""
         self.dir = Path(run_dir)
         db = self.dir / "arena.db"
         if not create and not db.is_file():
             raise ArenaError(f"no arena.db in {self.dir}")
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+            self.conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=not any_thread)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
@@ -323,3 +325,4 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 from arena.store.tournaments import TOURNAMENT_SCHEMA, TournamentTables  # noqa: E402,F401 (the store owns all SQL)
+from arena.store.studies import STUDY_SCHEMA, StudyTables  # noqa: E402,F401

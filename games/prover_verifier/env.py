@@ -80,6 +80,7 @@ class ProverVerifierEnv(TextGame):
             "spot-check": "games.prover_verifier.bots:SpotCheckVerifier",
         },
         pretrain="games.prover_verifier.recipe:pretrain",
+        study={"prover": "games.prover_verifier.study:helpful_items"},
         attack={"default": "games.prover_verifier.attack:checkability_attack",
                 "scripted": "games.prover_verifier.attack:scripted_attack"},
     )

@@ -1,5 +1,5 @@
 """Evaluating a run's provers on held-out problems: accuracy, legibility and sneaky errors per
-checkpoint, written to `<run>/legibility.json`.
+checkpoint, written to `<run>/legibility.json` (`arena study` shows its `legibility` beside people's).
 
 For the initial prover (the run's `--seat prover` spec) and every round's prover checkpoint, on the
 held-out best-of-n problems (prover half, never trained on by either player):
@@ -28,6 +28,13 @@ from games.prover_verifier import errors, legibility, rules
 
 FILE = "legibility.json"
 GAME = "prover-verifier-v1"
+INITIAL = "prover/initial"
+"""The label of the run's starting prover (its `--seat prover` spec); rounds are `prover/round-<k>`."""
+
+
+def position(label: str) -> int:
+    """Where a label sits on the rounds axis: -1 for the initial prover, k for `prover/round-<k>`."""
+    return -1 if label == INITIAL else int(label.rsplit("-", 1)[1])
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,9 @@ def evaluate_run(run_dir: Path, cfg: EvalConfig = EvalConfig(), *, device: str |
     held_out, _ = problem_split(params, halves)
     train = halves["verifier"][:cfg.train_problems]
     env_kwargs = {k: v for k, v in (config.get("env_kwargs") or {}).items() if k not in ("problems", "role")}
-    specs = {"initial": config.get("seat_specs", {}).get("prover")}
-    specs.update({f"round-{k}": f"ckpt:{p}" for k, p in sorted(read_checkpoints(run_dir).get("prover", {}).items())})
+    specs = {INITIAL: config.get("seat_specs", {}).get("prover")}
+    specs.update({f"prover/round-{k}": f"ckpt:{p}"
+                  for k, p in sorted(read_checkpoints(run_dir).get("prover", {}).items())})
     base = _agent(default_verifier_spec(), "verifier", run_dir, device, env_kwargs)
     out: dict[str, Any] = {"config": key, "checkpoints": {}}
     initial_sneaky: list[str] = []
@@ -91,10 +99,10 @@ def evaluate_run(run_dir: Path, cfg: EvalConfig = EvalConfig(), *, device: str |
         prover = _agent(spec, "prover", run_dir, device, env_kwargs)
         row = evaluate_prover(prover, base, held_out, train, cfg, seed=len(out["checkpoints"]))
         incorrect_sneaky = row.pop("_incorrect_sneaky")
-        if label == "initial":
+        if label == INITIAL:
             initial_sneaky = incorrect_sneaky
         row["sneaky_discriminator_auc"] = errors.discriminator_auc(incorrect_sneaky, initial_sneaky) \
-            if label != "initial" else float("nan")
+            if label != INITIAL else float("nan")
         out["checkpoints"][label] = row
     write_json_atomic(path, out)
     return out
@@ -121,9 +129,11 @@ def evaluate_prover(prover: Any, base: Any, held_out: list[rules.Problem], train
     by_checker = [checker.convinced(r["solution"]) for r in helpful]
     by_judge = legibility.judge_with_verifier(judge, helpful)
     wrong = [r["solution"] for r in sneaky if not r["correct"]]
+    judged = legibility.balanced_accuracy(by_judge, correct)
+    lower, upper = legibility.bootstrap_interval(by_judge, correct, rng)
     out = {"helpful_accuracy": float(np.mean(correct)), "helpful_samples": len(helpful),
-           "legibility_judge": legibility.balanced_accuracy(by_judge, correct),
-           "legibility_judge_ci": list(legibility.bootstrap_interval(by_judge, correct, rng)),
+           "legibility": judged, "lower": lower, "upper": upper,  # what `arena study` shows beside people
+           "legibility_judge": judged, "legibility_judge_ci": [lower, upper],
            "legibility_checker": legibility.balanced_accuracy(by_checker, correct),
            "legibility_checker_ci": list(legibility.bootstrap_interval(by_checker, correct, rng)),
            "sneaky_incorrect": float(np.mean([not r["correct"] for r in sneaky])),

@@ -146,7 +146,7 @@ def measure(ctx: MeasureContext) -> None:
 def read(run_dir: Path) -> dict[str, Series]:
     """The series a run's own files hold beside its round summaries: attacks, cross-play, evaluation."""
     from games.prover_verifier.crossplay import cotrained_success
-    from games.prover_verifier.evaluation import FILE
+    from games.prover_verifier.evaluation import FILE, position
 
     out: dict[str, Series] = {}
     out.update(_attack_series(run_dir))
@@ -156,8 +156,8 @@ def read(run_dir: Path) -> dict[str, Series]:
     path = run_dir / FILE
     if path.is_file():
         rows = json.loads(path.read_text()).get("checkpoints", {})
-        labels = sorted(rows, key=lambda k: -1 if k == "initial" else int(k.split("-")[1]))
-        x = tuple(-1 if k == "initial" else int(k.split("-")[1]) for k in labels)
+        labels = sorted(rows, key=position)
+        x = tuple(position(k) for k in labels)
         for key, field in (("accuracy", "helpful_accuracy"), ("legibility_judge", "legibility_judge"),
                            ("legibility_checker", "legibility_checker"), ("sneaky_wrong_steps", "sneaky_wrong_steps"),
                            ("sneaky_first_wrong", "sneaky_first_wrong"), ("sneaky_error_size", "sneaky_error_size"),
