@@ -286,3 +286,23 @@ def test_a_game_names_its_field_in_game_info(model_dir):
                         device="cpu")
     move = episodes[0].transcript[0]
     assert prompt_text({"extras": move.extras}, model_dir) == move.observation["history"]
+
+
+# -- docs/outside-games.md, command by command ----------------------------------------------------
+
+def test_the_outside_games_page_runs_as_written(runs, tmp_path, monkeypatch, capsys):
+    """The page's game (its python block, saved as textrps.py) and every `PYTHONPATH=. arena` line."""
+    import re
+    import shlex
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "outside-games.md").read_text()
+    [code] = re.findall(r"```python\n(.*?)```", page, re.S)
+    (tmp_path / "textrps.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    commands = [shlex.split(line)[2:] for line in page.splitlines() if line.startswith("PYTHONPATH=. arena ")]
+    assert [argv[0] for argv in commands] == ["play", "train", "play", "tournament", "resume"]
+    for argv in commands:
+        assert main(argv) == 0, argv
+    out = capsys.readouterr().out
+    assert "player_0 → rock" in out and "ckpt:rps/player_0/round-1" in out
+    assert [ep[0] for ep in stored(runs / "rps")] == [0] * 8 + [1] * 8 + [2] * 8  # resumed to 3 rounds
