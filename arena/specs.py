@@ -50,7 +50,8 @@ class AgentContext:
             raise ArenaError(f"unknown seat {seat!r} for {game_spec.id}; seats: {', '.join(env.possible_agents)}")
         game_cls = game_spec.load()
         space = env.observation_space(seat)
-        field = reading_field(space, named_field(game_cls, seat, env_kwargs))
+        settings = {**(getattr(game_spec, "kwargs", None) or {}), **env_kwargs}  # a registered spec's, then these
+        field = reading_field(space, named_field(game_cls, seat, settings))
         return cls(game_spec.id, game_cls, seat, Path(runs_dir), device, env.action_space(seat), field,
                    text_fields(space))
 

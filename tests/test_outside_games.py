@@ -116,6 +116,18 @@ class BareRPS(TextRPS):
         return self.text_of(agent)
 
 
+class MaskedRPS(TextRPS):
+    """The text beside a non-text field (a board array, as many PettingZoo games observe; not named
+    `action_mask`, which PettingZoo's api_test would pass to a Text space's `sample`)."""
+
+    def make_observation_space(self):
+        return spaces.Dict({"text": spaces.Text(max_length=256, charset=CHARSET),
+                            "board": spaces.Box(0, 1, shape=(3,), dtype=np.int8)})
+
+    def observe(self, agent):
+        return {"text": self.text_of(agent), "board": np.ones(3, dtype=np.int8)}
+
+
 class BoardOnly(TextRPS):
     """No text at all: a board array (what PettingZoo's classic games observe)."""
 
@@ -157,7 +169,7 @@ def prompt_text(step: dict, model_dir: Path) -> str:
 
 # -- the contract -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [TextRPS, TwoFieldRPS])
+@pytest.mark.parametrize("cls", [TextRPS, TwoFieldRPS, MaskedRPS])
 def test_the_games_meet_the_contract(cls):
     check_game(cls)  # (not BareRPS: PettingZoo's own api_test reads a dtype off every observation)
 
@@ -216,6 +228,14 @@ def test_bare_text_and_two_field_games_play_with_scripted_and_human_seats(runs, 
                  "-n", "1"]) == 0
     out = capsys.readouterr().out
     assert "text: table" in out and "history: no throws yet" in out and "player_0 → rock" in out
+
+
+def test_a_game_with_a_non_text_field_trains_and_stores_it_as_json(runs, capsys):
+    masked = f"{__name__}:MaskedRPS"
+    assert main(["train", masked, "--rounds", "1", "--episodes", "2", "--run", "m", "--plain",
+                 "--seat", f"player_1={PAPER}"]) == 0
+    first = stored(runs / "m")[0][3][0]
+    assert first["observation"]["board"] == [1, 1, 1] and "you are player_0" in first["observation"]["text"]
 
 
 def test_a_game_without_text_is_refused_in_one_line_leaving_nothing(runs, capsys):
@@ -277,6 +297,22 @@ def test_an_llm_on_an_ambiguous_game_is_refused_until_the_field_is_named(runs, c
     assert_one_line_error(capsys, ["play", two, "--env", "text_field=board"],
                           "needs text_field 'board' to be a Text field of every seat's observation "
                           "(player_0's Text fields: history, text)")
+
+
+def test_the_field_is_named_by_a_registered_spec_by_a_setting_or_by_the_game():
+    from arena.registry import Registry
+    from arena.specs import AgentContext
+
+    registry = Registry(group=None)
+    registry.register("two-v0", TwoFieldRPS, text_field="history")  # for a game one cannot edit
+    assert AgentContext.for_seat(registry.spec("two-v0"), "player_0", ".").llm_text_field() == "history"
+    registry.register("plain-two-v0", TwoFieldRPS)
+    spec = registry.spec("plain-two-v0")
+    assert AgentContext.for_seat(spec, "player_0", ".", text_field="text").llm_text_field() == "text"
+    ctx = AgentContext.for_seat(spec, "player_0", ".")
+    assert (ctx.text_field, ctx.text_fields) == (None, ("history", "text"))  # scripted and human seats play it
+    assert AgentContext.for_seat(registry.register("named-v0", NamedRPS), "player_1", ".").text_field == "history"
+    assert AgentContext.for_seat(registry.register("bare-v0", BareRPS), "player_0", ".").text_field == "text"
 
 
 def test_a_game_names_its_field_in_game_info(model_dir):
