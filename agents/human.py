@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from arena.specs import AgentContext
+from arena.textobs import read_text
 from arena.types import ArenaError, Move
 
 
@@ -27,8 +28,8 @@ class HumanAgent:
     """Asks a person for each move; not checkpointable (there is nothing to save)."""
 
     def __init__(self, space: spaces.Space, seat: str, console: Console | None = None,
-                 read_line: Callable[[str], str] = input):
-        self.space, self.seat = space, seat
+                 read_line: Callable[[str], str] = input, text_field: str | None = "prompt"):
+        self.space, self.seat, self.text_field = space, seat, text_field
         self.console = console or Console()
         self.read_line = read_line
 
@@ -39,7 +40,8 @@ class HumanAgent:
         return [self._ask(obs) for obs in observations]
 
     def _ask(self, obs: dict[str, str]) -> Move:
-        self.console.print(Panel(Text(str(obs.get("prompt", ""))), title=Text(f"you are {self.seat}")))
+        # the seat's reading field; where the game names none among several, every text field
+        self.console.print(Panel(Text(read_text(obs, self.text_field)), title=Text(f"you are {self.seat}")))
         t0 = time.monotonic()
         if isinstance(self.space, spaces.Box):
             action: Any = np.array([self._number()], dtype=np.float32)
@@ -81,4 +83,4 @@ def build(arg: str, ctx: AgentContext):
         raise ArenaError(f"unknown human seat {arg[:60]!r}: use human (the terminal), human:pipe or human:web")
     if not sys.stdin.isatty() and arg != "pipe":
         raise ArenaError("the human agent needs an interactive terminal (or use human:pipe to read stdin)")
-    return HumanAgent(ctx.action_space, ctx.seat)
+    return HumanAgent(ctx.action_space, ctx.seat, text_field=ctx.text_field)

@@ -4,8 +4,8 @@
     scripted:random            uniform samples of the seat's action space
     scripted:constant?value=x  always the same score (Box seats) or text (Text seats)
 
-Generic bots draw from a hash of (seed, observation): a move depends only on
-what the bot sees.
+Generic bots draw from a hash of (seed, observation text): a move depends only on
+what the bot sees, in any text game whatever its fields (`arena.textobs`).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from arena.gameinfo import GameInfo
 from arena.registry import load_attr
 from arena.seeding import stable_hash
 from arena.specs import AgentContext
+from arena.textobs import read_text
 from arena.types import ArenaError
 
 STATE_FILE = "scripted.json"
@@ -32,16 +33,18 @@ class RandomAgent:
     kind = "scripted"
     name = "random"
 
-    def __init__(self, space: spaces.Space):
+    def __init__(self, space: spaces.Space, text_field: str | None = "prompt"):
         self.space, self.seed = space, 0
+        self.text_field = text_field
+        """The observation text a move is drawn from (the seat's reading field; None: all its texts)."""
 
     def reset(self, seed: int) -> None:
         self.seed = seed
 
-    def act(self, observations: Sequence[dict[str, str]]) -> list[Any]:
+    def act(self, observations: Sequence[Any]) -> list[Any]:
         out = []
         for obs in observations:
-            self.space.seed(stable_hash(self.seed, obs.get("prompt", "")) % 2**32)
+            self.space.seed(stable_hash(self.seed, read_text(obs, self.text_field)) % 2**32)
             out.append(self.space.sample())
         return out
 
@@ -58,7 +61,7 @@ class ConstantAgent(RandomAgent):
     name = "constant"
 
     def __init__(self, space: spaces.Space, value: str = "0"):
-        super().__init__(space)
+        super().__init__(space, None)
         self.value = value
 
     def act(self, observations):
@@ -108,7 +111,7 @@ def _make(name: str, options: str, ctx: AgentContext):
         except (TypeError, ValueError) as e:
             raise ArenaError(f"bad options for scripted:{name}: {options!r} ({e})") from None
     if name == "random":
-        return RandomAgent(ctx.action_space)
+        return RandomAgent(ctx.action_space, ctx.text_field)
     if name == "constant":
         unknown = sorted(set(parse_query(options, "scripted:constant option")) - {"value"})
         if unknown:

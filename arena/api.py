@@ -59,15 +59,17 @@ def train(game: str, *, rounds: int = 3, episodes: int = 64, recipe: str = "defa
           seats: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
           run: str = "", seed: int = 0, concurrency: int = 16, runs_dir: str | Path = "runs",
           device: str | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-          workers: int = 0, ray_address: str = "") -> list[dict[str, Any]]:
+          workers: int = 0, ray_address: str = "", env: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Self-play training (`arena train`): a new run under `runs_dir`; returns the round summaries.
     `params` are the recipe's `--set` keys (`arena train <game> --help` lists them); `workers` /
-    `ray_address` play the rounds on Ray actors (`--workers`, `--ray-address`)."""
+    `ray_address` play the rounds on Ray actors (`--workers`, `--ray-address`); `env` are game
+    settings (`--env`: constructor arguments, `text_field`)."""
     from arena.selfplay import TrainConfig, new_run
 
     cfg = TrainConfig(game=game, rounds=rounds, episodes=episodes, concurrency=concurrency, seed=seed, run=run,
                       recipe=recipe, seats=dict(seats or {}), params={k: str(v) for k, v in (params or {}).items()},
-                      device=device, workers=workers, ray_address=ray_address)
+                      device=device, workers=workers, ray_address=ray_address,
+                      env={k: str(v) for k, v in (env or {}).items()})
     trainer = new_run(cfg, Path(runs_dir), on_event=on_event)
     try:
         return trainer.run(trainer.restore())

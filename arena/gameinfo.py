@@ -53,6 +53,10 @@ class GameInfo:
     """`module:attr` of `report(run_dir) -> renderable`, printed after `arena train`/`resume`."""
     pretrain: str | None = None
     """`module:attr` of `pretrain(out_dir, *, steps, seed) -> Path` for `arena pretrain <game>`."""
+    text_field: str | Mapping[str, str] | None = None
+    """The observation field an LLM seat reads (one name for every seat, or seat -> name), for a game
+    whose seats observe several Text fields, none named `prompt`; without it an LLM reads `prompt`
+    or the only Text field (`arena.textobs`). For a game you cannot edit: `--env text_field=NAME`."""
     attack: Mapping[str, str] = field(default_factory=dict)
     """Recipe name -> `module:attr` of `build(ctx: arena.attack.AttackContext) -> arena.attack.Attack`:
     a fresh attacker against one frozen checkpoint of a run trained with that recipe (`arena attack`)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from arena.gameinfo import GameInfo
 from arena.options import build as build_options
+from arena.options import call_kwargs
 from arena.registry import GameSpec, load_attr
 from arena.specs import AgentContext, build_agent
 from arena.types import ArenaError
@@ -54,6 +55,8 @@ class RecipeContext:
     runs_dir: Path
     seat_names: list[str]
     device: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    """The user's game settings (`--env`, typed), added to the recipe's own env kwargs."""
 
     def agent(self, seat: str, default_spec: str, **env_kwargs: Any) -> tuple[Any, str]:
         """Build the agent for `seat`: the user's `--seat` override, else the default.
@@ -62,7 +65,7 @@ class RecipeContext:
         return build_agent(spec, self.context(seat, **env_kwargs)), spec
 
     def context(self, seat: str, **env_kwargs: Any) -> AgentContext:
-        return AgentContext.for_seat(self.game, seat, self.runs_dir, self.device, **env_kwargs)
+        return AgentContext.for_seat(self.game, seat, self.runs_dir, self.device, **{**env_kwargs, **self.env})
 
     @property
     def game_id(self) -> str:
@@ -90,14 +93,15 @@ def default_setup(ctx: RecipeContext) -> Setup:
 
 def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path) -> Setup:
     cls = gspec.load()
-    seats = list(gspec.make().possible_agents)
+    env = call_kwargs(cls.__init__, dict(cfg.env))
+    seats = list(gspec.make(**env).possible_agents)
     # seats that exist only under some settings (rest-v0's `reward` with reward=seat): a recipe may build them
     extra = [s for s in GameInfo.of(cls).extra_seats if s not in seats]
     unknown = sorted(set(cfg.seats) - set(seats) - set(extra))
     if unknown:
         raise ArenaError(f"unknown seat(s) {', '.join(unknown)} for {gspec.id}; seats: {', '.join(seats + extra)}")
     ctx = RecipeContext(gspec, dict(cfg.seats), dict(cfg.params), cfg.seed, run_dir, runs_dir,
-                        seats, cfg.device)
+                        seats, cfg.device, env)
     info = GameInfo.of(cls)
     recipes = info.recipes
     if cfg.recipe not in recipes:
@@ -114,6 +118,7 @@ def build_setup(cfg: TrainConfig, gspec: GameSpec, run_dir: Path, runs_dir: Path
         setup = recipe(ctx)
     if cfg.params and setup.params is None:  # the recipe never read them
         _refuse_params(cfg, gspec, info)
+    setup.env_kwargs = {**setup.env_kwargs, **env}  # the run's game: what tournaments and replays play
     unused = sorted(set(cfg.seats) - set(setup.seats))
     if unused:
         raise ArenaError(f"--seat {', '.join(unused)}: recipe {cfg.recipe!r} of {gspec.id} does not play "

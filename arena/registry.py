@@ -11,14 +11,14 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from arena.types import ArenaError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*-v\d+$")
 ENTRY_POINT_GROUP = "arena.games"
 _MEETS_CONTRACT: set[Any] = set()
-"""Env classes (or factories) whose first env passed `arena.testing.contract_problems`."""
+"""(env class or factory, named reading field) pairs whose first env passed `arena.testing.contract_problems`."""
 
 
 @dataclass(frozen=True)
@@ -33,20 +33,31 @@ class GameSpec:
         return load_attr(self.entry_point) if isinstance(self.entry_point, str) else self.entry_point
 
     def make(self, **overrides: Any):
-        """A new env; the first one of each game is checked against the contract (its spaces)."""
+        """A new env; the first one of each game (and named reading field) is checked against the
+        contract (its spaces). The setting `text_field` (`arena.textobs.SETTING`) is the engine's:
+        it names the field an LLM reads and is never passed to the game's constructor."""
+        from arena.textobs import SETTING
+
         factory = self.load()
+        kwargs = {**self.kwargs, **overrides}
+        named = kwargs.pop(SETTING, None)
         try:
-            env = factory(**{**self.kwargs, **overrides})
+            env = factory(**kwargs)
         except (TypeError, ValueError) as e:
             raise ArenaError(f"cannot make {self.id} with {overrides or 'defaults'}: {e}") from None
-        if factory not in _MEETS_CONTRACT:
+        if named in (None, ""):
+            from arena.gameinfo import GameInfo
+
+            named = GameInfo.of(factory).text_field
+        key = (factory, repr(named))
+        if key not in _MEETS_CONTRACT:
             from arena.testing import contract_problems
 
-            problems = contract_problems(env)
+            problems = contract_problems(env, named if named is None or isinstance(named, Mapping) else str(named))
             if problems:
                 raise ArenaError(f"{self.id} is not an arena game: it {'; it '.join(problems)} "
-                                 "(README: Adding a game)")
-            _MEETS_CONTRACT.add(factory)
+                                 "(docs/outside-games.md)")
+            _MEETS_CONTRACT.add(key)
         return env
 
     @property

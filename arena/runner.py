@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from arena.seeding import derive
+from arena.textobs import record
 from arena.types import Agent, ArenaError, Episode, Move, Step
 
 
@@ -141,7 +142,7 @@ def _act_and_step(seat: str, agent: Agent, slots: list[_Slot], stats: PlayStats)
         raise ArenaError(f"agent for seat {seat!r} returned {len(actions)} actions for {len(slots)} observations")
     for slot, obs, act in zip(slots, observations, actions):
         move = act if isinstance(act, Move) else Move(act)
-        slot.transcript.append(Step(seat, dict(obs), move.action, move.extras))
+        slot.transcript.append(Step(seat, record(obs), move.action, move.extras))
         slot.env.step(move.action)
         _collect(slot)
 

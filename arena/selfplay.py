@@ -59,6 +59,9 @@ class TrainConfig:
     """Agent spec overrides per seat (`--seat prover=hf:<dir>`)."""
     params: dict[str, str] = field(default_factory=dict)
     """Recipe hyper-parameter overrides (`--set key=value`)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Game settings (`--env key=value`): constructor arguments, added to the recipe's, and
+    `text_field`, the observation field LLM seats read (`arena.textobs`)."""
     device: str | None = None
     """Torch device for LLM agents/learners (default: cuda if available, else cpu)."""
     keep_last: int = 0

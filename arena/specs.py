@@ -38,14 +38,37 @@ class AgentContext:
     web: Any = None
     """The `arena.web.WebHost` a command serves to people (`human:web` seats post their moves there);
     None where the command serves no page."""
+    text_field: str | None = None
+    """The observation field an LLM in this seat reads (`arena.textobs.reading_field`); None where the
+    seat observes several Text fields and none is named (scripted and human seats play it anyway)."""
+    text_fields: tuple[str, ...] = ()
+    """Every Text field the seat observes (`("text",)` for a bare Text observation)."""
 
     @classmethod
     def for_seat(cls, game_spec: Any, seat: str, runs_dir: Path, device: str | None = None,
                  **env_kwargs: Any) -> "AgentContext":
+        from arena.textobs import named_field, reading_field, text_fields
+
         env = game_spec.make(**env_kwargs)
         if seat not in env.possible_agents:
             raise ArenaError(f"unknown seat {seat!r} for {game_spec.id}; seats: {', '.join(env.possible_agents)}")
-        return cls(game_spec.id, game_spec.load(), seat, Path(runs_dir), device, env.action_space(seat))
+        game_cls = game_spec.load()
+        space = env.observation_space(seat)
+        settings = {**(getattr(game_spec, "kwargs", None) or {}), **env_kwargs}  # a registered spec's, then these
+        field = reading_field(space, named_field(game_cls, seat, settings))
+        return cls(game_spec.id, game_cls, seat, Path(runs_dir), device, env.action_space(seat),
+                   text_field=field, text_fields=text_fields(space))
+
+    def llm_text_field(self) -> str:
+        """The field an LLM agent reads in this seat; a one-line error where the seat observes several
+        Text fields and none is named (an agent kind that reads text calls this when it is built)."""
+        from arena.textobs import PROMPT, ambiguity_error
+
+        if self.text_field is not None:
+            return self.text_field
+        if len(self.text_fields) > 1:
+            raise ambiguity_error(self.seat, self.game_id, self.text_fields)
+        return PROMPT  # a context made by hand, without the seat's spaces
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

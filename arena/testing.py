@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from gymnasium import spaces
+
+from arena.textobs import check_named, text_fields
 
 GARBAGE_TEXT = ["", " ", "\x00\x01\x02", "a" * 100_000, "Answer: ", "ünïcødé ☃ 🙂", "NaN", "-1e999",
                 # numbers longer than Python's int() takes (4,300 digits), bare and where answers go
@@ -38,18 +40,25 @@ def check_game(env_fn: Callable[[], Any], *, num_cycles: int = 30, seeds: Sequen
     check_determinism(env_fn, seeds)
 
 
-def contract_problems(env: Any) -> list[str]:
+def contract_problems(env: Any, text_field: str | Mapping[str, str] | None = None) -> list[str]:
     """What keeps a built env from being played by the engine, from its spaces alone (cheap enough
-    to run when a game is loaded): each problem as "needs X (seat has Y)"; [] when there is none."""
+    to run when a game is loaded): each problem as "needs X (seat has Y)"; [] when there is none.
+    Every seat must observe text (`arena.textobs`) and act in a Text or Box space; `text_field`,
+    the field an LLM reads where the game names one (a name, or seat -> name), must be a Text field."""
     problems: dict[str, str] = {}
     agents = list(getattr(env, "possible_agents", None) or [])
     if not agents:
         return ["needs seats (its possible_agents is empty)"]
     for agent in agents:
         obs, act = env.observation_space(agent), env.action_space(agent)
-        if not (isinstance(obs, spaces.Dict) and isinstance(obs.spaces.get("prompt"), spaces.Text)):
-            problems.setdefault("prompt", f"needs observations with a text 'prompt' field "
-                                          f"({agent} observes {_space_name(obs)})")
+        if not text_fields(obs):
+            problems.setdefault("text", f"needs a text observation, a Text space or a Dict with a Text field "
+                                        f"({agent} observes {_space_name(obs)})")
+        else:
+            named = text_field.get(agent) if isinstance(text_field, Mapping) else text_field
+            wrong = check_named(obs, named, agent)
+            if wrong:
+                problems.setdefault("named", wrong)
         if not isinstance(act, (spaces.Text, spaces.Box)):
             problems.setdefault("action", f"needs a Text (text seat) or Box (scoring seat) action space "
                                           f"({agent} acts in {_space_name(act)})")
@@ -66,15 +75,10 @@ def _space_name(space: Any) -> str:
 
 
 def check_observations_are_text(env_fn: Callable[[], Any]) -> None:
-    env = env_fn()
-    for agent in env.possible_agents:
-        space = env.observation_space(agent)
-        assert isinstance(space, spaces.Dict), f"{agent}: observation space must be a Dict of Text fields"
-        assert "prompt" in space.spaces, f"{agent}: observations need a 'prompt' field"
-        for name, sub in space.spaces.items():
-            assert isinstance(sub, spaces.Text), f"{agent}.{name}: every observation field must be Text"
-        action = env.action_space(agent)
-        assert isinstance(action, (spaces.Text, spaces.Box)), f"{agent}: action space must be Text or Box"
+    """Every seat observes text (a Text space, or a Dict with a Text field) and acts in a Text or
+    Box space: what `contract_problems` asks of a game the engine loads."""
+    problems = contract_problems(env_fn())
+    assert not problems, "; ".join(problems)
 
 
 def _garbage_for(space: spaces.Space) -> list[Any]:

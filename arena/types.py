@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 Observation = dict[str, str]
-"""Named text fields. The field `prompt` is the text an LLM player reads."""
+"""Named text fields (and, in a game from elsewhere, other values); `arena.textobs` says which field
+an LLM player reads (`prompt` unless the game names another)."""
 
 
 class ArenaError(Exception):
@@ -101,7 +102,7 @@ class Step:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seat": self.seat, "observation": self.observation,
+        return {"seat": self.seat, "observation": jsonable(self.observation),
                 "action": jsonable(self.action), "extras": self.extras}
 
 

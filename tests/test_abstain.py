@@ -206,8 +206,14 @@ def test_the_shipped_base_knows_its_known_facts_and_not_its_unknown_ones():
     assert min(s["p_answer"] for s in stats) < 0.99  # abstaining is reachable by sampling
 
 
+def paired_drop(before, after) -> tuple[float, float]:
+    """The mean of the per-question differences before - after, and its standard error."""
+    d = np.asarray(before, dtype=float) - np.asarray(after, dtype=float)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
 @pytest.mark.slow
-def test_a_short_rl_run_lowers_hallucination_on_held_out_questions():
+def test_a_short_rl_run_lowers_hallucination_on_held_out_questions(tmp_path):
     import copy
 
     from agents.hf import GeneratorAgent
@@ -222,16 +228,28 @@ def test_a_short_rl_run_lowers_hallucination_on_held_out_questions():
     inner = PolicyGradientLearner(seat="student", reference=freeze(copy.deepcopy(agent.model)), beta=0.1,
                                   opt=Optimization(lr=3e-4, batch_size=128, keep_state=True))
     rl = RLRound(inner=inner, facts=base.select(split="train"), k=1.0, steps=12, questions=32, group=8)
-    learner = StudentLearner(method=rl, eval_facts=base.select(split="eval"), k=1.0, samples=4)
+    learner = StudentLearner(method=rl, eval_facts=base.select(split="eval"), k=1.0, samples=4, out_dir=tmp_path)
     learner.reset(0)
     before = learner.measure(agent, 0)
     m = rl.run(agent, np.random.default_rng(0), lambda s: None, 0)
     learner.reset(0)
     after = learner.measure(agent, 1)
     assert m["steps"] >= 1 and math.isfinite(m["loss"])
-    assert after["heldout_hallucination"] < before["heldout_hallucination"] - 0.03, (before, after)
-    assert after["heldout_unknown_abstention"] > before["heldout_unknown_abstention"] + 0.05
     assert after["unknown_answer_rate"] < before["unknown_answer_rate"]
+    # Per held-out question (written by `measure`), before and after: each change must exceed twice the
+    # standard error of its per-question differences. Measured (288 questions, 144 unknown): the exact
+    # answer probability on unknown questions falls 0.095 (4.7 SE); the share of sampled answers that
+    # are wrong falls 0.063 (4.0 SE); the sampled abstention on unknown questions rises 0.113 (4.5 SE).
+    qb, qa = (json.loads((tmp_path / f"round-{k}.json").read_text())["questions"] for k in (0, 1))
+    assert [q["question"] for q in qb] == [q["question"] for q in qa] and len(qb) == 288
+    unknown = [i for i, q in enumerate(qb) if q["kind"] == "unknown"]
+    share = lambda q, outcome: float(np.mean([o == outcome for o in q["sampled"]]))  # noqa: E731
+    drop, se = paired_drop([qb[i]["p_answer"] for i in unknown], [qa[i]["p_answer"] for i in unknown])
+    assert drop > 2 * se, ("unknown questions answered", drop, se)
+    drop, se = paired_drop([share(q, "wrong") for q in qb], [share(q, "wrong") for q in qa])
+    assert drop > 2 * se, ("hallucinations", drop, se, before["heldout_hallucination"], after["heldout_hallucination"])
+    drop, se = paired_drop([share(qa[i], "abstain") for i in unknown], [share(qb[i], "abstain") for i in unknown])
+    assert drop > 2 * se, ("unknown abstentions (rise)", drop, se)
 
 
 # -- the engine's commands on this game ---------------------------------------------------------

@@ -225,8 +225,9 @@ class _MistakenProver:
     """Helpful-only fake: writes the right answer or (every third call per problem) a wrong one; counts roles."""
 
     def __init__(self):
-        from types import SimpleNamespace
-        self.sampling = SimpleNamespace(temperature=1.0)
+        from agents.hf import SamplingConfig
+
+        self.sampling = SamplingConfig(temperature=1.0)  # a real generator's config, as the pool replaces it
         self.roles, self.temperatures, self.n = [], [], 0
 
     def act(self, observations):
@@ -240,12 +241,9 @@ class _MistakenProver:
         return out
 
 
-def test_best_of_n_pool_is_helpful_samples_only_drawn_at_its_temperature(monkeypatch):
-    import dataclasses as dc
-
+def test_best_of_n_pool_is_helpful_samples_only_drawn_at_its_temperature():
     from games.prover_verifier import sampling
 
-    monkeypatch.setattr(dc, "replace", lambda obj, **kw: type(obj)(**{**vars(obj), **kw}))
     prover = _MistakenProver()
     problems = data.synthetic_pool(4, seed=0)
     pool = sampling.build_best_of_n_pool(prover, problems, samples=6, n=4, temperature=1.5)

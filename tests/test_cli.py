@@ -152,7 +152,7 @@ def test_train_help_for_a_game_lists_its_recipe_keys_and_settings(capsys):
     assert main(["train", "prover-verifier-v1", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--rounds" in out and "(default 3)" in out  # the flags, defaults from TrainConfig
-    assert "recipe default: --set KEY=VALUE" in out
+    assert "recipe default, correctness: --set KEY=VALUE" in out  # two recipes, one params dataclass
     line = next(l for l in out.splitlines() if l.split()[:1] == ["kl_coef"])
     assert repr(CheckabilityParams().kl_coef) in line and "KL penalty" in line
     assert "game settings: --env KEY=VALUE" in out and "max_value" in out

@@ -175,7 +175,8 @@ def test_a_game_without_text_spaces_is_refused_at_load_leaving_nothing(tictactoe
                  ["train", tictactoe, "--rounds", "1", "--run", "ttt", "--plain"],
                  ["tournament", "--game", tictactoe, "--seat", "player_1=scripted:random",
                   "--seat", "player_2=scripted:random"]):
-        assert_one_line_error(capsys, argv, "is not an arena game: it needs observations with a text 'prompt' "
-                                            "field (player_1 observes a Dict of action_mask: Box, observation: Box)")
+        assert_one_line_error(capsys, argv, "is not an arena game: it needs a text observation, a Text space or a "
+                                            "Dict with a Text field (player_1 observes a Dict of action_mask: Box, "
+                                            "observation: Box)")
         assert not runs.exists() or not any(runs.iterdir()), argv  # no run directory, not even a leftover
     assert_one_line_error(capsys, ["play", tictactoe], "action space (player_1 acts in Discrete(9))")

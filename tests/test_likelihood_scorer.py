@@ -62,12 +62,12 @@ def test_a_solution_that_writes_the_marker_is_scored_whole():
     assert agent.scores([text]).item() == pytest.approx(whole, abs=1e-4)
 
 
-def test_a_text_cut_short_pays_for_its_end():
+def test_a_text_cut_short_pays_for_its_end(tmp_path):
     """The end-of-text token is scored: after an LM learned where solutions end, a solution cut after
     its first line scores below the whole one (with the end left out it would score above it)."""
     from agents.tiny import pretrain
 
-    tmp = pytest.importorskip("tempfile").mkdtemp()
+    tmp = str(tmp_path)
     whole = "Question: Ann has 2.\nSolution:\n2+3=5\n5-1=4\nAnswer: 4\n"
     pretrain([(whole[:whole.index(MARK) + len(MARK)], whole[whole.index(MARK) + len(MARK):])] * 8, tmp, steps=200,
              seed=0, batch_size=8, progress=False, hidden_size=32, intermediate_size=64, num_hidden_layers=1,

@@ -43,7 +43,7 @@ def cluster():
 def train(base, workers: int, **kw):
     """Train a run; return (stored episodes as JSON, the trainer's agents' checksums before and
     after, the actors' reports at the end or None)."""
-    from arena.rollout.ray import weight_checksums
+    from arena.rollout.replica import weight_checksums
 
     cfg = TrainConfig(game="prover-verifier-v1", rounds=2, concurrency=8, seed=3, run=f"w{workers}",
                       workers=workers, **kw)

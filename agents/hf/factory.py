@@ -37,7 +37,22 @@ def seat_action_space(ctx) -> Any:
 
 
 def build(arg: str, ctx) -> GeneratorAgent | ScorerAgent | LikelihoodScorer:
-    """`arena.agents` entry point for `hf:<model>[?options]` (and `ckpt:` dirs these agents wrote)."""
+    """`arena.agents` entry point for `hf:<model>[?options]` (and `ckpt:` dirs these agents wrote),
+    reading the seat's text field (`reading_field`)."""
+    field = reading_field(ctx)  # a seat an LLM cannot read is refused before any weight is loaded
+    agent = _build(arg, ctx)
+    agent.text_field = field
+    return agent
+
+
+def reading_field(ctx) -> str:
+    """The observation field an LLM in `ctx`'s seat reads: `AgentContext.llm_text_field` (one line
+    where it is ambiguous); `prompt` for a context that does not say."""
+    read = getattr(ctx, "llm_text_field", None)
+    return read() if callable(read) else "prompt"
+
+
+def _build(arg: str, ctx) -> GeneratorAgent | ScorerAgent | LikelihoodScorer:
     from gymnasium import spaces
 
     ref, gguf, options = parse_hf_arg(arg)

@@ -21,6 +21,7 @@ from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, reso
 from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
                                save_agent_dir)
 from agents.hf.lora import is_lora, load_adapter_in_place
+from arena.textobs import read_text
 from arena.types import ArenaError, Move, Observation
 
 
@@ -159,6 +160,8 @@ class GeneratorAgent:
     produces = "text"
     seeded = True
     """`act` takes `seeds=` (one sampling seed per observation): see `arena.types.Agent`."""
+    text_field = "prompt"
+    """The observation field this agent reads (its factory sets the seat's: `AgentContext.llm_text_field`)."""
     pool = None
     """Set by a rollout backend with workers (`arena.rollout.ray.SeatPool`): `act` then draws the
     seeds here and `pool.act(self, observations, seeds)` generates on the workers' replicas, so
@@ -210,7 +213,7 @@ class GeneratorAgent:
         seeds = list(seeds) if seeds is not None else self.draw_seeds(len(observations))
         if self.pool is not None:
             return self.pool.act(self, observations, seeds)
-        prompts = [encode_prompt(self.tokenizer, obs["prompt"], self.sampling) for obs in observations]
+        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling) for obs in observations]
         out: list[Move] = []
         step = self.max_batch or DEFAULT_MAX_BATCH  # memory bounded by a batch, however many come
         for i in range(0, len(prompts), step):

@@ -18,18 +18,21 @@ from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, resolve_device
 from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
                                save_agent_dir)
 from agents.hf.lora import is_lora, load_adapter_in_place, wrap_lora
+from arena.textobs import read_text
 from arena.types import ArenaError, Observation
 
 
 class ScorerAgent:
     """An LM backbone with a scalar head playing a `Box(shape=(1,))` seat (verifier, reward model).
 
-    Input text is `observation["prompt"]`; the score is the head's output at the
+    Input text is the observation's `text_field` (`prompt` unless the seat reads another); the score is the head's output at the
     last non-pad token. `scores(texts, grad=True)` is what learners differentiate.
     """
 
     kind = "hf"
     produces = "score"
+    text_field = "prompt"
+    """The observation field this agent reads (its factory sets the seat's: `AgentContext.llm_text_field`)."""
 
     def __init__(self, model, tokenizer, *, max_batch: int = 0, max_length: int = 0, seed: int = 0):
         self.model = model
@@ -107,7 +110,7 @@ class ScorerAgent:
         return self.model(**enc).logits[:, 0].float()
 
     def act(self, observations: Sequence[Observation]) -> list[np.ndarray]:
-        values = self.scores([obs["prompt"] for obs in observations]).cpu().numpy()
+        values = self.scores([read_text(obs, self.text_field) for obs in observations]).cpu().numpy()
         return [np.asarray([v], dtype=np.float32) for v in values]
 
     def save(self, directory: Path) -> None:

@@ -181,9 +181,12 @@ def all_reduce_step(params: Sequence[torch.nn.Parameter], loss_sum: float,
     flat buffer: one collective call). A process whose shard was empty contributes zeros."""
     import torch.distributed as dist
 
+    from arena.rollout.distributed import collective
+
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1).float() for g in grads])
-    dist.all_reduce(flat)
+    with collective(dist.get_rank(), dist.get_world_size()):  # a process that died: one line, not a traceback
+        dist.all_reduce(flat)
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()
@@ -191,15 +194,19 @@ def all_reduce_step(params: Sequence[torch.nn.Parameter], loss_sum: float,
         offset += n
     names = sorted({k for d in _all_gather(sorted(stats_sum)) for k in d})
     figures = torch.tensor([loss_sum, *(stats_sum.get(k, 0.0) for k in names)], dtype=torch.float64)
-    dist.all_reduce(figures)
+    with collective(dist.get_rank(), dist.get_world_size()):
+        dist.all_reduce(figures)
     return float(figures[0]), {k: float(v) for k, v in zip(names, figures[1:])}
 
 
 def _all_gather(obj: Any) -> list[Any]:
     import torch.distributed as dist
 
+    from arena.rollout.distributed import collective
+
     out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
+    with collective(dist.get_rank(), dist.get_world_size()):
+        dist.all_gather_object(out, obj)
     return out
 
 

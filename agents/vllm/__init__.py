@@ -24,11 +24,12 @@ def build(arg: str, ctx):
     from gymnasium import spaces
 
     from agents.hf import parse_hf_arg, read_agent_meta, sampling_from_meta, seat_action_space, split_options
-    from agents.hf.factory import _with_ctx_device
+    from agents.hf.factory import _with_ctx_device, reading_field
     from agents.vllm.agent import VLLMAgent
     from arena.types import ArenaError
 
     ref, gguf, options = parse_hf_arg(arg)
+    field = reading_field(ctx)  # a seat an LLM cannot read is refused before the engine starts
     space = seat_action_space(ctx)
     if not isinstance(space, spaces.Text):
         raise ArenaError(f"seat {ctx.seat!r} of {ctx.game_id} has a {type(space).__name__} action space; "
@@ -43,5 +44,7 @@ def build(arg: str, ctx):
         if "unknown hf option" not in str(e):
             raise
         raise ArenaError(f"{e}, and the engine's: {', '.join(EngineConfig.__dataclass_fields__)}") from None
-    return VLLMAgent.from_pretrained(ref, gguf_file=gguf, sampling=sampling, load=_with_ctx_device(load, ctx),
-                                     engine=engine)
+    agent = VLLMAgent.from_pretrained(ref, gguf_file=gguf, sampling=sampling, load=_with_ctx_device(load, ctx),
+                                      engine=engine)
+    agent.text_field = field
+    return agent

@@ -37,6 +37,7 @@ from agents.hf.generator import _stop_token_ids, generate_seeds
 from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
 from agents.hf.lora import is_lora
 from agents.vllm.config import DEFAULT_CPU_KV_CACHE_MIB, EngineConfig, check_head_dim, engine_on_cpu, require_vllm
+from arena.textobs import read_text
 from arena.types import ArenaError, Move, Observation
 
 
@@ -54,6 +55,8 @@ class VLLMAgent:
     produces = "text"
     seeded = True
     """`act` takes `seeds=` (one sampling seed per observation): see `arena.types.Agent`."""
+    text_field = "prompt"
+    """The observation field this agent reads (its factory sets the seat's: `AgentContext.llm_text_field`)."""
 
     def __init__(self, model, tokenizer, llm, sampling: SamplingConfig | None = None, *, seed: int = 0):
         self.model = model
@@ -140,7 +143,7 @@ class VLLMAgent:
         return torch.randint(0, 2**62, (n,), generator=self.generator).tolist()
 
     def act(self, observations: Sequence[Observation], seeds: Sequence[int] | None = None) -> list[Move]:
-        prompts = [encode_prompt(self.tokenizer, obs["prompt"], self.sampling) for obs in observations]
+        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling) for obs in observations]
         seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
         return [Move(c.text, {"prompt_ids": c.prompt_ids, "completion_ids": c.completion_ids,
                               "logprobs": c.logprobs, "completion_tokens": len(c.completion_ids),

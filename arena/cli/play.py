@@ -15,6 +15,7 @@ from rich.text import Text
 from arena.cli.common import add_config_flag, global_options, runs_dir_of
 from arena.gameinfo import round_metrics
 from arena.options import env_settings, parse_pairs
+from arena.textobs import shown_text
 from arena.types import ArenaError
 from arena.web.host import WebConfig, WebHost
 
@@ -45,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flag(s, PlayConfig, "episodes", "-n", "--episodes")
     add_config_flag(s, PlayConfig, "concurrency")
     add_config_flag(s, PlayConfig, "seed")
-    s.add_argument("--env", action="append", metavar="KEY=VALUE", help="game constructor argument")
+    s.add_argument("--env", action="append", metavar="KEY=VALUE",
+                   help="game setting: a constructor argument, or text_field=NAME (the observation field LLM seats "
+                        "read, for a game that does not name it: docs/outside-games.md)")
     add_config_flag(s, WebConfig, "host", "--web-host",
                     help="human:web seats: address the rating page is served on (localhost: this machine only)")
     add_config_flag(s, WebConfig, "port", "--web-port", help="human:web seats: port of the rating page (0: any free one)")
@@ -143,7 +146,7 @@ def print_episode(console: Console, ep) -> None:
     console.rule(Text(f"episode {ep.index} (seed {ep.seed})"))
     for step in ep.transcript:
         action = step.action if isinstance(step.action, str) else show_action(step.action)
-        prompt = f"{step.observation.get('prompt', '')!r:.300}"
+        prompt = f"{shown_text(step.observation)!r:.300}"
         console.print(Text.assemble((step.seat, "bold"), " ← ", prompt), highlight=False)
         console.print(Text.assemble((step.seat, "bold"), " → ", action[:600]), highlight=False)
     console.print(Text("rewards: " + ", ".join(f"{s}={r:+.3f}" for s, r in ep.rewards.items())), highlight=False)

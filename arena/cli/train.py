@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flag(s, TrainConfig, "ray_address", metavar="ADDR")
     s.add_argument("--seat", action="append", metavar="SEAT=SPEC", help="override a seat's agent")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe hyper-parameter")
+    s.add_argument("--env", action="append", metavar="KEY=VALUE",
+                   help="game setting: a constructor argument, or text_field=NAME (the observation field LLM "
+                        "seats read, docs/outside-games.md); the run, its replays and tournaments keep it")
     s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
     add_tensorboard_flag(s)
     s.set_defaults(func=cmd_train)
@@ -130,7 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(game=args.game, rounds=args.rounds, episodes=args.episodes, concurrency=args.concurrency,
                       seed=args.seed, run=args.run or "", recipe=args.recipe, seats=parse_pairs(args.seat, "--seat"),
-                      params=parse_pairs(args.set, "--set"), device=getattr(args, "device", None),
+                      params=parse_pairs(args.set, "--set"), env=parse_pairs(args.env, "--env"),
+                      device=getattr(args, "device", None),
                       keep_last=args.keep_last, keep_every=args.keep_every, workers=args.workers,
                       ray_address=args.ray_address)
     view = LiveView(Console(force_terminal=False) if args.plain else None)

@@ -15,15 +15,42 @@ one process gets `Ranks()`, under which every helper here calls straight through
   nothing. `Ranks.first` runs a rank-0 step and `Ranks.each` a step on every rank; both then
   agree, so an error on one rank is raised on every rank (one line each) instead of leaving the
   others waiting in the next collective call.
+- **A process that dies** (a `kill -9`, a lost node) ends the run on the others with one line each,
+  never a hang: their next collective call fails on the closed connection (`collective` turns
+  that into `ProcessGone`), and a launcher that stops them with SIGTERM (torchrun does, once one
+  process has ended) gets the same (`join_ranks` installs the handler). `arena resume` continues
+  the run from its last completed round.
 """
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from arena.runner import PlayStats, play
 from arena.types import ArenaError, Episode
+
+
+RESUME_HINT = "the run stops here; arena resume continues it from its last completed round"
+
+
+class ProcessGone(ArenaError):
+    """Another process of the launch ended (or the launcher stopped this one): the run cannot go on."""
+
+
+@contextmanager
+def collective(rank: int, world: int) -> Iterator[None]:
+    """Around a collective call: a peer that is gone (the call fails on its closed connection) is
+    a one-line `ProcessGone` naming this process, not a traceback."""
+    try:
+        yield
+    except RuntimeError as e:  # gloo: "Connection closed by peer"; nccl: DistBackendError (a RuntimeError)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _stopping()
+        raise ProcessGone(f"process {rank} of {world}: another process is gone ({first[:300]}); {RESUME_HINT}") from e
 
 
 @dataclass(frozen=True)
@@ -47,7 +74,8 @@ class Ranks:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj, group=self.group)
+        with collective(self.rank, self.world):
+            dist.all_gather_object(out, obj, group=self.group)
         return out
 
     def first(self, fn: Callable[..., Any], *args: Any, shared: bool = False, **kwargs: Any) -> Any:
@@ -65,6 +93,8 @@ class Ranks:
         out, error, status = None, None, None
         try:
             out = fn(*args, **kwargs) if fn is not None else None
+        except ProcessGone:
+            raise  # a peer is gone: there is no one to tell
         except Exception as e:  # noqa: BLE001 (raised again below, after the other ranks have heard)
             error = e
             status = str(e) if isinstance(e, ArenaError) else f"{type(e).__name__}: {e}"
@@ -104,7 +134,31 @@ def join_ranks(device: str | None = None, workers: int = 0) -> Ranks:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
     group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-    return Ranks(dist.get_rank(), dist.get_world_size(), group)
+    ranks = Ranks(dist.get_rank(), dist.get_world_size(), group)
+    stop_on_sigterm(ranks)
+    return ranks
+
+
+def stop_on_sigterm(ranks: Ranks) -> None:
+    """SIGTERM (what torchrun sends the others once one process has ended) raises `ProcessGone`, so
+    this process closes its run and says so in one line instead of vanishing without a word."""
+    def stop(signum: int, frame: Any) -> None:
+        _stopping()
+        raise ProcessGone(f"process {ranks.rank} of {ranks.world}: stopped by the launcher (SIGTERM: another "
+                          f"process ended, or the launch was stopped); {RESUME_HINT}")
+
+    stop.arena_stop = True  # type: ignore[attr-defined]
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
+def _stopping() -> None:
+    """This process is stopping with its one line: a later SIGTERM (the launcher stopping the rest,
+    while this one closes its run) is ignored rather than raised again in the middle of the cleanup.
+    (The launcher still kills a process that does not end within its own timeout.)"""
+    if threading.current_thread() is threading.main_thread() and \
+            getattr(signal.getsignal(signal.SIGTERM), "arena_stop", False):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def refuse_workers(workers: int) -> None:

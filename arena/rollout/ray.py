@@ -24,24 +24,28 @@ seat agent's `act`. An agent that declares a `pool` attribute (None by default; 
 `act` draws the seeds first, then calls `pool.act(agent, observations, seeds)`, which pushes the
 agent (weights only if changed) and splits the rows over the actors. Seeds are per row, so
 the result does not depend on the split either.
+
+A lost worker costs its chunk, not the run: when an actor dies (a `kill -9`, a pre-empted node),
+its chunks in flight come back as errors; a fresh actor takes its place, is sent the trainer's
+agents as they are now (the replicas' state), and plays those chunks again. Episodes are seeded
+per index and per move, so a replayed chunk gives the episodes it would have given, and a round
+stores the same episodes as an undisturbed one. The same holds for a learner's generation rows
+and for the pushes between rounds. A chunk that loses its worker more than `chunk_retries` times
+(workers that keep dying) or a replacement that cannot start within `replace_timeout_s` stops
+the run with one line; `arena resume` continues it from its last completed round.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import os
 import time
-from collections import deque
-from typing import Any, Callable, Sequence
+from collections import Counter, deque
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
-import torch
-
-from arena.runner import PlayStats, play
+from arena.rollout.replica import Replica, pack_state, portable, shell, weights_version
+from arena.runner import PlayStats
 from arena.types import Agent, ArenaError, Episode
-
-TOKENIZER_ATTRS = ("tokenizer",)
-"""Attributes a shell leaves out besides torch modules: they never change during a run."""
 
 
 def import_ray():
@@ -51,127 +55,6 @@ def import_ray():
     except ImportError:
         raise ArenaError("--workers needs Ray: pip install 'alignment-arena[ray]'") from None
     return ray
-
-
-# -- what travels ------------------------------------------------------------------
-
-def _is_module(x: Any) -> bool:
-    return isinstance(x, torch.nn.Module)
-
-
-def portable(agent: Agent) -> Agent:
-    """The agent as it travels whole: a shallow copy without its pool (the pool is the driver's)."""
-    out = copy.copy(agent)
-    if getattr(out, "pool", None) is not None:
-        out.pool = None
-    return out
-
-
-def shell(agent: Agent) -> tuple[Agent, dict[str, Any], list[str]]:
-    """(the agent without its torch modules and tokenizer, {attribute: module}, the attributes
-    left out). Those are None on the shell; a replica puts its own back."""
-    out = portable(agent)
-    state = getattr(out, "__dict__", {})
-    modules = {k: v for k, v in state.items() if _is_module(v)}
-    left_out = [*modules, *(a for a in TOKENIZER_ATTRS if state.get(a) is not None)]
-    for k in left_out:
-        setattr(out, k, None)
-    return out, modules, left_out
-
-
-def weights_version(module: Any) -> tuple:
-    """Changes whenever a parameter or buffer is written in place or replaced (cheap: no data read)."""
-    return tuple((t.data_ptr(), t._version) for t in itertools.chain(module.parameters(), module.buffers()))
-
-
-def weight_checksums(agent: Agent) -> dict[str, str]:
-    """{module attribute: sha256 of its state_dict} of an agent (empty for agents without modules)."""
-    import hashlib
-
-    out = {}
-    for name, module in shell(agent)[1].items():
-        h = hashlib.sha256()
-        for key, t in sorted(module.state_dict().items()):
-            h.update(key.encode())
-            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        out[name] = h.hexdigest()
-    return out
-
-
-def pack_state(module: Any) -> dict[str, Any]:
-    """A module's state_dict as raw byte arrays, which Ray's object store holds once and every actor
-    reads without a copy (pickled torch tensors were copied at every step: a 400 MiB push took
-    6-8 s to 2 actors, as byte arrays 0.3-1.5 s). Tensors that share memory (tied embeddings) go once."""
-    arrays, meta, first = {}, {}, {}
-    for key, t in module.state_dict().items():
-        t = t.detach().to("cpu").contiguous()
-        meta[key] = (str(t.dtype).removeprefix("torch."), tuple(t.shape))
-        where = (t.data_ptr(), t.dtype, tuple(t.shape))
-        if t.numel() and where in first:
-            meta[key] += (first[where],)  # an alias of an earlier key
-            continue
-        first[where] = key
-        arrays[key] = t.view(-1).view(torch.uint8).numpy()
-    return {"arrays": arrays, "meta": meta}
-
-
-def unpack_state(packed: dict[str, Any]) -> dict[str, Any]:
-    import warnings
-
-    out = {}
-    with warnings.catch_warnings():  # the store's arrays are read-only; load_state_dict only reads them
-        warnings.simplefilter("ignore", UserWarning)
-        for key, (dtype, shape, *alias) in packed["meta"].items():
-            out[key] = out[alias[0]] if alias else \
-                torch.from_numpy(packed["arrays"][key]).view(getattr(torch, dtype)).view(shape)
-    return out
-
-
-class Replica:
-    """One Ray actor: replicas of the trainer's agents; plays chunks of episodes, generates rows."""
-
-    def __init__(self, env_fn: Callable[[], Any], threads: int = 1):
-        torch.set_num_threads(threads)  # one core per actor (num_cpus=1): no oversubscribed thread pools
-        self.env_fn, self.agents = env_fn, {}
-        self.rows: dict[str, int] = {}
-        """Rows generated per seat through `act` (a `SeatPool`'s calls), for tests and figures."""
-
-    def ready(self) -> int:
-        return os.getpid()
-
-    def load(self, agents: dict[str, Any]) -> None:
-        """{seat: agent, or the reference of one put alone} (Ray resolves only top-level references)."""
-        import ray
-
-        self.agents.update({s: ray.get(a) if isinstance(a, ray.ObjectRef) else a for s, a in agents.items()})
-
-    def sync(self, shells: dict[str, tuple[Agent, list[str]]], weights: dict[str, dict[str, dict]]) -> None:
-        for seat, (new, kept) in shells.items():
-            old = self.agents[seat]
-            for name in kept:
-                setattr(new, name, getattr(old, name))
-            self.agents[seat] = new
-        for seat, modules in weights.items():
-            for name, state in modules.items():
-                getattr(self.agents[seat], name).load_state_dict(unpack_state(state))
-
-    def play(self, n: int, concurrency: int, seed: int, round: int, first_index: int):
-        episodes, stats = play(self.env_fn, self.agents, n, concurrency=concurrency, seed=seed,
-                               first_index=first_index, round=round)
-        return episodes, _plain(stats)
-
-    def act(self, seat: str, observations: list[dict[str, Any]], seeds: list[int]) -> list[Any]:
-        self.rows[seat] = self.rows.get(seat, 0) + len(observations)
-        return self.agents[seat].act(observations, seeds=seeds)
-
-    def report(self) -> dict[str, Any]:
-        """What this replica holds: a checksum of every module's weights per seat, and `rows`."""
-        return {"weights": {seat: weight_checksums(a) for seat, a in self.agents.items()}, "rows": dict(self.rows)}
-
-
-def _plain(stats: PlayStats) -> dict[str, Any]:
-    return {"act_s": dict(stats.act_s), "act_calls": dict(stats.act_calls), "act_batch": dict(stats.act_batch),
-            "completion_tokens": stats.completion_tokens, "episodes": stats.episodes}
 
 
 def _merge(into: PlayStats, part: dict[str, Any]) -> None:
@@ -184,6 +67,11 @@ def _merge(into: PlayStats, part: dict[str, Any]) -> None:
     into.episodes += part["episodes"]
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 # -- the backend -------------------------------------------------------------------
 
 class RayRollouts:
@@ -191,6 +79,12 @@ class RayRollouts:
 
     in_flight = 2
     """Chunks queued per actor, so an actor never waits for the driver between chunks."""
+    chunk_retries = 2
+    """Times one chunk (or part of a learner's generation) is played again after its worker died; a
+    chunk that loses its worker once more stops the run (workers that keep dying)."""
+    replace_timeout_s = 120.0
+    """Seconds a replacement worker may take to start and load the agents (a cluster with no free
+    CPU never places one) before the run stops."""
 
     def __init__(self, env_fn: Callable[[], Any], workers: int, address: str = "", *, threads: int = 1):
         ray = self.ray = import_ray()
@@ -198,6 +92,7 @@ class RayRollouts:
             raise ArenaError(f"--workers must be at least 1 for Ray rollouts, not {workers}")
         t0 = time.perf_counter()
         self.started, self.actors, self._pooled = False, [], []
+        self.env_fn, self.threads = env_fn, threads
         if not ray.is_initialized():
             # workers' own output would garble the live view: it stays in Ray's session logs
             kw: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False}
@@ -209,19 +104,25 @@ class RayRollouts:
                 ray.init(**kw)
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise ArenaError(f"cannot {'join the Ray cluster at ' + repr(address) if address else 'start Ray'}: "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
+                                 f"{_first_line(e)}") from e
             self.started = True
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < workers:
             self.close()
             raise ArenaError(f"--workers {workers}: the Ray cluster has {cpus:g} CPUs (one per worker)")
-        actor = ray.remote(num_cpus=1)(Replica)
-        self.actors = [actor.remote(env_fn, threads) for _ in range(workers)]
+        self._actor = ray.remote(num_cpus=1)(Replica)
+        self.actors = [self._actor.remote(env_fn, threads) for _ in range(workers)]
         self._get([a.ready.remote() for a in self.actors])
         self.timing: dict[str, float] = {"startup_s": time.perf_counter() - t0, "ship_s": 0.0, "sync_s": 0.0,
                                          "play_s": 0.0, "gather_s": 0.0, "pushed_mb": 0.0}
         """Where the backend's time went: start-up (cluster + actors), the first ship of the agents,
         the last sync (shells + changed weights), the last play and, of it, fetching the results."""
+        self.replaced = 0
+        """Workers that died and were replaced while this backend lived."""
+        self.replayed = 0
+        """Chunks (or parts of a learner's generation) played again after their worker died."""
+        self._seats: dict[str, Agent] = {}
+        """The trainer's agents shipped so far, by seat (the live objects: what a replacement gets)."""
         self._shipped: set[str] = set()
         self._versions: dict[tuple[str, str], tuple] = {}
 
@@ -234,26 +135,16 @@ class RayRollouts:
         t0 = time.perf_counter()
         self.sync(seats)
         chunk = max(1, min(concurrency, math.ceil(n_episodes / len(self.actors))))
-        queue = deque(range(0, n_episodes, chunk))
-        inflight: dict[Any, int] = {}
 
-        def submit(a: int) -> None:
-            start = queue.popleft()
+        def play_chunk(actor: Any, start: int) -> Any:
             n = min(chunk, n_episodes - start)
-            inflight[self.actors[a].play.remote(n, min(concurrency, n), seed, round, start)] = a
+            return actor.play.remote(n, min(concurrency, n), seed, round, start)
 
-        for a in itertools.islice(itertools.cycle(range(len(self.actors))), self.in_flight * len(self.actors)):
-            if queue:
-                submit(a)
         stats, done, gather = PlayStats(), [], 0.0
-        while inflight:
-            (ref,), _ = self.ray.wait(list(inflight), num_returns=1)
-            a = inflight.pop(ref)
-            t = time.perf_counter()
-            episodes, part = self._get(ref)
-            gather += time.perf_counter() - t
-            if queue:
-                submit(a)
+        for _, (episodes, part), get_s in self._spread(
+                range(0, n_episodes, chunk), play_chunk, self.in_flight,
+                lambda start: f"episodes {start}-{min(start + chunk, n_episodes) - 1} of round {round}"):
+            gather += get_s
             _merge(stats, part)
             for ep in episodes:
                 done.append(ep)
@@ -273,11 +164,96 @@ class RayRollouts:
             agent.pool = None
         self._pooled = []
         for a in self.actors:
-            self.ray.kill(a)
+            self._kill(a)
         self.actors = []
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self.started = False
+
+    # -- work on the actors, surviving their loss
+    def _spread(self, tasks: Sequence[Hashable], call: Callable[[Any, Any], Any], per_actor: int,
+                name: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+        """`call(actor, task)` (an object ref) for every task, at most `per_actor` at once on each actor,
+        handed out as actors free up; yields `(task, result, seconds fetching it)` as each finishes. A task whose actor
+        died goes again, first, to the actor's replacement; one that loses its actor more than
+        `chunk_retries` times stops with one line (`name(task)` says which work it was)."""
+        queue, losses = deque(tasks), Counter()
+        inflight: dict[Any, tuple[int, Any, Any]] = {}
+
+        def submit(a: int) -> None:
+            task = queue.popleft()
+            inflight[call(self.actors[a], task)] = (a, self.actors[a], task)
+
+        for a in itertools.islice(itertools.cycle(range(len(self.actors))), per_actor * len(self.actors)):
+            if queue:
+                submit(a)
+        while inflight:
+            (ref,), _ = self.ray.wait(list(inflight), num_returns=1)
+            a, actor, task = inflight.pop(ref)
+            t = time.perf_counter()
+            try:
+                result = self._get(ref, lost=True)
+            except self.ray.exceptions.RayActorError as e:
+                losses[task] += 1
+                if losses[task] > self.chunk_retries:
+                    raise ArenaError(f"Ray rollout workers keep dying: {name(task)} lost its worker "
+                                     f"{losses[task]} times (last: {_first_line(e)}); the run stops here "
+                                     "(arena resume continues it from its last completed round)") from e
+                if self.actors[a] is actor:  # the first of the dead actor's tasks to come back
+                    self._replace(a, e)
+                queue.appendleft(task)
+                self.replayed += 1
+                submit(a)
+                continue
+            if queue:
+                submit(a)
+            yield task, result, time.perf_counter() - t
+
+    def _each(self, call: Callable[[Any], Any], *, again: bool = False) -> list[Any]:
+        """`call(actor)` on every actor, results in actor order. An actor that died is replaced (the
+        replacement already holds the agents as they are now); with `again`, it is asked too."""
+        refs = [(a, actor, call(actor)) for a, actor in enumerate(self.actors)]
+        out: list[Any] = [None] * len(refs)
+        for a, actor, ref in refs:
+            for attempt in range(self.chunk_retries + 1):
+                try:
+                    out[a] = self._get(ref, lost=True)
+                    break
+                except self.ray.exceptions.RayActorError as e:
+                    if attempt == self.chunk_retries:
+                        raise ArenaError(f"Ray rollout workers keep dying: worker {a} was lost {attempt + 1} "
+                                         f"times in a row (last: {_first_line(e)})") from e
+                    if self.actors[a] is actor:
+                        self._replace(a, e)
+                    actor = self.actors[a]
+                    if not again:
+                        break
+                    ref = call(actor)
+        return out
+
+    def _replace(self, a: int, cause: BaseException) -> None:
+        """A fresh actor in slot `a`, sent every shipped seat's agent as the trainer holds it now."""
+        self._kill(self.actors[a])
+        actor = self.actors[a] = self._actor.remote(self.env_fn, self.threads)
+        refs = [actor.ready.remote()]
+        if self._seats:
+            refs.append(actor.load.remote(self.ray.put({s: self._travelling(s, x) for s, x in self._seats.items()})))
+        try:
+            self.ray.get(refs, timeout=self.replace_timeout_s)
+        except self.ray.exceptions.GetTimeoutError:
+            raise ArenaError(f"a Ray rollout worker died ({_first_line(cause)}) and no replacement started within "
+                             f"{self.replace_timeout_s:g} s (no free CPU in the cluster?); the run stops here "
+                             "(arena resume continues it)") from None
+        except self.ray.exceptions.RayActorError as e:
+            raise ArenaError(f"Ray rollout workers keep dying: a replacement died as it started "
+                             f"({_first_line(e)}); the run stops here (arena resume continues it)") from e
+        self.replaced += 1
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self.ray.kill(actor)
+        except Exception:  # noqa: BLE001 (already gone: nothing to stop)
+            pass
 
     # -- pushing agents
     def sync(self, seats: dict[str, Agent]) -> None:
@@ -290,9 +266,10 @@ class RayRollouts:
             if devices:
                 raise ArenaError(f"--workers: seat {seat!r} has its model on {', '.join(sorted(devices))}; the Ray "
                                  "actors run on CPUs (train with --device cpu, or without --workers)")
+        self._seats.update(seats)  # a worker replaced from here on gets these, as they are when it starts
         if new:
             ref = self.ray.put({s: self._travelling(s, a) for s, a in new.items()})
-            self._get([actor.load.remote(ref) for actor in self.actors])
+            self._each(lambda actor: actor.load.remote(ref))
             for seat, agent in new.items():
                 for name, module in shell(agent)[1].items():
                     self._versions[(seat, name)] = weights_version(module)
@@ -313,7 +290,7 @@ class RayRollouts:
                     self._versions[(seat, name)] = v
         if shells:
             s_ref, w_ref = self.ray.put(shells), self.ray.put(weights)
-            self._get([actor.sync.remote(s_ref, w_ref) for actor in self.actors])
+            self._each(lambda actor: actor.sync.remote(s_ref, w_ref))
         self.timing.update(sync_s=time.perf_counter() - t0, pushed_mb=mb)
 
     def _travelling(self, seat: str, agent: Agent) -> Any:
@@ -325,9 +302,8 @@ class RayRollouts:
             root = e
             while root.__cause__ is not None or root.__context__ is not None:  # Ray wraps the pickler's error
                 root = root.__cause__ or root.__context__
-            first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
             raise ArenaError(f"--workers: seat {seat!r}'s agent ({type(agent).__name__}) cannot be sent to "
-                             f"Ray actors: {first}") from e
+                             f"Ray actors: {_first_line(root)}") from e
 
     def _attach(self, seat: str, agent: Agent) -> None:
         if hasattr(agent, "pool") and getattr(agent, "pool") is None:
@@ -336,10 +312,15 @@ class RayRollouts:
 
     def reports(self) -> list[dict[str, Any]]:
         """Every actor's `Replica.report()`, in actor order."""
-        return self._get([a.report.remote() for a in self.actors])
+        return self._each(lambda actor: actor.report.remote(), again=True)
 
-    def _get(self, refs):
-        """`ray.get`, with a worker's own error re-raised as itself (an ArenaError stays one line)."""
+    def worker_pids(self) -> list[int]:
+        """Every actor's process id, in actor order."""
+        return self._each(lambda actor: actor.ready.remote(), again=True)
+
+    def _get(self, refs, *, lost: bool = False):
+        """`ray.get`, with a worker's own error re-raised as itself (an ArenaError stays one line). A
+        lost worker is one line, or, with `lost`, Ray's own error (for the caller to replace it)."""
         try:
             return self.ray.get(refs)
         except self.ray.exceptions.RayTaskError as e:
@@ -348,7 +329,9 @@ class RayRollouts:
                 raise cause from None
             raise
         except self.ray.exceptions.RayActorError as e:
-            raise ArenaError(f"a Ray rollout worker died: {str(e).strip().splitlines()[0]}") from e
+            if lost:
+                raise
+            raise ArenaError(f"a Ray rollout worker died: {_first_line(e)}") from e
 
 
 class SeatPool:
@@ -356,7 +339,8 @@ class SeatPool:
 
     `act(agent, observations, seeds)`: the agent is pushed first (as in `RayRollouts.sync`: its
     sampling settings always, its weights when they changed), then the rows are cut into one
-    contiguous part per actor and the moves come back in order."""
+    contiguous part per actor and the moves come back in order (a part whose actor died is
+    generated again by its replacement)."""
 
     def __init__(self, rollouts: RayRollouts, seat: str):
         self.rollouts, self.seat = rollouts, seat
@@ -368,9 +352,13 @@ class SeatPool:
         r.sync({self.seat: agent})
         n, w = len(observations), len(r.actors)
         size = max(1, math.ceil(n / w))
-        refs = [r.actors[j].act.remote(self.seat, list(observations[i:i + size]), list(seeds[i:i + size]))
-                for j, i in enumerate(range(0, n, size))]
-        return [m for part in r._get(refs) for m in part]
+
+        def generate(actor: Any, i: int) -> Any:
+            return actor.act.remote(self.seat, list(observations[i:i + size]), list(seeds[i:i + size]))
+
+        parts = {i: part for i, part, _ in r._spread(range(0, n, size), generate, 1,
+                                                      lambda i: f"{self.seat}'s rows {i}-{min(i + size, n) - 1}")}
+        return [m for i in sorted(parts) for m in parts[i]]
 
     def __reduce__(self):  # never travels: a replica generates itself
         return (type(None), ())

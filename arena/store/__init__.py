@@ -191,7 +191,7 @@ class RunStore:
 CONFIG_FIELDS: dict[str, str] = {
     "game": "text", "game_id": "text", "run": "text", "recipe": "text", "run_id": "text",
     "rounds": "count", "episodes": "count", "concurrency": "count", "seed": "whole",
-    "device": "text?", "seats": "names", "params": "names", "seat_specs": "names",
+    "device": "text?", "seats": "names", "params": "names", "seat_specs": "names", "env": "names",
     "env_kwargs": "object", "recipe_params": "object?", "versions": "object", "ray_address": "text",
 }
 """What each field of a run's `config.json` must hold (`?`: or null); other keys are ignored."""

@@ -47,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument("-n", "--episodes", type=int, default=32, help="episodes per pairing (default 32)")
     s.add_argument("--seed", type=int, default=0, help="tournament seed (default 0)")
     s.add_argument("--concurrency", type=int, default=16, help="episodes in flight at once (default 16)")
-    s.add_argument("--env", action="append", metavar="KEY=VALUE", help="game constructor argument")
+    s.add_argument("--env", action="append", metavar="KEY=VALUE",
+                   help="game setting: a constructor argument, or text_field=NAME (the observation field LLM seats "
+                        "read, for a game that does not name it: docs/outside-games.md)")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the CIs (default 1000)")
     s.add_argument("--device", help="torch device for model agents (default: cuda if available)")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
