@@ -18,7 +18,7 @@ function, no importance ratio or clipping; one pass over each round's own
 samples, so the update is on-policy); the KL to the BC policy is folded into
 each sample's reward (`kl_estimator="k1"`, PPO-RLHF's form) with a small `beta`.
 
-Measured (`arena experiment rest --recipe online`, seeds 0-2, 20 rounds, test set,
+Measured (`arena experiment rest --arms online`, seeds 0-2, 20 rounds, test set,
 greedy, x100): under reward=model, R BC -> last 78.9 -> 79.6, 77.8 -> 77.3, 80.6 -> 81.6
 and chrF 91.2 -> 90.5, 84.2 -> 81.7, 89.1 -> 88.6 (the paper's direction on 2 of 3
 seeds, and smaller than its BLEU -8); under reward=chrf, chrF 91.2 -> 91.9,
@@ -41,9 +41,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arena.selfplay import RecipeContext, Setup, resolve_params
+from arena.selfplay import RecipeContext, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError, Episode
-from games.rest.recipe import Params, build, with_data_seed
+from games.rest.recipe import Params, build
 
 HISTORY_FILE = "online_history.json"
 REST_ONLY = ("gaps", "thresholds", "lr_decay", "keep_best", "binary_cut", "cap", "original_data", "restart",
