@@ -119,12 +119,10 @@ def tables(rows: Sequence[dict[str, Any]], info: dict[str, Any], seed: int):
 
 
 def plot(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+    from arena.report.figures import new_figure, save_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig = new_figure(16, 9)
+    axes = fig.subplots(2, 3)
     panels = [("known_accuracy", "known accuracy"), ("unknown_abstention", "unknown abstention"),
               ("hallucination", "hallucination (wrong / answered)"), ("payoff", "payoff (k = 1)")]
     main = [r for r in rows if r["k"] == 1.0]
@@ -148,12 +146,7 @@ def plot(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]], path:
             ax.axvline(0.5, ls="--", color="grey", lw=1, label="k/(1+k)")
         ax.set(title=f"answer rate vs own confidence after {last} updates ({title})", xlabel="confidence of its answer",
                ylabel="P(answer)", xlim=(0, 1), ylim=(-0.02, 1.02))
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_panels(fig, path, dpi=90)
 
 
 def report(seeds: Sequence[SeedView], out_dir: Path, console) -> list[str]:

@@ -113,12 +113,10 @@ def summary_table(summary: Sequence[dict[str, Any]], title: str = ""):
 
 def plot(rows: Sequence[dict[str, Any]], methods: Sequence[str], path: Path) -> None:
     """Gold and proxy against sqrt(KL) (as in Gao et al. 2022), gold and log π(chosen) by round."""
-    import matplotlib
+    from arena.report.figures import new_figure, save_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig = new_figure(12, 8.5)
+    axes = fig.subplots(2, 2)
     (ax_gold, ax_proxy), (ax_round, ax_logp) = axes
     colors = dict(zip(METHODS, ("tab:red", "tab:blue", "tab:green", "tab:olive", "tab:purple")))
     seed = rows[0]["seed"] if rows else 0  # the plot shows the first seed
@@ -141,12 +139,7 @@ def plot(rows: Sequence[dict[str, Any]], methods: Sequence[str], path: Path) -> 
     ax_round.set(title="gold reward by round", xlabel="round (updates so far)", ylabel="mean gold reward")
     ax_logp.set(title="log π(chosen | x) relative to round 0", xlabel="round (updates so far)",
                 ylabel="Δ mean log π(chosen|x)  [nats]")
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_panels(fig, path, dpi=100)
 
 
 def eta_of(recipe: str, params: dict[str, Any]) -> float | None:
