@@ -181,11 +181,10 @@ def test_rest_em_help_does_not_claim_rest_defaults():
 def test_experiment_refuses_bad_arguments_before_running_anything(tmp_path, capsys):
     from games.rest.experiment import main
 
-    for bad in (["--seeds", "a,b"], ["--seeds", ""], ["--rounds", "0"], ["--arms", "nosuch"]):
+    for bad in (["--seeds", "a,b"], ["--seeds", ""], ["--rounds", "0"], ["--arms", "nosuch"], ["--name", "../x"]):
         with pytest.raises(SystemExit):
             main(bad + ["--runs-dir", str(tmp_path)])
-    assert main(["--name", "../x", "--runs-dir", str(tmp_path), "--plain"]) == 2
-    assert "invalid run name" in capsys.readouterr().err
+    assert "--name: invalid run name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

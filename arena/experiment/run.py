@@ -21,6 +21,7 @@ from typing import Sequence
 from rich.console import Console
 
 from arena.experiment.spec import Arm, Experiment, MeasureContext
+from arena.store import check_run_name
 from arena.types import ArenaError
 
 WIDE = 200
@@ -76,6 +77,10 @@ def parse(exp: Experiment, argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown arm(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(a.name for a in exp.arms)}")
     if not args.seeds:
         p.error("--seeds needs at least one seed")
+    try:  # before anything is made: the runs and the results folder never leave the runs dir
+        check_run_name(args.name)
+    except ArenaError as e:
+        p.error(f"--name: {e}")
     if (args.rounds is not None and args.rounds < 1) or args.episodes < 1:
         p.error("--rounds and --episodes must be at least 1")
     args.rounds_given = args.rounds is not None

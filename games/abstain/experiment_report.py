@@ -163,8 +163,9 @@ def report(seeds: Sequence[SeedView], out_dir: Path, console) -> list[str]:
     plot([r for r in rows if r["seed"] == first], [c for c in curves if c["seed"] == first], out_dir / "abstention.png")
     for s in seeds:
         run = next(iter(s.runs.values()))
-        info_path = assets_dir(int(run.data_seed), run.run_dir.parent) / "pretrain.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        info_path = (assets_dir(int(run.data_seed), run.run_dir.parent) / "pretrain.json"
+                     if isinstance(run.data_seed, int) else None)
+        info = json.loads(info_path.read_text()) if info_path is not None and info_path.is_file() else {}
         table, sweep, lines = tables([r for r in rows if r["seed"] == s.seed], info, s.seed)
         console.print(table)
         if sweep is not None:
