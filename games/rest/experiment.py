@@ -57,7 +57,7 @@ def read(run_dir: Path) -> dict[str, Series]:
 
 
 def rows(series: dict[str, Series]) -> list[Row]:
-    """A run's history rows back from its series (rewards x100); `label` as the history names them."""
+    """A run's history rows back from its series (`read`), rewards x100 as the paper's."""
     n = len(series.get("step.grow", Series(())).values)
     out = []
     for i in range(n):
