@@ -9,13 +9,20 @@ fitted reward model, a behaviour-cloned policy).
 - not under several processes (torchrun): a build trains a model, and training there is a
   collective of every process, so a missing directory is a one-line error that says to build it
   with one process first (a directory that exists is used as is).
+
+`build_keyed` names the directory by what it is built from (`<kind>-<hash of the key>`, the key
+written beside it as `cache_key.json`): every game's cached base, reward model or cloned policy goes
+through it.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import shutil
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from arena.types import ArenaError
 
@@ -36,6 +43,29 @@ def build_once(out: Path, build: Callable[[Path], None], *, done: str = "config.
                          "without torchrun (e.g. --rounds 1 --run scratch) to build it, then launch again")
     _build_locked(out, build, done)
     return out
+
+
+def keyed_dir(runs_dir: Path | str, game: str, kind: str, key: Mapping[str, Any]) -> Path:
+    """Where `build_keyed` keeps the `kind` directory built from `key` (JSON-able settings)."""
+    digest = hashlib.blake2b(json.dumps(dict(key), sort_keys=True).encode(), digest_size=6).hexdigest()
+    return cache_dir(runs_dir, game, f"{kind}-{digest}")
+
+
+def build_keyed(runs_dir: Path | str, game: str, kind: str, key: Mapping[str, Any], build: Callable[[Path], None],
+                *, done: str = "config.json", what: str = "") -> Path:
+    """The `kind` directory built from `key`: `build(tmp)` once per key (`build_once`), the key saved
+    beside what it built as `cache_key.json`; `what` (e.g. "the reward model") is said on stderr
+    before a build, which takes minutes."""
+    out = keyed_dir(runs_dir, game, kind, key)
+
+    def build_and_label(tmp: Path) -> None:
+        if what:
+            print(f"building {what} once into {out} ...", file=sys.stderr, flush=True)
+        build(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "cache_key.json").write_text(json.dumps(dict(key), indent=2, sort_keys=True))
+
+    return build_once(out, build_and_label, done=done)
 
 
 def _build_locked(out: Path, build: Callable[[Path], None], done: str) -> None:

@@ -9,6 +9,7 @@ trained with the `--seat` agents (default `scripted:random`) and no learners.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -80,6 +81,15 @@ def resolve_params(cls: type, overrides: dict[str, str]):
     """Build a recipe's params dataclass from `--set` overrides: names and types checked, non-finite
     numbers refused, all through `arena.options` (one line naming the known keys otherwise)."""
     return build_options(cls, overrides, "parameter")
+
+
+def with_data_seed(params: Any, seed: int, field: str = "data_seed", offset: int = 0) -> Any:
+    """The one data-seed rule of every recipe: a data seed left unset (None) is `offset` + the run's
+    seed, so seeds vary the data as well as training (`arena.experiment` sets it the same way:
+    `Experiment.data_offset` + seed, or `--data-seed`). A copy of `params`; a set one is kept."""
+    if getattr(params, field) is not None:
+        return params
+    return dataclasses.replace(params, **{field: offset + int(seed)})
 
 
 def default_setup(ctx: RecipeContext) -> Setup:

@@ -1,7 +1,8 @@
 """The self-play round loop: play -> learners update -> checkpoints -> metrics -> event.
 
 The seats (agent + optional learner each) come from the game's recipe (`arena.recipes`,
-whose names are re-exported here: `RecipeContext`, `Setup`, `SeatSetup`, `resolve_params`).
+whose names are re-exported here: `RecipeContext`, `Setup`, `SeatSetup`, `resolve_params`,
+`with_data_seed`).
 
 Resume: every seed is derived from (run seed, round, ...), agents and learners are
 rebuilt from the initial specs and then loaded from the last completed round's
@@ -21,7 +22,8 @@ from typing import Any, Callable
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
-from arena.recipes import RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params
+from arena.recipes import (RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params,
+                           with_data_seed)
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.rollout import EnvFactory, Rollouts, make_rollouts
@@ -34,7 +36,7 @@ from arena.store import RunStore, append_event, check_run_name, read_events, rea
 from arena.types import ArenaError, Episode, jsonable
 
 __all__ = ["TrainConfig", "Trainer", "new_run", "load_run", "RecipeContext", "SeatSetup", "Setup",
-           "build_setup", "default_setup", "resolve_params"]
+           "build_setup", "default_setup", "resolve_params", "with_data_seed"]
 
 
 @dataclass

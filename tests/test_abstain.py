@@ -2,6 +2,7 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,57 +277,85 @@ def test_train_tournament_and_a_person_in_the_student_seat(capsys, runs, monkeyp
 
 
 @pytest.mark.slow
-def test_the_experiment_writes_its_table_csv_and_png(capsys, runs, tmp_path):
+def test_the_experiment_writes_its_table_csv_and_png(capsys, runs):
     from games.abstain.experiment import main
 
-    out = tmp_path / "out"
-    assert main(["--rounds", "1", "--episodes", "8", "--methods", "sft,rl-judge", "--ks", "4", "--out", str(out),
-                 "--set", "rl_steps=1", "--set", "rl_questions=8", "--set", "group=4", "--set", "sft_epochs=1",
-                 "-q"]) == 0
+    assert main(["--rounds", "2", "--episodes", "8", "--arms", "sft,rl-judge,rl-k4", "--plain",
+                 "--set", "rl_steps=1", "--set", "rl_questions=8", "--set", "group=4", "--set", "sft_epochs=1"]) == 0
     text = capsys.readouterr().out
-    assert "known accuracy" in text and "k/(1+k)" in text
+    assert "known accuracy" in text and "k/(1+k)" in text and "held on" in text
+    out = runs / "abstention"
     rows = (out / "abstention.csv").read_text().splitlines()
-    assert rows[0].startswith("method,k,round") and len(rows) == 1 + 3 * 2  # 3 runs x rounds 0..1
+    assert rows[0].startswith("seed,method,k,round") and len(rows) == 1 + 3 * 2  # 3 runs x rounds 0..1
     assert (out / "abstention.png").stat().st_size > 10_000 and (out / "abstention_curve.csv").is_file()
-    assert {"sft", "rl-judge", "rl"} <= {r.split(",")[0] for r in rows[1:]}
-    assert "reproduced on" in text and "1/1 seeds" in text  # the dynamics table, one seed
-    assert json.loads((out / "dynamics.json").read_text())["seeds"] == [0]
+    assert [r.split(",")[1:3] for r in rows[1::2]] == [["sft", "1.0"], ["rl-judge", "1.0"], ["rl", "4.0"]]
+    doc = json.loads((out / "dynamics.json").read_text())
+    assert doc["seeds"] == [0] and [r["run"] for r in doc["runs"]] == [f"abstention-{a}-s0" for a in
+                                                                        ("sft", "rl-judge", "rl-k4")]
+    claims = {c["label"]: c for c in doc["claims"]}
+    assert claims["a learned judge as the reward: rl-judge abstains on unknown facts more than SFT"]["measured"] == 1
+    assert claims["RL abstains on unknown facts more than SFT"]["measured"] == 0  # no rl arm at k = 1
+    # the last round only measures: one update, made in round 0
+    from arena.store import read_round_summaries
+
+    trained = [s["losses"]["student"]["trained"] for s in read_round_summaries(runs / "abstention-sft-s0")]
+    assert trained == [1.0, 0.0]
 
 
-def _summary(base_abst, sft, rl, ts=()):
-    """A summary.json as the experiment writes it: the base, sft and rl at k = 1 (unknown abstention,
-    hallucination, known accuracy, payoff), and rl's sweep of learned thresholds over k."""
+def seed_view(seed, base, sft, rl, sweep=()):
+    """One seed's runs as the engine reads them back: sft and rl at k = 1 (round 0 is the base; unknown
+    abstention, hallucination, known accuracy, payoff at the last round), and rl's learned thresholds
+    over k in `sweep` ((k, threshold) per rl arm)."""
+    from arena.experiment import RunView, SeedView, Series
+
     keys = ("unknown_abstention", "hallucination", "known_accuracy", "payoff")
-    row = lambda method, values, k=1.0: {"method": method, "k": k, **dict(zip(keys, values))}  # noqa: E731
-    return {"base": [row("rl", (base_abst, 0.3, 0.9, 0.3))], "final": [row("sft", sft), row("rl", rl)],
-            "sweep": [{"k": k, "threshold_logistic": t} for k, t in ts]}
+
+    def run(arm, last, k=1.0, threshold=math.nan):
+        series = {f"student.heldout_{key}": Series((b, v)) for key, b, v in zip(keys, base, last)}
+        series["student.threshold_logistic"] = Series((math.nan, threshold))
+        series["student.nominal_threshold"] = Series((k / (1 + k),) * 2)
+        return RunView(arm, seed, Path("."), [0, 1], series)
+
+    runs = {"sft": run("sft", sft), "rl": run("rl", rl)}
+    for k, t in sweep:
+        arm = "rl" if k == 1.0 else f"rl-k{k:g}"
+        runs[arm] = run(arm, rl, k, t)
+    return SeedView(seed, runs)
 
 
-def test_abstention_dynamics_count_the_seeds_each_claim_holds_on():
-    from games.abstain.dynamics import DYNAMICS, over_seeds_table, verdicts
+def test_abstention_claims_count_the_seeds_each_holds_on():
+    from arena.experiment.claims import paired, verdicts
+    from games.abstain.experiment import CLAIMS, DIFFERENCES
 
-    good = _summary(0.3, (0.01, 0.5, 0.7, 0.0), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.1), (1.0, 0.4), (4.0, 0.7)))
-    bad = _summary(0.3, (0.4, 0.2, 0.9, 0.5), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.5), (1.0, 0.4)))
-    rows = {r["dynamic"].split(":")[0]: r for r in verdicts([good, bad])}
-    assert len(rows) == len(DYNAMICS)
+    base = (0.3, 0.3, 0.9, 0.3)
+    good = seed_view(0, base, (0.01, 0.5, 0.7, 0.0), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.1), (1.0, 0.4), (4.0, 0.7)))
+    bad = seed_view(1, base, (0.4, 0.2, 0.9, 0.5), (0.45, 0.25, 0.8, 0.35), ((0.25, 0.5), (1.0, 0.4)))
+    rows = {v.claim.label.split(":")[0]: v for v in verdicts(CLAIMS, [good, bad])}
+    assert len(rows) == len(CLAIMS)
     guess = rows["SFT learns to guess"]
-    assert guess["held"] == [True, False] and guess["held_on"] == 1 and guess["measured"] == 2
-    assert guess["cells"] == ["base 0.30 -> sft 0.01", "base 0.30 -> sft 0.40"]
-    assert rows["SFT raises hallucination (wrong / answered) above the base's"]["held"] == [True, False]
-    assert rows["RL hallucinates less than SFT"]["held"] == [True, False]  # 0.25 is not below 0.2
-    assert rows["RL's learned answer threshold rises with the penalty k"]["held"] == [True, False]
+    assert guess.held == [True, False] and guess.count == (1, 2)
+    assert guess.cells == ["0.30 -> 0.01", "0.30 -> 0.40"]
+    assert rows["SFT raises hallucination (wrong / answered) above the base's"].held == [True, False]
+    assert rows["RL hallucinates less than SFT"].held == [True, False]  # 0.25 is not below 0.2
+    assert rows["RL hallucinates less than SFT"].cells[1] == "0.25 vs 0.20"
+    thresholds = rows["RL's learned answer threshold rises with the penalty k"]
+    assert thresholds.held == [True, False] and thresholds.cells[0] == "0.10 < 0.40 < 0.70 (k/(1+k) 0.20 0.50 0.80)"
     judge = rows["a learned judge as the reward"]  # rl-judge was not run: not measured, not counted
-    assert judge["cells"] == ["-", "-"] and judge["measured"] == 0 and judge["held_on"] == 0
-    table = over_seeds_table([0, 1], verdicts([good, bad]))
-    assert table.row_count == len(DYNAMICS) and [c.header for c in table.columns][-2:] == ["paper", "reproduced on"]
+    assert judge.cells == ["-", "-"] and judge.count == (0, 0)
+    payoff = next(paired(d, [good, bad]) for d in DIFFERENCES if d.key.endswith("payoff"))
+    assert payoff.values == pytest.approx([0.35, -0.15]) and payoff.mean == pytest.approx(0.1)
 
 
-def test_abstention_seeds_and_out_are_refused_together(capsys):
-    from games.abstain.experiment import parse_args
+def test_abstention_rounds_leave_the_last_one_to_measure(capsys, tmp_path):
+    from arena.experiment.run import arm_params, parse
+    from games.abstain.experiment import EXPERIMENT, main
 
-    with pytest.raises(SystemExit):
-        parse_args(["--seeds", "0,1", "--out", "x"])
-    assert "--out names one seed's output folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parse_args(["--seeds", "0,a"])
-    assert parse_args(["--seeds", "0, 2"]).seeds == [0, 2]
+    args = parse(EXPERIMENT, ["--rounds", "5", "--seeds", "0, 2"])
+    assert args.seeds == [0, 2]
+    assert arm_params(EXPERIMENT, EXPERIMENT.arm("rl-k4"), args, 2) == {"max_updates": "4", "k": "4.0",
+                                                                      "data_seed": "2"}
+    assert main(["--rounds", "1", "--runs-dir", str(tmp_path), "--plain"]) == 2
+    assert "--rounds must be at least 2" in capsys.readouterr().err
+    assert main(["--set", "max_updates=3", "--runs-dir", str(tmp_path), "--plain"]) == 2
+    assert "set by the experiment" in capsys.readouterr().err
+    assert not list(tmp_path.glob("abstention-*"))

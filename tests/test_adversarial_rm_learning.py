@@ -6,6 +6,7 @@ Uses the shipped tiny base (`games/adversarial_rm/assets/base`, made by
 import copy
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,70 +125,89 @@ def test_probe_measures_the_reference_policy_as_zero_kl(base_dir):
 
 
 @pytest.mark.slow  # six short runs and a proxy fit (~50 s on 2 shared cores)
-def test_experiment_writes_csv_png_and_summary_and_reuses_finished_runs(tmp_path, base_dir, capsys):
-    from games.adversarial_rm.experiment import COLUMNS, METHODS, main
+def test_experiment_writes_csv_png_and_summary_and_reuses_finished_runs(tmp_path, capsys):
+    from games.adversarial_rm.experiment import ARMS, main
+    from games.adversarial_rm.experiment_report import COLUMNS
 
-    args = ["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--rounds", "2",
-            "--episodes", "8", "--model", base_dir, "-q",
+    args = ["--runs-dir", str(tmp_path / "runs"), "--rounds", "2", "--episodes", "8", "--plain",
             "--set", "n_pairs=32", "--set", "heldout_pairs=8", "--set", "proxy_epochs=1", "--set", "rm_pairs=16",
-            "--set", "probe_chosen=8", "--set", "batch_size=16", "--set", "max_new_tokens=8", "--etas", "0.005"]
+            "--set", "probe_chosen=8", "--set", "batch_size=16", "--set", "max_new_tokens=8"]
     assert main(args) == 0
-    with open(tmp_path / "out" / "overoptimization.csv") as f:
+    out_dir = tmp_path / "runs" / "overoptimization"
+    with open(out_dir / "overoptimization.csv") as f:
         rows = list(csv.DictReader(f))
-    labels = [*METHODS, "rpo-sum@0.005"]  # the η sweep adds the paper's η beside the recipe's own
+    labels = [a.name for a in ARMS]  # every arm by default, the paper's η beside the recipe's own
+    assert labels[-1] == "rpo-sum-eta0.005"
     assert [(r["method"], r["round"]) for r in rows] == [(m, str(k)) for m in labels for k in (0, 1)]
-    assert {r["seed"] for r in rows} == {"0"} and rows[-1]["eta"] == "0.005"
+    assert {r["seed"] for r in rows} == {"0"} and rows[-1]["eta"] == "0.005" and rows[4]["eta"] == "1.0"
     assert list(rows[0]) == list(COLUMNS)
-    # every method starts from the same reference policy, proxy and data
+    # every arm starts from the same reference policy, proxy and data
     first = {r["method"]: r for r in rows if r["round"] == "0"}
     assert len({(r["gold"], r["proxy"], r["kl"]) for r in first.values()}) == 1
     assert float(first["dpo"]["kl"]) == pytest.approx(0.0, abs=1e-4)
-    assert (tmp_path / "out" / "overoptimization.png").stat().st_size > 10_000
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (out_dir / "overoptimization.png").stat().st_size > 10_000
+    summary = json.loads((out_dir / "summary.json").read_text())
     assert [s["method"] for s in summary] == labels
+    doc = json.loads((out_dir / "dynamics.json").read_text())
+    assert doc["experiment"] == "overoptimization" and {r["data_seed"] for r in doc["runs"]} == {0}
     out = capsys.readouterr().out
-    assert "gold peak" in out and "paper" in out and "dynamics" in out and "/1" in out
+    assert "gold peak" in out and "paper" in out and "held on" in out
     # a second call with the same settings reuses the finished runs and writes the same figures
-    before = (tmp_path / "out" / "overoptimization.csv").read_text()
+    before = (out_dir / "overoptimization.csv").read_text()
     assert main(args) == 0
-    assert (tmp_path / "out" / "overoptimization.csv").read_text() == before
+    assert (out_dir / "overoptimization.csv").read_text() == before
 
 
-def test_dynamics_are_counted_per_seed_against_the_paper():
-    from games.adversarial_rm.experiment import dynamics, dynamics_table
+def view(seed, arm, gold, proxy, logp):
+    """A run of the experiment as the engine reads it back: gold, the probe's proxy and log π(chosen) by round."""
+    from arena.experiment import RunView, Series
 
-    def s(seed, method, eta, g0, peak, final, p0, p1, drop):
-        return {"seed": seed, "method": method, "eta": eta, "gold_start": g0, "gold_peak": peak, "gold_final": final,
-                "proxy_start": p0, "proxy_final": p1, "chosen_logp_drop": drop}
+    series = {"gold": Series(tuple(gold)), "policy.proxy": Series(tuple(proxy)),
+              "policy.chosen_logp": Series(tuple(logp))}
+    return RunView(arm, seed, Path("."), list(range(len(gold))), series)
 
-    summary = []
+
+def test_claims_are_counted_per_seed_against_the_paper():
+    from arena.experiment import SeedView
+    from arena.experiment.claims import paired, verdicts
+    from games.adversarial_rm.experiment import CLAIMS, DIFFERENCES
+
+    seeds = []
     for seed in (0, 1):
-        summary += [s(seed, "baseline", None, 1.0, 1.8, 0.5, 0.0, 3.0, 5.0),
-                    s(seed, "dpo", 0.0, 1.0, 1.6, 1.2, 0.0, 1.0, 8.0),
-                    s(seed, "rpo-sum", 1.0, 1.0, 1.6, 1.55 if seed == 0 else 1.0, 0.0, 1.0, 1.0),
-                    s(seed, "rpo-sum@0.005", 0.005, 1.0, 1.6, 1.2, 0.0, 1.0, 7.5)]
-    checks = {c["dynamic"]: c for c in dynamics(summary)}
-    held = lambda name: sum(v for v in checks[name]["held"].values())  # noqa: E731
-    assert held("baseline over-optimises: proxy up, gold > 0.1 below its peak") == 2
-    assert held("rpo-sum ends above DPO on gold") == 1  # seed 1 ends below DPO
-    assert held("log π(chosen) falls < half as far under rpo-sum as DPO") == 2
-    assert held("at the paper's η=0.005: no over-optimisation") == 0
-    assert checks["rpo-sum ends above DPO on gold"]["paper"].startswith("RPO > DPO")
-    from rich.console import Console
-
-    console = Console(record=True, width=250)
-    console.print(dynamics_table(list(checks.values())))
-    assert "1/2" in console.export_text()
+        seeds.append(SeedView(seed, {
+            "baseline": view(seed, "baseline", (1.0, 1.8, 0.5), (0.0, 2.0, 3.0), (-5.0, -8.0, -10.0)),
+            "dpo": view(seed, "dpo", (1.0, 1.6, 1.2), (0.0, 0.5, 1.0), (-5.0, -9.0, -13.0)),
+            "rpo-sum": view(seed, "rpo-sum", (1.0, 1.6, 1.55 if seed == 0 else 1.0), (0.0, 0.5, 1.0),
+                            (-5.0, -5.5, -6.0)),
+            "rpo-sum-eta0.005": view(seed, "rpo-sum-eta0.005", (1.0, 1.6, 1.2), (0.0, 0.5, 1.0),
+                                     (-5.0, -9.0, -12.5))}))
+    judged = {v.claim.label: v for v in verdicts(CLAIMS, seeds)}
+    assert judged["baseline over-optimises: proxy up, gold > 0.1 below its peak"].count == (2, 2)
+    assert judged["baseline over-optimises: proxy up, gold > 0.1 below its peak"].cells[0] == \
+        "proxy 0.00->3.00, gold peak 1.80 final 0.50"
+    assert judged["DPO over-optimises (same test)"].count == (2, 2)  # 1.2 < 1.6 - 0.1
+    assert judged["rpo-sum: ends above DPO on gold"].held == [True, False]  # seed 1 ends below DPO
+    assert judged["rpo-sum: ends above DPO on gold"].claim.paper.startswith("RPO > DPO")
+    assert judged["rpo-sum: log π(chosen) falls < half as far as DPO"].cells == ["1.00 vs 8.00"] * 2
+    assert judged["rpo-sum: log π(chosen) falls < half as far as DPO"].count == (2, 2)
+    assert judged["rpo-sum: no over-optimisation"].held == [True, False]  # seed 1: 1.0 is 0.6 below its peak
+    assert judged["at the paper's η=0.005: no over-optimisation"].count == (0, 2)
+    assert judged["rpo-mean: no over-optimisation"].count == (0, 0)  # not run: not measured
+    [rpo, mean, eta] = [paired(d, seeds) for d in DIFFERENCES]
+    assert rpo.values == pytest.approx([0.35, -0.2]) and mean.values == [] and eta.values == pytest.approx([0.0, 0.0])
 
 
 def test_seeds_vary_the_preference_data_unless_pinned():
-    from arena.selfplay import resolve_params
-    from games.adversarial_rm.experiment import parse_args, recipe_params
-    from games.adversarial_rm.prepare import Params, preference_sets, with_data_seed
+    from arena.experiment.run import arm_params, parse
+    from arena.selfplay import resolve_params, with_data_seed
+    from games.adversarial_rm.experiment import EXPERIMENT
+    from games.adversarial_rm.prepare import Params, preference_sets
 
     a, b = (with_data_seed(resolve_params(Params, {"n_pairs": "16"}), seed) for seed in (0, 1))
     assert preference_sets(a)[0] != preference_sets(b)[0]
-    assert recipe_params(parse_args(["--data-seed", "5"]))["data_seed"] == "5"
     pinned = [with_data_seed(resolve_params(Params, {"n_pairs": "16", "data_seed": "5"}), seed) for seed in (0, 1)]
     assert preference_sets(pinned[0]) == preference_sets(pinned[1])
-    assert parse_args(["--seeds", "0,1,2"]).seeds == [0, 1, 2] and parse_args([]).etas == [0.005]
+    # the experiment sets the data seed of every run: the run seed, unless --data-seed pins it
+    arm = EXPERIMENT.arm("rpo-sum-eta0.005")
+    assert arm_params(EXPERIMENT, arm, parse(EXPERIMENT, []), 3) == {"eta_sum": "0.005", "data_seed": "3"}
+    assert arm_params(EXPERIMENT, arm, parse(EXPERIMENT, ["--data-seed", "5"]), 3)["data_seed"] == "5"

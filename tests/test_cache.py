@@ -72,3 +72,28 @@ def test_under_torchrun_a_missing_directory_is_one_line_and_a_built_one_is_used(
     build_once(out, slow_build)
     monkeypatch.setattr(cache, "_world", lambda: 2)
     assert build_once(out, lambda tmp: pytest.fail("rebuilt under torchrun")) == out
+
+
+def test_build_keyed_builds_once_per_key_and_labels_what_it_built(tmp_path, capsys):
+    import json
+
+    from arena.cache import build_keyed, keyed_dir
+
+    calls = []
+
+    def build(tmp: Path) -> None:
+        calls.append(tmp.name)
+        tmp.mkdir(parents=True)
+        (tmp / "config.json").write_text("{}")
+
+    a = build_keyed(tmp_path, "game", "rm", {"seed": 1, "steps": 10}, build, what="the reward model")
+    assert a == keyed_dir(tmp_path, "game", "rm", {"steps": 10, "seed": 1})  # the key's order does not matter
+    assert a.parent == cache_dir(tmp_path, "game", "x").parent and a.name.startswith("rm-")
+    assert json.loads((a / "cache_key.json").read_text()) == {"seed": 1, "steps": 10}
+    assert "building the reward model once into" in capsys.readouterr().err
+    assert build_keyed(tmp_path, "game", "rm", {"steps": 10, "seed": 1}, build) == a and len(calls) == 1
+    b = build_keyed(tmp_path, "game", "rm", {"seed": 2, "steps": 10}, build)
+    assert b != a and len(calls) == 2
+    # the name is a hash of the key alone: caches built before this helper keep their names
+    assert keyed_dir(tmp_path, "rest", "bc", {"seed": 0}).name == "bc-" + __import__("hashlib").blake2b(
+        b'{"seed": 0}', digest_size=6).hexdigest()

@@ -144,3 +144,106 @@ def test_compare_and_trend_cells():
     assert trend("k", "k", "", "a", "rises").check(seed) == ("1.00 -> 3.00", True)
     assert compare("k", "a over b", "", "a", "b").check(seed) == ("3.00 vs >=2.00", False)  # b could be higher
     assert trend("k", "k", "", "c", "rises").check(seed) == ("-", None)
+
+
+def test_an_arm_keeps_its_own_rounds_and_settings_follow_the_flags(tmp_path, recipes, capsys):
+    """`Arm.rounds` unless --rounds is given; `Experiment.settings` from the flags, which --set cannot change."""
+    import argparse
+    import dataclasses
+
+    from arena.experiment.run import arm_params, arm_rounds, parse, parser
+    from arena.store import read_round_summaries
+
+    exp = dataclasses.replace(EXP, arms=(EXP.arms[0], dataclasses.replace(EXP.arms[1], rounds=1)))
+    assert "arms with their own: frozen 1" in " ".join(parser(exp).format_help().split())
+    args = parse(exp, ["--arms", "learn,frozen"])
+    assert [arm_rounds(exp.arm(a), args) for a in args.arms] == [3, 1] and args.rounds == 3
+    args = parse(exp, ["--arms", "learn,frozen", "--rounds", "2"])
+    assert [arm_rounds(exp.arm(a), args) for a in args.arms] == [2, 2]
+    assert run_experiment(exp, ["--arms", "learn,frozen", "--runs-dir", str(tmp_path), "--plain"]) == 0
+    assert [len(read_round_summaries(tmp_path / f"toy-{a}-s0")) for a in ("learn", "frozen")] == [3, 1]
+
+    def settings(args: argparse.Namespace) -> dict[str, str]:
+        return {"updates": str(args.rounds - 1)}
+
+    exp = dataclasses.replace(exp, settings=settings, arms=(Arm("a", "an arm", params={"lr": "1"}),))
+    args = parse(exp, ["--rounds", "5", "--set", "lr=2", "--set", "beta=3"])
+    assert arm_params(exp, exp.arm("a"), args, 0) == {"updates": "4", "lr": "1", "beta": "3"}  # the arm's win
+    assert run_experiment(exp, ["--set", "updates=9", "--runs-dir", str(tmp_path), "--plain"]) == 2
+    assert "--set updates: set by the experiment" in capsys.readouterr().err
+    assert not (tmp_path / "toy-a-s0").exists()
+
+
+def test_write_csv_rounds_floats_and_leaves_missing_values_empty(tmp_path):
+    from arena.experiment.results import write_csv
+
+    path = write_csv([{"a": 1, "b": 0.123456789, "c": "x"}, {"a": 2, "b": None}], tmp_path / "t.csv", ("a", "b"))
+    assert path.read_text().splitlines() == ["a,b", "1,0.12346", "2,"]
+
+
+def _fake_seeds(exp, seeds=(0, 1)):
+    """Every arm of `exp` on each seed, with three rounds of every series its claims and differences name."""
+    rng = np.random.default_rng(0)
+    keys = {c.key for c in exp.claims} | {d.key for d in exp.differences}
+    return [SeedView(s, {a.name: RunView(a.name, s, Path(f"{exp.name}-{a.name}-s{s}"), [0, 1, 2],
+                                         {k: Series(tuple(rng.normal(size=3).tolist())) for k in keys}, data_seed=s)
+                         for a in exp.arms}) for s in seeds]
+
+
+def _experiments():
+    from importlib.metadata import entry_points
+    from importlib import import_module
+
+    return {ep.name: import_module(ep.value.split(":")[0]).EXPERIMENT
+            for ep in entry_points(group="arena.experiments")}
+
+
+def test_every_experiment_writes_dynamics_json_in_one_schema(tmp_path):
+    """The four experiments (checkability, overoptimization, rest, abstention) are declarations on this
+    engine: each judges its claims and writes the same dynamics.json schema, strict JSON."""
+    from arena.experiment.claims import paired, verdicts
+    from arena.experiment.results import dynamics, write_dynamics
+
+    experiments = _experiments()
+    assert {"checkability", "overoptimization", "rest", "abstention"} <= set(experiments)
+    for name, exp in experiments.items():
+        assert exp.name == name
+        seeds = _fake_seeds(exp)
+        doc = dynamics(exp, seeds, verdicts(exp.claims, seeds), [paired(d, seeds) for d in exp.differences],
+                       tmp_path / name)
+        doc = json.loads(write_dynamics(doc, tmp_path / name).read_text())
+        assert set(doc) == {"schema", "experiment", "title", "source", "arms", "seeds", "runs", "claims",
+                            "differences", "series"}
+        assert doc["schema"] == 1 and doc["experiment"] == name and doc["seeds"] == [0, 1]
+        assert [a["name"] for a in doc["arms"]] == [a.name for a in exp.arms]
+        assert len(doc["runs"]) == 2 * len(exp.arms) and all(set(r) == {"arm", "seed", "run", "path", "data_seed"}
+                                                              for r in doc["runs"])
+        assert len(doc["claims"]) == len(exp.claims)
+        for c in doc["claims"]:
+            assert set(c) == {"key", "label", "arm", "paper", "direction", "held", "measured", "per_seed"}
+            assert c["paper"] and [p["seed"] for p in c["per_seed"]] == [0, 1]
+            told = [p["held"] for p in c["per_seed"] if p["held"] is not None]
+            assert c["held"] == sum(told) and c["measured"] == len(told)
+        for d in doc["differences"]:
+            assert len(d["arms"]) == 2 and len(d["per_seed"]) == 2 and d["lower"] <= d["mean"] <= d["upper"]
+        assert all(len(s["x"]) == len(s["y"]) == len(s["censored"]) for s in doc["series"])
+
+
+def test_one_data_seed_rule_for_recipes_and_experiments():
+    """A recipe's unset data seed is offset + the run seed (`with_data_seed`); the engine sets it the same way."""
+    import dataclasses
+
+    from arena.experiment.run import arm_params, parse
+    from arena.selfplay import with_data_seed
+
+    @dataclasses.dataclass
+    class Params:
+        data_seed: int | None = None
+        pool_seed: int | None = 7
+
+    assert with_data_seed(Params(), 3).data_seed == 3 and with_data_seed(Params(data_seed=5), 3).data_seed == 5
+    assert with_data_seed(Params(pool_seed=None), 3, "pool_seed", 1234).pool_seed == 1237
+    assert with_data_seed(Params(), 3, "pool_seed").pool_seed == 7  # a seed that is set is kept
+    exp = dataclasses.replace(EXP, data_param="data_seed", data_offset=1234)
+    assert arm_params(exp, exp.arm("learn"), parse(exp, []), 3) == {"data_seed": "1237"}
+    assert arm_params(exp, exp.arm("learn"), parse(exp, ["--data-seed", "9"]), 3) == {"data_seed": "9"}

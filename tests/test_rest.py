@@ -85,8 +85,8 @@ def test_thresholds_from_dg_rise_above_its_mean_and_each_filters():
 
 
 def test_seeds_vary_the_data_unless_data_seed_pins_it():
-    from arena.selfplay import resolve_params
-    from games.rest.recipe import Params, original_data, with_data_seed
+    from arena.selfplay import resolve_params, with_data_seed
+    from games.rest.recipe import Params, original_data
 
     p3, p4 = (with_data_seed(resolve_params(Params, {"n_data": "16"}), s) for s in (3, 4))
     assert (p3.data_seed, p4.data_seed) == (3, 4) and original_data(p3) != original_data(p4)
@@ -94,59 +94,79 @@ def test_seeds_vary_the_data_unless_data_seed_pins_it():
     assert pinned[0].data_seed == pinned[1].data_seed == 7 and original_data(pinned[0]) == original_data(pinned[1])
 
 
-def test_seeds_report_sets_each_seed_beside_the_paper_and_counts_dynamics(tmp_path):
+def seed_view(tmp_path, seed, arm, history):
+    """One seed of `arena experiment rest` whose `arm` run has this learner history (read back as the
+    engine reads it)."""
+    from arena.experiment import RunView, SeedView
+    from games.rest.experiment import read
+    from games.rest.report import write_outputs
+
+    run_dir = tmp_path / f"rest-{arm}-s{seed}"
+    write_outputs(history, run_dir / "rest")
+    return SeedView(seed, {arm: RunView(arm, seed, run_dir, [0, 1], read(run_dir))})
+
+
+def judged(seeds):
+    """{claim label: (cells, held per seed)} of the rest experiment's claims."""
+    from arena.experiment.claims import verdicts
+    from games.rest.experiment import CLAIMS
+
+    return {v.claim.label: (v.cells, v.held) for v in verdicts(CLAIMS, seeds)}
+
+
+def report_text(seeds, tmp_path):
     from rich.console import Console
 
-    from games.rest.report import seeds_report, write_outputs
+    from games.rest.experiment import report
 
+    console = Console(record=True, width=250)
+    lines = report(seeds, tmp_path / "out", console)
+    return console.export_text() + "\n".join(lines)
+
+
+def test_rest_claims_set_each_seed_beside_the_paper(tmp_path):
     def row(label, grow, improve, test, tau=0.0, mean=0.95, kept=1.0):
         return {"label": label, "grow": grow, "improve": improve, "test": test, "valid": test, "tau": tau,
-                "dg_mean": mean, "kept": kept, "pairs": 1, "length": 1.0, "test_exact": 0.5}
+                "dg_mean": mean, "kept": kept, "pairs": 1, "length": 1.0, "test_exact": 0.5, "test_chrf": test}
 
-    for name, g2 in (("s0", 0.97), ("s1", 0.90)):
-        steps = [row("BC", 0, -1, 0.91), row("G1 I0", 1, 0, 0.92)]
+    seeds = []
+    for seed, g2 in ((0, 0.97), (1, 0.90)):
+        steps = [row("BC", 0, -1, 0.91, None, None), row("G1 I0", 1, 0, 0.92)]
         steps += [row(f"G1 I{i}", 1, i, 0.92 + 0.01 * i, 0.96 + 0.005 * i, 0.95, 0.8) for i in (1, 2, 3, 4)]
         steps += [row(f"G2 I{i}", 2, i, g2, 0.97 + 0.005 * i, 0.96, 0.8) for i in (1, 2, 3)]
-        write_outputs({"steps": steps, "bon": {}}, tmp_path / name / "rest")
-    console = Console(record=True, width=200)
-    console.print(seeds_report([tmp_path / "s0", tmp_path / "s1"]))
-    text = console.export_text()
-    assert "70.9" in text and "83.1" in text and "paper" in text
-    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
-    assert "2/2" in lines["G1 I0 >= BC (I0 keeps what BC learned)"]
-    assert "1/2" in lines["G2 I3 > G1 I4 (a second Grow helps)"]
-    assert "2/2" in lines["filtering thresholds above D_g's mean, kept < 100%"]
-    assert "0/2" in lines["each filtering step of G1 keeps fewer pairs"]  # every row above keeps 1 pair
+        seeds.append(seed_view(tmp_path, seed, "rest", {"steps": steps, "bon": {}, "reward": "chrf"}))
+    claims = judged(seeds)
+    assert claims["G1 I0 >= BC (I0 keeps what BC learned)"] == (["BC 91.0 -> G1 I0 92.0"] * 2, [True, True])
+    assert claims["G2 I3 > G1 I4 (a second Grow helps)"][1] == [True, False]  # 97 then 90 against G1 I4's 96
+    assert claims["every Improve step of G1 raises the test reward"] == (["92.0 -> 93.0 -> 94.0 -> 95.0 -> 96.0"] * 2,
+                                                                       [True, True])
+    assert claims["filtering thresholds above D_g's mean, kept < 100%"][1] == [True, True]
+    assert claims["each filtering step of G1 keeps fewer pairs"][1] == [False, False]  # every row keeps 1 pair
+    assert claims["online RL: test R above BC's"] == (["-", "-"], [None, None])  # no online run: not measured
+    text = report_text(seeds, tmp_path)
+    assert "70.9" in text and "83.1" in text and "rest-rest-s1" in text and "chrF G2 I3" not in text
 
 
-def test_seeds_report_under_a_learned_reward_shows_chrf_and_counts_reward_hacking(tmp_path):
+def test_reward_hacking_claims_under_a_learned_reward(tmp_path):
     """reward=model: chrF is the true metric beside R; hacking = a later step with higher R and lower chrF."""
-    from rich.console import Console
-
-    from games.rest.report import HACK_GROW, HACK_IMPROVE, seeds_report, write_outputs
-
     def row(label, grow, improve, r, chrf):
         return {"label": label, "grow": grow, "improve": improve, "test": r, "valid": r, "tau": 0.0 if improve < 1
                 else 0.9, "dg_mean": 0.8, "kept": 0.5, "pairs": 1, "length": 1.0, "test_exact": 0.5, "test_chrf": chrf}
 
-    # s0: R rises over G1 and into G2 while chrF falls (hacked twice); s1: both rise (not hacked)
-    for name, sign in (("s0", -1), ("s1", 1)):
+    # seed 0: R rises over G1 and into G2 while chrF falls (hacked twice); seed 1: both rise (not hacked)
+    seeds = []
+    for seed, sign in ((0, -1), (1, 1)):
         steps = [row("BC", 0, -1, 0.80, 0.90), row("G1 I0", 1, 0, 0.81, 0.90)]
         steps += [row(f"G1 I{i}", 1, i, 0.82 + 0.01 * i, 0.90 + sign * 0.01 * i) for i in (1, 2, 3, 4)]
         steps += [row(f"G2 I{i}", 2, i, 0.90 + 0.01 * i, 0.90 + sign * 0.09) for i in (1, 2, 3)]
-        write_outputs({"steps": steps, "bon": {}, "reward": "model"}, tmp_path / name / "rest")
-    console = Console(record=True, width=250)
-    console.print(seeds_report([tmp_path / "s0", tmp_path / "s1"]))
-    text = console.export_text()
-    assert "chrF G2 I3" in text and "81.0" in text  # s0's chrF at G2 I3 = 0.90 - 0.09
-    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
-    for dynamic in (HACK_IMPROVE, HACK_GROW):
-        assert "1/2" in lines[dynamic] and lines[dynamic].rstrip("│ ").endswith("no")
-    plain = tmp_path / "plain"  # a chrF run has no hacking rows
-    write_outputs({"steps": [row("BC", 0, -1, 0.8, 0.8)], "bon": {}}, plain / "rest")
-    console = Console(record=True, width=250)
-    console.print(seeds_report([plain]))
-    assert "hacking" not in console.export_text()
+        seeds.append(seed_view(tmp_path, seed, "rest-rm", {"steps": steps, "bon": {}, "reward": "model"}))
+    claims = judged(seeds)
+    for label in ("hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF", "hacking: G1 I4 -> G2 I3 raises R, lowers chrF"):
+        assert claims[label][1] == [True, False]
+    assert claims["hacking: G1 I4 -> G2 I3 raises R, lowers chrF"][0][0] == "G1 I4 -> G2 I3: R 86.0 -> 93.0, chrF 86.0 -> 81.0"
+    assert claims["G2 I3 > BC"] == (["-", "-"], [None, None])  # the ReST claims are the chrF arm's
+    text = report_text(seeds, tmp_path)
+    assert "chrF G2 I3" in text and "81.0" in text and "learned reward" in text
 
 
 def test_rest_em_help_does_not_claim_rest_defaults():
@@ -158,14 +178,13 @@ def test_rest_em_help_does_not_claim_rest_defaults():
     assert "0.8" in rest["temperature"] and "0.7" in em["temperature"]
 
 
-def test_experiment_refuses_bad_arguments_before_running_anything(tmp_path):
-    from arena.types import ArenaError
-    from games.rest.experiment import parse_args
+def test_experiment_refuses_bad_arguments_before_running_anything(tmp_path, capsys):
+    from games.rest.experiment import main
 
-    assert parse_args(["--seeds", "0, 3"]).seeds == [0, 3]
-    for bad in (["--seeds", "a,b"], ["--seeds", ""], ["--name", "../x"], ["--rounds", "0"]):
-        with pytest.raises(ArenaError):
-            parse_args(bad + ["--runs-dir", str(tmp_path)])
+    for bad in (["--seeds", "a,b"], ["--seeds", ""], ["--rounds", "0"], ["--arms", "nosuch"], ["--name", "../x"]):
+        with pytest.raises(SystemExit):
+            main(bad + ["--runs-dir", str(tmp_path)])
+    assert "--name: invalid run name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

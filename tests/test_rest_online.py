@@ -76,11 +76,14 @@ def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_
 
     from rich.console import Console
 
-    from games.rest.report import report, seeds_report
+    from arena.experiment import RunView, SeedView
+    from games.rest.experiment import read, report as seeds_report
+    from games.rest.report import report
 
     console = Console(record=True, width=200)
     console.print(report(trainer.run_dir))
-    console.print(seeds_report([trainer.run_dir]))
+    view = RunView("online", 1, trainer.run_dir, [0, 1], read(trainer.run_dir))
+    seeds_report([SeedView(1, {"online": view})], tmp_path / "out", console)
     text = console.export_text()
     assert "RL 2" in text and "71.6" in text and "BLEU -8" in text  # beside the paper's online PPO
 
@@ -96,34 +99,37 @@ def _history(tmp_path, name, bc, last, variant="online"):
     return tmp_path / name
 
 
-def test_seeds_report_counts_hacking_only_where_r_rose_and_chrf_fell(tmp_path):
+def test_online_claims_count_hacking_only_where_r_rose_and_chrf_fell(tmp_path):
     from rich.console import Console
 
-    from games.rest.report import HACK_ONLINE, online_seed_row, seeds_report
+    from arena.experiment import RunView, SeedView
+    from arena.experiment.claims import verdicts
+    from games.rest.experiment import CLAIMS, read, report
 
     runs = [_history(tmp_path, "a", (0.78, 0.91), (0.82, 0.85)),  # R up, chrF down: hacking
             _history(tmp_path, "b", (0.78, 0.91), (0.82, 0.93)),  # both up: no hacking
             _history(tmp_path, "c", (0.78, 0.91), (0.70, 0.80))]  # both down: no hacking
-    rows = [online_seed_row(json.loads((r / "rest" / "history.json").read_text())) for r in runs]
-    assert [r["dynamics"][HACK_ONLINE] for r in rows] == [True, False, False]
-    assert rows[0]["BC"] == pytest.approx(78.0) and rows[0]["chrF last"] == pytest.approx(85.0)
+    seeds = [SeedView(i, {"online": RunView("online", i, r, [0, 1], read(r))}) for i, r in enumerate(runs)]
+    judged = {v.claim.label: v for v in verdicts(CLAIMS, seeds)}
+    hacking = judged["hacking: R above BC while chrF below BC"]
+    assert hacking.held == [True, False, False] and hacking.count == (1, 3)
+    assert hacking.cells[0] == "BC -> RL 3: R 78.0 -> 82.0, chrF 91.0 -> 85.0"
+    assert judged["online RL: test R above BC's"].held == [True, True, False]
+    assert judged["online RL: test chrF below BC's"].held == [True, False, True]
+    assert judged["G2 I3 > BC"].count == (0, 0)  # no ReST run: not measured
     console = Console(record=True, width=220)
-    console.print(seeds_report(runs))
+    report(seeds, tmp_path / "out", console)
     text = console.export_text()
-    line = next(ln for ln in text.splitlines() if HACK_ONLINE in ln)
-    cells = [c.strip() for c in line.split("│") if c.strip()]
-    assert cells[-4:] == ["1/3", "yes", "no", "no"]
     assert "+4.0" in text and "-6.0" in text and "71.6" in text  # ΔR, ΔchrF of run a; the paper's PPO
-    rest = tmp_path / "rest"
-    rest_run = _history(rest, "r", (0.78, 0.91), (0.8, 0.9), variant="rest")
-    with pytest.raises(ArenaError, match="report them apart"):
-        seeds_report([runs[0], rest_run])
+    assert "RL 3" in text and "1.50" in text  # the last round and its KL
 
 
-def test_experiment_defaults_online_runs_apart_from_rest():
-    from games.rest.experiment import ROUNDS, parse_args
+def test_experiment_runs_online_for_its_own_rounds_unless_rounds_is_given():
+    from arena.experiment.run import arm_rounds, parse
+    from games.rest.experiment import EXPERIMENT
 
-    online, rest = parse_args(["--recipe", "online"]), parse_args([])
-    assert online.rounds == ROUNDS["online"] and online.name == "online"
-    assert rest.rounds == 2 and rest.name == "rest"  # ReST's runs keep their names and rounds
-    assert parse_args(["--recipe", "online", "--rounds", "3", "--name", "x"]).rounds == 3
+    args = parse(EXPERIMENT, ["--arms", "rest,online"])
+    assert [arm_rounds(EXPERIMENT.arm(a), args) for a in args.arms] == [2, 20]  # Grow steps; policy-gradient passes
+    args = parse(EXPERIMENT, ["--arms", "rest,online", "--rounds", "3"])
+    assert [arm_rounds(EXPERIMENT.arm(a), args) for a in args.arms] == [3, 3]
+    assert parse(EXPERIMENT, []).arms == ["rest"]

@@ -92,7 +92,7 @@ def verdicts(claims: Sequence[Claim], seeds: Sequence[SeedView]) -> list[Verdict
     out = []
     for c in claims:
         results = [c.check(s) for s in seeds]
-        out.append(Verdict(c, [r[0] for r in results], [r[1] for r in results]))
+        out.append(Verdict(c, [r[0] for r in results], [None if r[1] is None else bool(r[1]) for r in results]))
     return out
 
 

@@ -1,8 +1,10 @@
 """Reading an experiment's finished runs back: per-round series from each run's store (and the
-game's own files), grouped by seed; and `dynamics.json`, the one schema every experiment writes.
+game's own files), grouped by seed; `dynamics.json`, the one schema every experiment writes; and
+`write_csv`, the CSV a game's own tables go to.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -107,4 +109,16 @@ def write_dynamics(doc: dict[str, Any], out_dir: Path) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
     tmp.replace(path)
+    return path
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
+    """A game's own table as CSV: one row per dict, `columns` in order (other keys left out), floats
+    to 5 decimals, missing values empty."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: "" if r.get(c) is None else round(r[c], 5) if isinstance(r[c], float) else r[c]
+                        for c in columns})
     return path

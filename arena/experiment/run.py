@@ -13,6 +13,7 @@ Seeds vary the data as well as training: the recipe's data setting (`Experiment.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -20,18 +21,26 @@ from typing import Sequence
 from rich.console import Console
 
 from arena.experiment.spec import Arm, Experiment, MeasureContext
+from arena.store import check_run_name
 from arena.types import ArenaError
+
+WIDE = 200
+"""Console width when the output is not a terminal (a log file) and $COLUMNS is unset."""
 
 
 def parser(exp: Experiment) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"arena experiment {exp.name}", description=f"{exp.title} ({exp.source}).",
-                                epilog="Arms: " + "; ".join(f"{a.name}: {a.description}" for a in exp.arms))
+                                epilog="Arms: " + "; ".join(f"{a.name}: {a.description}" for a in exp.arms)
+                                + (f". {exp.notes}" if exp.notes else ""))
     p.add_argument("--seeds", default="0", help="comma-separated run seeds, e.g. 0,1,2,3,4 (default 0); each "
                                                 "seed varies the data as well as training")
     p.add_argument("--arms", default=",".join(exp.default_arms or [a.name for a in exp.arms]),
                    help=f"comma-separated arms to run (default %(default)s; all: "
                         f"{','.join(a.name for a in exp.arms)})")
-    p.add_argument("--rounds", type=int, default=exp.rounds, help="training rounds per run (default %(default)s)")
+    own = ", ".join(f"{a.name} {a.rounds}" for a in exp.arms if a.rounds)
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"training rounds per run (default {exp.rounds}" + (f"; arms with their own: {own}" if own else "")
+                        + "; given, it is every arm's)")
     p.add_argument("--episodes", type=int, default=exp.episodes,
                    help="episodes played per round (default %(default)s)")
     p.add_argument("--data-seed", type=int, default=None,
@@ -68,9 +77,21 @@ def parse(exp: Experiment, argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown arm(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(a.name for a in exp.arms)}")
     if not args.seeds:
         p.error("--seeds needs at least one seed")
-    if args.rounds < 1 or args.episodes < 1:
+    try:  # before anything is made: the runs and the results folder never leave the runs dir
+        check_run_name(args.name)
+    except ArenaError as e:
+        p.error(f"--name: {e}")
+    if (args.rounds is not None and args.rounds < 1) or args.episodes < 1:
         p.error("--rounds and --episodes must be at least 1")
+    args.rounds_given = args.rounds is not None
+    if args.rounds is None:
+        args.rounds = exp.rounds
     return args
+
+
+def arm_rounds(arm: Arm, args: argparse.Namespace) -> int:
+    """An arm's rounds: `--rounds` when given, else the arm's own (`Arm.rounds`) or the experiment's."""
+    return arm.rounds if arm.rounds and not args.rounds_given else args.rounds
 
 
 def run_name(prefix: str, arm: str, seed: int) -> str:
@@ -78,12 +99,18 @@ def run_name(prefix: str, arm: str, seed: int) -> str:
 
 
 def arm_params(exp: Experiment, arm: Arm, args: argparse.Namespace, seed: int) -> dict[str, str]:
-    """The recipe settings of one run: the user's, then the arm's, then the data seed."""
+    """The recipe settings of one run: the user's, then the experiment's from its flags, then the
+    arm's, then the data seed."""
     from arena.options import parse_pairs
 
     params = parse_pairs(args.set, "--set")
     if exp.data_param and exp.data_param in params:
         raise ArenaError(f"set the data seed with --data-seed, not --set {exp.data_param}=...")
+    derived = exp.settings(args) if exp.settings is not None else {}
+    fixed = sorted(set(params) & set(derived))
+    if fixed:
+        raise ArenaError(f"--set {', '.join(fixed)}: set by the experiment from its flags (see --help)")
+    params.update(derived)
     params.update(arm.params)
     if exp.data_param:
         params[exp.data_param] = str(args.data_seed if args.data_seed is not None else exp.data_offset + seed)
@@ -98,7 +125,7 @@ def train_arm(exp: Experiment, arm: Arm, seed: int, args: argparse.Namespace, ru
     from arena.selfplay import TrainConfig, train_or_reuse
 
     name = run_name(args.name, arm.name, seed)
-    cfg = TrainConfig(game=exp.game, recipe=arm.recipe, rounds=args.rounds, episodes=args.episodes,
+    cfg = TrainConfig(game=exp.game, recipe=arm.recipe, rounds=arm_rounds(arm, args), episodes=args.episodes,
                       concurrency=args.episodes, seed=seed, run=name, seats=parse_pairs(args.seat, "--seat"),
                       params=arm_params(exp, arm, args, seed), device=args.device)
     console.rule(f"{exp.name}: arm {arm.name}, seed {seed} -> {runs_dir / name}")
@@ -116,6 +143,8 @@ def main(exp: Experiment, argv: Sequence[str] | None = None) -> int:
     A user's error is one line and exit status 2."""
     args = parse(exp, argv)
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=WIDE)  # a log file gets the whole table, not one folded to 80 columns
     try:
         return _main(exp, args, console)
     except ArenaError as e:

@@ -74,6 +74,9 @@ class Arm:
     recipe: str = "default"
     params: dict[str, str] = field(default_factory=dict)
     """Recipe settings (`--set`) of this arm, over the experiment's and the user's."""
+    rounds: int = 0
+    """This arm's rounds when `--rounds` is not given (0: the experiment's `rounds`): for an arm whose
+    round is another unit (one policy-gradient pass where the others' is a Grow step)."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,13 @@ class Experiment:
     """The recipe setting that seeds the data ("" if the recipe has none): the engine sets it to
     `data_offset + seed` (or to `--data-seed`), so seeds vary the data as well as training."""
     data_offset: int = 0
+    notes: str = ""
+    """What `--help` adds after the arms (e.g. what a round is in this experiment)."""
     default_arms: Sequence[str] = ()
     """Arms run when `--arms` is not given (default: all)."""
+    settings: Callable[[argparse.Namespace], dict[str, str]] | None = None
+    """Recipe settings that follow from the command line, for every arm (e.g. updates = `--rounds` - 1
+    where the last round only measures); `--set` cannot change them."""
     read: Callable[[Path], dict[str, Series]] | None = None
     """Extra series from a finished run's files (attacks, tournaments), beside its round summaries."""
     measure: Callable[[MeasureContext], None] | None = None

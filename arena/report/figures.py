@@ -46,6 +46,14 @@ def new_figure(width: float, height: float):
     return fig
 
 
+def save_panels(fig: Any, path: Any, dpi: int = 100) -> None:
+    """Write a figure of line-plot panels as PNG: a light grid and a legend on every panel."""
+    for ax in fig.axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=dpi)
+
+
 def png_bytes(fig: Any, dpi: int = 120) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

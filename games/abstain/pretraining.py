@@ -26,7 +26,7 @@ were made by
 took 6 minutes for data seed 2 on a quieter machine.)
 
 Recipes of other data seeds pretrain their own base once (`assets_for`, cached in
-`<runs>/_cache/abstain/data-<seed>/`).
+`<runs>/_cache/abstain/base-<key>/` by `arena.cache.build_keyed`).
 """
 from __future__ import annotations
 
@@ -118,20 +118,26 @@ def knowledge(model_dir: Path, base: rules.FactBase) -> dict[str, float]:
     return out
 
 
-def assets_for(data_seed: int, runs_dir: Path, say: Callable[[str], None] | None = None) -> Path:
-    """The base/judge directory for a data seed: the shipped assets when they were made from it,
-    else one pretrained once into `<runs>/_cache/abstain/data-<seed>/` (`arena.cache.build_once`)."""
+def assets_dir(data_seed: int, runs_dir: Path) -> Path:
+    """Where the base/judge of a data seed are: the shipped assets when they were made from it, else
+    `<runs>/_cache/abstain/base-<key>/` (built or not)."""
+    from arena.cache import keyed_dir
+
     shipped = ASSETS / "pretrain.json"
     if shipped.is_file() and json.loads(shipped.read_text()).get("data_seed") == data_seed \
             and (ASSETS / "base" / "config.json").is_file():
         return ASSETS
-    from arena.cache import build_once, cache_dir
+    return keyed_dir(runs_dir, "abstain", "base", {"data_seed": int(data_seed)})
 
-    out = cache_dir(runs_dir, "abstain", f"data-{data_seed}")
+
+def assets_for(data_seed: int, runs_dir: Path, say: Callable[[str], None] | None = None) -> Path:
+    """The base/judge directory of a data seed (`assets_dir`), pretrained once when it is not there
+    (`arena.cache.build_keyed`)."""
+    if assets_dir(data_seed, runs_dir) == ASSETS:
+        return ASSETS
+    from arena.cache import build_keyed
+
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
-
-    def build(tmp: Path) -> None:
-        say(f"pretraining the base and judge for data seed {data_seed} into {out} (once) ...")
-        pretrain(tmp, seed=data_seed, data_seed=data_seed, say=say)
-
-    return build_once(out, build, done="pretrain.json")
+    return build_keyed(runs_dir, "abstain", "base", {"data_seed": int(data_seed)},
+                       lambda tmp: pretrain(tmp, seed=data_seed, data_seed=data_seed, say=say),
+                       done="pretrain.json", what=f"the base and judge of data seed {data_seed}")

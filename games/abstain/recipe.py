@@ -33,7 +33,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
+from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError
 from games.abstain import rules
 
@@ -46,8 +46,8 @@ class Params:
 
     k: float = 1.0
     """Penalty for a wrong answer (payoff +1 correct, 0 abstain, -k wrong); answering pays iff P(correct) > k/(1+k)."""
-    data_seed: int = -1
-    """Fact base (and so the base model); -1: the run seed."""
+    data_seed: int | None = None
+    """Fact base (and so the base model); unset: the run seed (`arena.selfplay.with_data_seed`)."""
     model: str = ""
     """Base student directory (default: the base pretrained on the data seed's fact base)."""
     judge_model: str = ""
@@ -88,10 +88,6 @@ class Params:
             raise ArenaError("rl_steps, rl_questions, rl_batch, sft_epochs and sft_batch must be >= 1, group >= 2")
 
 
-def data_seed(p: Params, ctx: RecipeContext) -> int:
-    return ctx.seed if p.data_seed < 0 else p.data_seed
-
-
 def build(ctx: RecipeContext, method: str) -> Setup:
     """Seats and the student's learner for one method (see the module docstring's table)."""
     import torch
@@ -102,11 +98,11 @@ def build(ctx: RecipeContext, method: str) -> Setup:
 
     if method not in METHODS:
         raise ArenaError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    p = resolve_params(Params, ctx.params)
+    p = with_data_seed(resolve_params(Params, ctx.params), ctx.seed)
     on_cpu = ctx.device.startswith("cpu") if ctx.device else not torch.cuda.is_available()
     if p.threads and on_cpu:
         torch.set_num_threads(p.threads)
-    seed = data_seed(p, ctx)
+    seed = p.data_seed
     assets: list[Path] = []
 
     def shipped(name: str) -> str:  # the data seed's base or judge, pretrained on first use

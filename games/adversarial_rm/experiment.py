@@ -1,211 +1,144 @@
 """`arena experiment overoptimization`: gold vs proxy reward against KL for five ways of training a policy.
 
-Runs the `baseline` (policy gradient on a Bradley-Terry proxy, no KL), `dpo`,
-`rpo-sum`, `rpo-mean` and `explicit` (the adversarial-RM game) recipes of
-adversarial-rm-v0 with the same seed, data, base model and proxy -- each as an
-ordinary self-play run (`runs/<name>-<method>/`, resumable, playable in
-tournaments) -- then writes
+    arena experiment overoptimization                        # seed 0, every arm, 16 rounds
+    arena experiment overoptimization --seeds 0,1,2 --arms baseline,dpo,rpo-sum --rounds 10
 
-    <out>/overoptimization.csv   one row per (method, round)
-    <out>/overoptimization.png   gold and proxy reward against KL(π‖π_ref), and log π(chosen) by round
+Arms (each an ordinary run `<name>-<arm>-s<seed>`, resumable, playable in tournaments), from the
+same base model (= π_ref), data and Bradley-Terry proxy (fitted once per seed and cached):
+- `baseline`: policy gradient on the proxy, no KL -- over-optimises;
+- `dpo`, `rpo-sum`, `rpo-mean`: DPO, and RPO with the summed (η = 1 here) or token-mean (η = 0.2)
+  NLL of the chosen answers (`games.adversarial_rm.prepare.Params` says why η = 1);
+- `explicit`: the adversarial-RM game;
+- `rpo-sum-eta0.005`: rpo-sum at the paper's main-text η = 0.005.
 
-and prints a summary table. Round k's figures describe the policy after k
-updates (round 0 is π_ref itself).
+Round k's figures describe the policy after k updates (round 0 is π_ref itself). A seed varies the
+data as well as the training: the synthetic preference pairs (data seed = run seed unless
+--data-seed pins it), the proxy fitted to them, the policy's samples and the learners' batches.
+`--set model=<dir or hub id>` trains another base, `--set data=<jsonl>` on other preference data.
 
-**η sweep.** `--etas` adds one `rpo-sum` run per η (default: the paper's 0.005,
-beside the recipe's own η), so the table shows gold reward against η.
-
-**Seeds.** `--seeds 0,1,2` runs the whole experiment once per seed and ends with
-a table of the paper's dynamics (baseline over-optimises, RPO ends above DPO on
-gold, log π(chosen) falls less under RPO, ...), each with the paper's figure and
-on how many seeds it held. A seed varies the data as well as the training: the
-synthetic preference pairs (`data_seed`), the proxy fitted to them, the policy
-samples and the learners' batches. `--data-seed N` pins the data (and the
-proxy's data) so the seeds vary training randomness only.
+The claims are the paper's dynamics (Liu et al. 2024, ALGORITHMS.md section 1); paired differences
+of the final gold reward, each RPO arm minus DPO. The CSV, the plot and the per-seed summary tables:
+`games.adversarial_rm.experiment_report`.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
-from arena.options import parse_pairs
-from arena.store import check_run_name
-from games.adversarial_rm.prepare import METHODS
-from games.adversarial_rm.results import (COLUMNS, PAPER_ETA, dynamics, dynamics_table, plot, rows_of,  # noqa: F401
-                                           summarize, summary_table, write_csv)
+from arena.experiment import Arm, Claim, Difference, Experiment, RunView, SeedView
+from arena.experiment.claims import compare, fmt, last_round
+from games.adversarial_rm.experiment_report import PAPER_ETA
 
 GAME = "adversarial-rm-v0"
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="arena experiment overoptimization",
-        description="Over-optimisation on adversarial-rm-v0: an unregularised policy-gradient baseline against a "
-                    "learned proxy vs DPO, RPO (summed and token-mean NLL) and the explicit adversarial-RM game. "
-                    "Writes a CSV and a PNG of gold and proxy reward against KL, and prints a summary table.")
-    p.add_argument("--rounds", type=int, default=16, help="rounds per method; round 0 is the reference (default 16)")
-    p.add_argument("--episodes", type=int, default=256, help="episodes (policy samples) per round (default 256)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="run seed, shared by every method (default 0). A seed varies the data as well as the "
-                        "training: the synthetic preference pairs, the proxy fitted to them, the policy's samples "
-                        "and the learners' batches (see --data-seed)")
-    p.add_argument("--seeds", default="",
-                   help="comma-separated seeds: the whole experiment once per seed, then a table of the paper's "
-                        "dynamics and on how many seeds each held (default: --seed alone)")
-    p.add_argument("--data-seed", type=int, default=None,
-                   help="pin the synthetic preference data (and so the proxy's training data) to this seed for "
-                        "every run seed, so seeds vary training randomness only (default: each seed its own data)")
-    p.add_argument("--etas", default=str(PAPER_ETA),
-                   help="η sweep: one extra rpo-sum run per comma-separated η (default: the paper's 0.005); "
-                        "'' for none. The recipe's own rpo-sum runs at eta_sum (see --set)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)} (default all)")
-    p.add_argument("--model", default="", help="base policy = π_ref: a HF dir or hub id (default: the tiny model)")
-    p.add_argument("--data", default="", help="preference JSONL with prompt/chosen/rejected (default: synthetic "
-                                              "letter task with a hidden gold reward)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="recipe hyper-parameter (see games/adversarial_rm/prepare.py Params), repeatable")
-    p.add_argument("--name", default="", help="run-name prefix: runs are <name>-s<seed>-<method> (default overopt)")
-    p.add_argument("--out", default="", help="where the CSV and PNG go (default <runs-dir>/<name>)")
-    p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
-    p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the tiny model's matrices are too small to gain from more, "
-                        "and on a shared CPU extra threads mostly contend; 0 keeps torch's default)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
-    args = p.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        p.error(f"unknown method(s) {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
-    if args.rounds < 2:
-        p.error("--rounds must be at least 2 (round 0 is the reference policy)")
-    args.methods = methods
-    try:
-        args.seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [args.seed]
-        args.etas = [float(x) for x in args.etas.split(",") if x.strip()]
-    except ValueError as e:
-        p.error(f"--seeds takes whole numbers and --etas numbers ({e})")
-    if any(not math.isfinite(e) or e < 0 for e in args.etas):
-        p.error("--etas must be finite and non-negative")
-    return args
+GOLD_DROP = 0.1
+"""Gold falling more than this below its peak (gold units) counts as over-optimisation."""
+PROXY, LOGP = "policy.proxy", "policy.chosen_logp"
+"""The probe's proxy reward and mean log π(chosen) among a run's series (gold is a game metric)."""
+PAPER_ARM = f"rpo-sum-eta{PAPER_ETA:g}"
+
+ARMS = (
+    Arm("baseline", "policy gradient on the Bradley-Terry proxy, no KL", recipe="baseline"),
+    Arm("dpo", "DPO on the preference data", recipe="dpo"),
+    Arm("rpo-sum", "RPO: DPO + η·β·summed NLL of the chosen answers (η = eta_sum)", recipe="rpo-sum"),
+    Arm("rpo-mean", "RPO with the token-mean NLL (η = eta_mean, the paper's App. F)", recipe="rpo-mean"),
+    Arm("explicit", "the adversarial-RM game: the policy against a reward model trained on it", recipe="explicit"),
+    Arm(PAPER_ARM, f"rpo-sum at the paper's main-text η = {PAPER_ETA:g}", recipe="rpo-sum",
+        params={"eta_sum": repr(PAPER_ETA)}),
+)
 
 
-def variants(args: argparse.Namespace, params: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
-    """(label, recipe, params) of every run: the methods, then one rpo-sum run per η of the sweep."""
-    from games.adversarial_rm.prepare import Params
-
-    out = [(m, m, dict(params)) for m in args.methods]
-    own = float(params.get("eta_sum", Params.eta_sum))
-    for eta in args.etas:
-        if "rpo-sum" in args.methods and eta == own:
-            continue  # the recipe's own rpo-sum run is this η already
-        out.append((f"rpo-sum@{eta:g}", "rpo-sum", {**params, "eta_sum": f"{eta!r}"}))
-    return out
-
-
-def eta_of(label: str, recipe: str, params: dict[str, str]) -> float | None:
-    from games.adversarial_rm.prepare import Params
-
-    if recipe == "rpo-sum":
-        return float(params.get("eta_sum", Params.eta_sum))
-    if recipe == "rpo-mean":
-        return float(params.get("eta_mean", Params.eta_mean))
-    return 0.0 if recipe == "dpo" else None
+def overoptimised(run: RunView) -> tuple[bool | None, str]:
+    """Proxy up from round 0 and the last round's gold more than GOLD_DROP below its peak (None
+    when the run has no gold)."""
+    gold = run.get("gold")
+    measured = [gold.values[i] for i in gold.measured()]
+    final = gold.at(-1)[0]
+    if not measured or math.isnan(final):
+        return None, "-"
+    peak = max(measured)
+    start, end = run.get(PROXY).at(0)[0], run.get(PROXY).at(-1)[0]
+    cell = f"proxy {fmt(start)}->{fmt(end)}, gold peak {fmt(peak)} final {fmt(final)}"
+    return end > start and final < peak - GOLD_DROP, cell
 
 
-def recipe_params(args: argparse.Namespace) -> dict[str, str]:
-    params = parse_pairs(args.set, "--set")
-    if args.model:
-        params["model"] = args.model
-    if args.data:
-        params["data"] = args.data
-    if args.data_seed is not None:
-        params["data_seed"] = str(args.data_seed)
-    return params
+def _run_claim(key: str, label: str, paper: str, arm: str, direction: str,
+               test: Callable[[RunView], tuple[bool | None, str]]) -> Claim:
+    def check(seed: SeedView) -> tuple[str, bool | None]:
+        run = seed.runs.get(arm)
+        if run is None:
+            return "-", None
+        held, cell = test(run)
+        return cell, held
+
+    return Claim(key, label, paper, check, arm=arm, direction=direction)
 
 
-def run_method(method: str, args: argparse.Namespace, params: dict[str, str], runs_dir: Path,
-               log, recipe: str | None = None) -> list[dict[str, Any]]:
-    """Play one run (resuming or reusing a finished one with the same config); its round summaries.
-    `method` labels it (`rpo-sum@0.005`), `recipe` (default: `method`) builds it."""
-    from arena.selfplay import TrainConfig, train_or_reuse
+def overoptimises(arm: str, label: str, paper: str, expected: bool = True) -> Claim:
+    """`arm` over-optimises (or, `expected` False, does not)."""
 
-    cfg = TrainConfig(game=GAME, rounds=args.rounds, episodes=args.episodes, concurrency=args.episodes,
-                      seed=args.seed, run=f"{args.name}-{method.replace('@', '-eta')}", recipe=recipe or method,
-                      params=dict(params), device=args.device)
+    def test(run: RunView) -> tuple[bool | None, str]:
+        held, cell = overoptimised(run)
+        return (held if held is None or expected else not held), cell
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "round_end":
-            log(method, event["summary"])
+    return _run_claim("gold", label, paper, arm, "over-optimises" if expected else "does not over-optimise", test)
 
-    return train_or_reuse(cfg, runs_dir, on_event)
+
+def logp_drop(run: RunView) -> float:
+    """How far mean log π(chosen) fell from its first measured round to the last."""
+    series = run.get(LOGP)
+    idx = series.measured()
+    return series.values[idx[0]] - series.at(-1)[0] if idx else math.nan
+
+
+def falls_less(arm: str, than: str, label: str, paper: str) -> Claim:
+    """log π(chosen) falls less than half as far under `arm` as under `than`."""
+
+    def check(seed: SeedView) -> tuple[str, bool | None]:
+        a, b = seed.runs.get(arm), seed.runs.get(than)
+        if a is None or b is None or math.isnan(a.get("gold").at(-1)[0]) or math.isnan(b.get("gold").at(-1)[0]):
+            return "-", None
+        x, y = logp_drop(a), logp_drop(b)
+        return f"{fmt(x)} vs {fmt(y)}", x < 0.5 * y
+
+    return Claim(LOGP, label, paper, check, arm="", direction=f"{arm} falls < half as far as {than}")
+
+
+def _rpo_claims(arm: str, what: str, papers: tuple[str, str, str]) -> tuple[Claim, ...]:
+    return (overoptimises(arm, f"{what}no over-optimisation", papers[0], expected=False),
+            compare("gold", f"{what}ends above DPO on gold", papers[1], arm, "dpo"),
+            falls_less(arm, "dpo", f"{what}log π(chosen) falls < half as far as DPO", papers[2]))
+
+
+CLAIMS = (
+    overoptimises("baseline", f"baseline over-optimises: proxy up, gold > {GOLD_DROP:g} below its peak",
+                  "yes (Gao et al. 2022)"),
+    overoptimises("dpo", "DPO over-optimises (same test)", "DPO is what RPO fixes"),
+    *_rpo_claims("rpo-sum", "rpo-sum: ", ("yes", "RPO > DPO: MT 7.381 vs 7.278", "much less (qualitative)")),
+    *_rpo_claims("rpo-mean", "rpo-mean: ", ("yes", "RPO > DPO (App. F)", "much less (qualitative)")),
+    *_rpo_claims(PAPER_ARM, f"at the paper's η={PAPER_ETA:g}: ", ("yes", "RPO > DPO", "much less")),
+)
+DIFFERENCES = tuple(Difference("gold", "gold reward, last round", (arm, "dpo"), last_round("gold"))
+                    for arm in ("rpo-sum", "rpo-mean", PAPER_ARM))
+
+
+def report(seeds: Sequence[SeedView], out_dir, console) -> list[str]:
+    from games.adversarial_rm.experiment_report import report as write_report
+
+    return write_report(seeds, out_dir, console)
+
+
+EXPERIMENT = Experiment(
+    name="overoptimization", title="Over-optimisation: DPO and RPO against a proxy-trained baseline",
+    source="Liu et al. 2024 (RPO); Gao et al. 2022", game=GAME, arms=ARMS, claims=CLAIMS, differences=DIFFERENCES,
+    rounds=16, episodes=256, data_param="data_seed", report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from agents.hf import quiet_transformers
+    from arena.experiment import run_experiment
 
-    args = parse_args(argv)
     with quiet_transformers(warnings=False):  # no per-checkpoint progress bars or head-initialisation reports
-        return run_all(args)
-
-
-def run_all(args: argparse.Namespace) -> int:
-    """Every method's run, then the CSV, the plot and the summary table."""
-    from rich.console import Console
-
-    from arena.store import runs_dir as resolve_runs_dir
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    term = Console()
-    console = term if term.is_terminal else Console(width=200)  # a log file gets the full table
-    prefix = args.name
-    if prefix:
-        check_run_name(prefix)  # before anything is made: a name never leaves the runs dir
-    runs_dir = resolve_runs_dir(args.runs_dir)
-    out = Path(args.out) if args.out else runs_dir / f"{prefix or 'overopt'}-s{'-'.join(map(str, args.seeds))}"
-    out.mkdir(parents=True, exist_ok=True)
-    params = recipe_params(args)
-    runs = variants(args, params)
-    labels = [label for label, _, _ in runs]
-    t0 = time.perf_counter()
-
-    def log(method: str, s: dict[str, Any]) -> None:
-        if args.quiet:
-            return
-        m, probe = s.get("metrics", {}), s.get("losses", {}).get("policy", {})
-        g = lambda d, k: f"{d[k]:+.2f}" if isinstance(d.get(k), (int, float)) else "  -  "  # noqa: E731
-        console.print(f"[dim]{time.perf_counter() - t0:5.0f}s[/] s{args.seed} {method:14s} r{s['round']:<2d} "
-                      f"gold {g(m, 'gold')} proxy {g(probe, 'proxy')} KL {g(probe, 'kl')} "
-                      f"logπ(chosen) {g(probe, 'chosen_logp')} len {m.get('length', 0):.1f}", highlight=False)
-
-    rows: list[dict[str, Any]] = []
-    for seed in args.seeds:
-        args.seed = seed
-        args.name = f"{prefix or 'overopt'}-s{seed}"  # runs <name>-s<seed>-<method>: a --seeds call reuses them
-        for label, recipe, p in runs:
-            rows += rows_of(label, run_method(label, args, p, runs_dir, log, recipe), seed, eta_of(label, recipe, p))
-    write_csv(rows, out / "overoptimization.csv")
-    plot(rows, labels, out / "overoptimization.png")
-    summary = summarize(rows, labels)
-    checks = dynamics(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "dynamics.json").write_text(json.dumps(checks, indent=2))
-    data = (f"data seed {args.data_seed} for every seed" if args.data_seed is not None
-            else "each seed its own data and proxy")
-    for seed in args.seeds:
-        console.print(summary_table([s for s in summary if s["seed"] == seed],
-                                    f"over-optimisation on adversarial-rm-v0, seed {seed} ({data})"))
-    if checks:
-        console.print(dynamics_table(checks))
-    console.print(f"wrote {out / 'overoptimization.csv'} and {out / 'overoptimization.png'} "
-                  f"({time.perf_counter() - t0:.0f}s)")
-    return 0
+        return run_experiment(EXPERIMENT, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from arena.cache import build_once, cache_dir
+from arena.cache import build_keyed
 from arena.selfplay import RecipeContext
 from arena.types import ArenaError
 from games.adversarial_rm import rules
@@ -41,13 +40,14 @@ class Params:
     η = 0.005 (β = 0.01-0.05, 7B models) does not stop over-optimisation here, so
     `rpo-sum` defaults to η = 1 and `rpo-mean` to the Appendix F η = 0.2.
     `--set eta_sum=0.005` restores the main-text value; the experiment runs it
-    beside the default (`--etas`). Why: on log π(chosen) the RPO gradient is
+    beside the default (arm `rpo-sum-eta0.005`). Why: on log π(chosen) the RPO gradient is
     β·(σ(−βΔ) + η) against DPO's β·σ(−βΔ) (βΔ = the implicit reward margin), so
     the SFT term weighs η/σ(−βΔ) of DPO's. With these noisy labels (BT noise 0.5)
     DPO's training margin βΔ stays below 0.45 while gold collapses (from round 2
     on), so σ(−βΔ) ≈ 0.4-0.5 and η = 0.005 adds ~1%. Measured (10 rounds, seeds
-    0-2, `arena experiment overoptimization --seeds 0,1,2 --rounds 10 --methods
-    baseline,dpo,rpo-sum --etas 0.005,0.05,0.2`): gold at the last round
+    0-2: `arena experiment overoptimization --seeds 0,1,2 --rounds 10 --arms
+    baseline,dpo,rpo-sum`, and for each other η `--arms rpo-sum --set eta_sum=<η>
+    --name overopt-eta<η>`): gold at the last round
     η = 0: -1.91/-0.76/-0.59, 0.005: -0.93/-1.30/-0.24, 0.05: 0.75/1.12/1.73,
     0.2: 1.55/1.92/1.77, 1: 1.51/1.67/1.58 (round 0: 0.77/0.92/0.79). The SFT term
     must weigh ~0.1-0.5 of DPO's (η ≈ 0.05-0.2) to hold gold on this task.
@@ -68,8 +68,9 @@ class Params:
     """Synthetic held-out pairs (implicit-reward accuracy); with `data`, the last pairs of the file."""
     data_seed: int | None = None
     """Seed of the synthetic pairs (and so of the proxy's training data). Default (none): the run's
-    --seed, so seeds vary the data as well as the training; `--set data_seed=N` (the experiment's
-    `--data-seed N`) pins the data and lets --seed vary training randomness only."""
+    --seed (`arena.selfplay.with_data_seed`), so seeds vary the data as well as the training;
+    `--set data_seed=N` (the experiment's `--data-seed N`) pins the data and lets --seed vary
+    training randomness only."""
     noise: float = 0.5
     """Bradley-Terry temperature of the synthetic labels (0 = always the gold order)."""
     max_new_tokens: int = 16
@@ -152,27 +153,15 @@ def base_model(p: Params, ctx: RecipeContext) -> str:
         return p.model
     if (ASSETS / "base" / "config.json").is_file():
         return str(ASSETS / "base")
-    cache = cache_dir(ctx.runs_dir, "adversarial-rm", f"tiny-steps{p.pretrain_steps}")
-
-    def build(tmp: Path) -> None:
-        print(f"pretraining the tiny base into {cache} (once) ...", flush=True)
-        pretrain(tmp, steps=p.pretrain_steps, seed=0, progress=False)
-
-    return str(build_once(cache, build, done="base/config.json") / "base")
+    return str(build_keyed(ctx.runs_dir, "adversarial-rm", "tiny", {"steps": p.pretrain_steps},
+                           lambda tmp: pretrain(tmp, steps=p.pretrain_steps, seed=0, progress=False),
+                           done="base/config.json", what="the tiny base") / "base")
 
 
-def with_data_seed(p: Params, seed: int) -> Params:
-    """`data_seed` unset: the run's seed."""
-    import dataclasses
-
-    return p if p.data_seed is not None else dataclasses.replace(p, data_seed=int(seed))
-
-
-def _proxy_key(p: Params, base: str, seed: int = 0) -> str:
-    key = {"base": str(Path(base).resolve()) if Path(base).exists() else base, "data": p.data, "seed": seed,
-           "n_pairs": p.n_pairs, "data_seed": p.data_seed, "noise": p.noise, "epochs": p.proxy_epochs,
-           "lr": p.rm_lr, "batch": p.batch_size}
-    return hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=6).hexdigest()
+def _proxy_key(p: Params, base: str, seed: int = 0) -> dict[str, Any]:
+    return {"base": str(Path(base).resolve()) if Path(base).exists() else base, "data": p.data, "seed": seed,
+            "n_pairs": p.n_pairs, "data_seed": p.data_seed, "noise": p.noise, "epochs": p.proxy_epochs,
+            "lr": p.rm_lr, "batch": p.batch_size}
 
 
 def fit_proxy(p: Params, base: str, pairs: Sequence[rules.Pair], heldout: Sequence[rules.Pair], out: Path,
@@ -196,9 +185,9 @@ def fit_proxy(p: Params, base: str, pairs: Sequence[rules.Pair], heldout: Sequen
 def proxy_model(p: Params, ctx: RecipeContext, base: str, pairs, heldout) -> Path:
     """The proxy reward model's dir, fitted once per (base, data, settings, run seed) and cached in the
     runs dir; its head's initialisation and batches follow the run's seed."""
-    out = cache_dir(ctx.runs_dir, "adversarial-rm", f"proxy-{_proxy_key(p, base, ctx.seed)}")
-    return build_once(out, lambda tmp: fit_proxy(p, base, pairs, heldout, tmp, ctx.device, seed=ctx.seed),
-                      done="proxy.json")
+    return build_keyed(ctx.runs_dir, "adversarial-rm", "proxy", _proxy_key(p, base, ctx.seed),
+                       lambda tmp: fit_proxy(p, base, pairs, heldout, tmp, ctx.device, seed=ctx.seed),
+                       done="proxy.json", what="the proxy reward model")
 
 
 def pair_accuracy(r_chosen, r_rejected, pairs: Sequence[rules.Pair]) -> dict[str, float]:

@@ -33,11 +33,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
+from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError, Episode
 from games.adversarial_rm.env import rm_input
-from games.adversarial_rm.prepare import (METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model,
-                                         with_data_seed)
+from games.adversarial_rm.prepare import METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model
 from games.adversarial_rm.prepare import pretrain  # noqa: F401  (env.py's entry point names recipe:pretrain)
 from games.adversarial_rm.probe import RoundProbe
 

@@ -1,127 +1,215 @@
-"""The ReST experiment: one `rest-v0` run per seed, then each seed's BC / G1 I0 / G1 I4 / G2 I3 beside
-the paper's figures and, per dynamic, on how many seeds it held.
+"""`arena experiment rest`: ReST (Gulcehre et al. 2023) on rest-v0, beside ReST-EM and the paper's
+online-RL baseline.
 
-    arena experiment rest                       # seeds 0,1,2; 2 Grow steps each
-    arena experiment rest --seeds 0,1,2,3,4
-    arena experiment rest --set reward=model    # R = a learned reward model, chrF the true metric
-    arena experiment rest --recipe online --set reward=model   # the paper's online-RL baseline: reward hacking
+    arena experiment rest                                   # seed 0, the rest arm: 2 Grow steps
+    arena experiment rest --seeds 0,1,2 --arms rest,rest-rm,online
 
-Each seed is an ordinary run (`<runs>/<name>-s<seed>`, resumable, reused when it has finished with
-the same settings), made as `arena train rest-v0 --rounds 2 --seed S --run <name>-s<S>` would make
-it. A seed varies the data (D's sources and mistakes, the validation and test sources, the reward
+Arms (each an ordinary run `<name>-<arm>-s<seed>`, resumable, playable in tournaments, made as
+`arena train rest-v0 --recipe <recipe> --seed S` would make it), from the same behaviour-cloned
+policy (cached per seed):
+- `rest`: ReST, R = chrF++ (the `default` recipe), one round per Grow step (default 2: G1, G2);
+- `rest-rm`: the same with R = a learned reward model (`reward=model`), chrF the true metric;
+- `em`: ReST-EM (binary reward, samples only, each Grow step fine-tunes the BC policy afresh);
+- `online`: the paper's online-RL baseline on the learned reward (`online` recipe, `reward=model`),
+  one round per policy-gradient pass (default 20; --rounds, given, is every arm's).
+
+A seed varies the data (D's sources and mistakes, the validation and test sources, the reward
 model's training pairs) as well as the training; `--data-seed N` pins the data.
+
+Every figure comes from each run's learner history (`<run>/rest/history.json`: one row per policy,
+BC, then G1 I0, G1 I1, ... or RL 1, RL 2, ...; rewards x100 as the paper's), read back as series
+over those rows (`read`). The claims are the paper's dynamics (ALGORITHMS.md section 2); each
+seed's table in the paper's layout: `games.rest.experiment_report`.
 """
 from __future__ import annotations
 
-import argparse
-import time
+import json
+import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
-from arena.options import parse_pairs
-from arena.store import check_run_name
-from arena.types import ArenaError
+from arena.experiment import Arm, Claim, Experiment, SeedView, Series
+from arena.experiment.claims import fmt
 
 GAME = "rest-v0"
-ROUNDS = {"online": 20}
-"""--rounds' default per recipe (others: 2 Grow steps). Online RL: a round is one pass of policy gradient over
-64 sources x 4 samples (8 AdamW steps at lr 1e-4); 20 rounds take 3-6 min per seed on a shared 2-core CPU.
-Under reward=model, R ended above BC and chrF below on seeds 0 and 2, not 1 (R -0.6; chrF fell on all three)."""
+COLUMNS = ("grow", "improve", "test", "test_chrf", "tau", "dg_mean", "kept", "pairs", "kl")
+"""History columns read back as series `step.<column>` (x: the row's index; row 0 is BC)."""
+Row = dict[str, float]
+
+ARMS = (
+    Arm("rest", "ReST: Grow (sample) then Improve (filter above rising thresholds, fine-tune); R = chrF++"),
+    Arm("rest-rm", "ReST with R = a learned reward model (chrF++ the true metric)", params={"reward": "model"}),
+    Arm("em", "ReST-EM: binary reward, samples only, each Grow step fine-tunes the BC policy afresh", recipe="em"),
+    Arm("online", "the paper's online-RL baseline: policy gradient + KL to BC on the learned reward model",
+        recipe="online", params={"reward": "model"}, rounds=20),
+)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="arena experiment rest",
-        description="ReST (Gulcehre et al. 2023) on rest-v0 over several seeds, printed beside the paper's "
-                    "numbers with the number of seeds each of its dynamics held on.")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds (default 0,1,2)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="Grow steps per run (default 2: G1 and G2, as the paper); online: policy-gradient rounds "
-                        f"(default {ROUNDS['online']})")
-    p.add_argument("--episodes", type=int, default=64, help="sources per Grow step (default 64)")
-    p.add_argument("--data-seed", type=int, default=None,
-                   help="pin the data to this seed for every run seed (default: each seed its own data)")
-    p.add_argument("--recipe", default="default",
-                   help="default (= rest, as `arena train` names it), em, or online (the paper's online-RL baseline)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="recipe hyper-parameter (`arena train rest-v0 --help`), repeatable")
-    p.add_argument("--name", default=None,
-                   help="run-name prefix: runs are <name>-s<seed> (default rest; online: online)")
-    p.add_argument("--runs-dir", default=None, help="runs directory (default $ARENA_RUNS_DIR or ./runs)")
-    p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
-    args = p.parse_args(argv)
-    try:
-        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ArenaError(f"--seeds must be comma-separated integers, not {args.seeds!r}") from None
-    if args.rounds is None:
-        args.rounds = ROUNDS.get(args.recipe, 2)
-    if args.name is None:
-        args.name = "online" if args.recipe == "online" else "rest"
-    if not args.seeds or args.rounds < 1 or args.episodes < 1:
-        raise ArenaError("need at least one seed, one round and one episode")
-    check_run_name(args.name)  # before anything is made: a name never leaves the runs dir
-    return args
+def read(run_dir: Path) -> dict[str, Series]:
+    """The run's learner history as series over its rows (BC first), one per column."""
+    path = Path(run_dir) / "rest" / "history.json"
+    if not path.is_file():
+        return {}
+    steps = json.loads(path.read_text()).get("steps") or []
+    x = tuple(range(len(steps)))
+    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan  # noqa: E731
+    return {f"step.{c}": Series(tuple(num(s.get(c)) for s in steps), x=x) for c in COLUMNS}
 
 
-def run_seed(args: argparse.Namespace, seed: int, params: dict[str, str], runs_dir: Path, log) -> Path:
-    """One seed's run (resumed, or reused when finished with the same settings); its directory."""
-    from arena.selfplay import TrainConfig, train_or_reuse
+def rows(series: dict[str, Series]) -> list[Row]:
+    """A run's history rows back from its series (`read`), rewards x100 as the paper's."""
+    n = len(series.get("step.grow", Series(())).values)
+    out = []
+    for i in range(n):
+        row = {c: series[f"step.{c}"].values[i] for c in COLUMNS if f"step.{c}" in series}
+        for c in ("test", "test_chrf"):
+            row[c] = 100 * row[c]
+        row["grow"], row["improve"] = int(row["grow"]), int(row["improve"])
+        out.append(row)
+    return out
 
-    cfg = TrainConfig(game=GAME, rounds=args.rounds, episodes=args.episodes, seed=seed, run=f"{args.name}-s{seed}",
-                      recipe=args.recipe, params=dict(params), device=args.device)
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "round_end":
-            log(seed, event["summary"])
+def label(row: Row | None) -> str:
+    """BC, G<g> I<i> (ReST), or RL <n> (online RL: the rows with a KL)."""
+    if row is None:
+        return "-"
+    if row["grow"] == 0:
+        return "BC"
+    return f"RL {row['grow']}" if not math.isnan(row.get("kl", math.nan)) else f"G{row['grow']} I{row['improve']}"
 
-    train_or_reuse(cfg, runs_dir, on_event)
-    return runs_dir / cfg.run
+
+def exact(steps: Sequence[Row], grow: int, improve: int) -> Row | None:
+    return next((r for r in steps if r["grow"] == grow and r["improve"] == improve), None)
+
+
+def step(steps: Sequence[Row], grow: int, improve: int) -> Row | None:
+    """Row `G<grow> I<improve>`, or that Grow step's last Improve step when it has fewer."""
+    rs = [r for r in steps if r["grow"] == grow]
+    return exact(steps, grow, improve) or (rs[-1] if rs else None)
+
+
+def paper_rows(steps: Sequence[Row]) -> dict[str, Row | None]:
+    """The paper's rows: BC, G1 I0, G1 I4 (or G1's last), G2 I3 (or G2's last)."""
+    g1 = [r for r in steps if r["grow"] == 1 and r["improve"] >= 1]
+    return {"BC": next((r for r in steps if r["grow"] == 0), None),
+            "G1 I0": exact(steps, 1, 0),
+            "G1 I4": step(steps, 1, 4) if g1 else None, "G2 I3": step(steps, 2, 3)}
+
+
+def _gt(a: Row | None, b: Row | None, key: str = "test") -> tuple[str, bool | None]:
+    """b's `key` strictly above a's."""
+    if a is None or b is None:
+        return "-", None
+    return f"{label(a)} {fmt(a[key], digits=1)} -> {label(b)} {fmt(b[key], digits=1)}", b[key] > a[key]
+
+
+def i0_keeps(steps: Sequence[Row]) -> tuple[str, bool | None]:
+    p = paper_rows(steps)
+    cell, held = _gt(p["BC"], p["G1 I0"])
+    return cell, None if held is None else p["G1 I0"]["test"] >= p["BC"]["test"]
+
+
+def improve_steps_rise(steps: Sequence[Row]) -> tuple[str, bool | None]:
+    g1 = [r for r in steps if r["grow"] == 1]
+    if len(g1) < 2 or g1[0]["improve"] != 0:
+        return "-", None
+    return " -> ".join(fmt(r["test"], digits=1) for r in g1), all(b["test"] > a["test"] for a, b in zip(g1, g1[1:]))
+
+
+def filters_above_mean(steps: Sequence[Row]) -> tuple[str, bool | None]:
+    filt = [r for r in steps if r["grow"] >= 1 and r.get("tau", 0) > 0 and not math.isnan(r.get("dg_mean", math.nan))]
+    if not filt:
+        return "-", None
+    low = min(r["tau"] - r["dg_mean"] for r in filt)
+    return (f"τ - mean >= {low:+.3f}, kept <= {100 * max(r['kept'] for r in filt):.0f}%",
+            all(r["tau"] > r["dg_mean"] and r["kept"] < 1 for r in filt))
+
+
+def fewer_pairs(steps: Sequence[Row]) -> tuple[str, bool | None]:
+    g1 = [r for r in steps if r["grow"] == 1 and r["improve"] >= 1]
+    if len(g1) < 2:
+        return "-", None
+    return " > ".join(str(int(r["pairs"])) for r in g1), all(b["pairs"] < a["pairs"] for a, b in zip(g1, g1[1:]))
+
+
+def hacked(a: Row | None, b: Row | None) -> tuple[str, bool | None]:
+    """From a to b: R (the learned reward) up and chrF (the true metric) down."""
+    if a is None or b is None:
+        return "-", None
+    cell = (f"{label(a)} -> {label(b)}: R {fmt(a['test'], digits=1)} -> {fmt(b['test'], digits=1)}, "
+            f"chrF {fmt(a['test_chrf'], digits=1)} -> {fmt(b['test_chrf'], digits=1)}")
+    return cell, b["test"] > a["test"] and b["test_chrf"] < a["test_chrf"]
+
+
+def online_ends(steps: Sequence[Row]) -> tuple[Row | None, Row | None]:
+    """(BC, the last round) of an online-RL history (None, None before its first round)."""
+    if len(steps) < 2:
+        return None, None
+    return steps[0], steps[-1]
+
+
+def dynamic(key: str, label_: str, paper: str, arm: str, test: Callable[[Sequence[Row]], tuple[str, bool | None]]
+            ) -> Claim:
+    """A claim on one arm's history rows."""
+
+    def check(seed: SeedView) -> tuple[str, bool | None]:
+        run = seed.runs.get(arm)
+        return ("-", None) if run is None else test(rows(run.series))
+
+    return Claim(key, label_, paper, check, arm=arm, direction="")
+
+
+def _online_chrf_falls(steps: Sequence[Row]) -> tuple[str, bool | None]:
+    a, b = online_ends(steps)
+    if a is None:
+        return "-", None
+    return f"{fmt(a['test_chrf'], digits=1)} -> {fmt(b['test_chrf'], digits=1)}", b["test_chrf"] < a["test_chrf"]
+
+
+CLAIMS = (
+    dynamic("step.test", "G1 I0 >= BC (I0 keeps what BC learned)", "70.9 -> 71.9", "rest", i0_keeps),
+    dynamic("step.test", "G1 I4 > G1 I0 (Improve steps help)", "71.9 -> 77.8", "rest",
+            lambda s: _gt(paper_rows(s)["G1 I0"], paper_rows(s)["G1 I4"])),
+    dynamic("step.test", "every Improve step of G1 raises the test reward", "yes, on all 3 benchmarks", "rest",
+            improve_steps_rise),
+    dynamic("step.test", "G2 I3 > G1 I4 (a second Grow helps)", "77.8 -> 83.1 (+5.3)", "rest",
+            lambda s: _gt(paper_rows(s)["G1 I4"], paper_rows(s)["G2 I3"])),
+    dynamic("step.test", "G2 I3 > BC", "70.9 -> 83.1", "rest", lambda s: _gt(paper_rows(s)["BC"], paper_rows(s)["G2 I3"])),
+    dynamic("step.tau", "filtering thresholds above D_g's mean, kept < 100%", "τ_1 > mean of D_g", "rest",
+            filters_above_mean),
+    dynamic("step.pairs", "each filtering step of G1 keeps fewer pairs", "τ_{i+1} > τ_i", "rest", fewer_pairs),
+    dynamic("step.test_chrf", "hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF",
+            "RM score rises every step; human raters rank the variants otherwise", "rest-rm",
+            lambda s: hacked(exact(s, 1, 1), paper_rows(s)["G1 I4"])),
+    dynamic("step.test_chrf", "hacking: G1 I4 -> G2 I3 raises R, lowers chrF",
+            "RM +5.3; human raters did not rank G2 above G1 as the RM does", "rest-rm",
+            lambda s: hacked(paper_rows(s)["G1 I4"], paper_rows(s)["G2 I3"])),
+    dynamic("step.test", "online RL: test R above BC's", "RM 70.9 -> 71.6", "online",
+            lambda s: _gt(*online_ends(s))),
+    dynamic("step.test_chrf", "online RL: test chrF below BC's", "BLEU fell ~8 points", "online", _online_chrf_falls),
+    dynamic("step.test_chrf", "hacking: R above BC while chrF below BC", "yes: reward hacking", "online",
+            lambda s: hacked(*online_ends(s))),
+)
+
+
+def report(seeds: Sequence[SeedView], out_dir, console) -> list[str]:
+    from games.rest.experiment_report import report as write_report
+
+    return write_report(seeds, out_dir, console)
+
+
+EXPERIMENT = Experiment(
+    name="rest", title="ReST: Grow and Improve", source="Gulcehre et al. 2023", game=GAME, arms=ARMS,
+    claims=CLAIMS, rounds=2, episodes=64, data_param="data_seed", default_arms=("rest",), read=read, report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rich.console import Console
-
     from agents.hf import quiet_transformers
-    from arena.store import runs_dir as resolve_runs_dir
-    from games.rest.report import seeds_report
-
-    args = parse_args(argv)
-    params = parse_pairs(args.set, "--set")
-    if args.data_seed is not None:
-        params["data_seed"] = str(args.data_seed)
-    runs_dir = resolve_runs_dir(args.runs_dir)
-    term = Console()
-    console = term if term.is_terminal else Console(width=160)  # a log file gets the full table
-    t0 = time.perf_counter()
-
-    def log(seed: int, s: dict[str, Any]) -> None:
-        if args.quiet:
-            return
-        loss = s.get("losses", {}).get("policy", {})
-        if "test.R" in loss:  # online RL: one policy-gradient step per round
-            console.print(f"[dim]{time.perf_counter() - t0:5.0f}s[/] s{seed} RL {s['round'] + 1} samples R "
-                          f"{100 * loss['samples_R']:.1f}  KL {loss['kl']:.2f}  test R {100 * loss['test.R']:.1f} "
-                          f"chrF {100 * loss['test.chrF']:.1f}", highlight=False)
-            return
-        steps = " ".join(f"{k[:-2]} {100 * v:.1f}" for k, v in loss.items() if k.endswith(".R"))
-        console.print(f"[dim]{time.perf_counter() - t0:5.0f}s[/] s{seed} G{s['round'] + 1} D_g mean "
-                      f"{100 * loss.get('Dg_R', 0):.1f}  test R per Improve step: {steps}", highlight=False)
+    from arena.experiment import run_experiment
 
     with quiet_transformers(warnings=False):
-        dirs = [run_seed(args, seed, params, runs_dir, log) for seed in args.seeds]
-    console.print(seeds_report(dirs))
-    data = f"data seed {args.data_seed} for every seed" if args.data_seed is not None else "each seed its own data"
-    console.print(f"[dim]{len(dirs)} runs ({data}) in {runs_dir}, {time.perf_counter() - t0:.0f}s[/]")
-    return 0
+        return run_experiment(EXPERIMENT, argv)
 
 
 if __name__ == "__main__":
-    import sys
-
-    try:
-        sys.exit(main())
-    except ArenaError as e:  # a user error is one line, as from `arena`
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    raise SystemExit(main())

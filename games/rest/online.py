@@ -18,13 +18,15 @@ function, no importance ratio or clipping; one pass over each round's own
 samples, so the update is on-policy); the KL to the BC policy is folded into
 each sample's reward (`kl_estimator="k1"`, PPO-RLHF's form) with a small `beta`.
 
-Measured (`arena experiment rest --recipe online`, seeds 0-2, 20 rounds, test set,
-greedy, x100): under reward=model, R BC -> last 78.9 -> 79.6, 77.8 -> 77.3, 80.6 -> 81.6
-and chrF 91.2 -> 90.5, 84.2 -> 81.7, 89.1 -> 88.6 (the paper's direction on 2 of 3
-seeds, and smaller than its BLEU -8); under reward=chrf, chrF 91.2 -> 91.9,
-84.2 -> 83.3, 89.1 -> 93.1. The same runs judged on 256 test sources (`--set n_test=256
---set n_valid=256`): R 78.7 -> 79.3, 78.1 -> 78.2, 79.9 -> 80.6, chrF 90.5 -> 90.5, 85.7 -> 84.0,
-90.3 -> 87.9, exact matches down on 3/3: true quality falls while R does not, R's rise within noise.
+Measured (seeds 0-2, 20 rounds, test set, greedy, x100; reward=model is the experiment's
+arm, `arena experiment rest --seeds 0,1,2 --arms online`, reward=chrf `arena train
+rest-v0 --recipe online --rounds 20 --seed S`): under reward=model, R BC -> last 78.9 ->
+79.6, 77.8 -> 77.3, 80.6 -> 81.6 and chrF 91.2 -> 90.5, 84.2 -> 81.7, 89.1 -> 88.6 (the
+paper's direction on 2 of 3 seeds, and smaller than its BLEU -8); under reward=chrf,
+chrF 91.2 -> 91.9, 84.2 -> 83.3, 89.1 -> 93.1. The same runs judged on 256 test sources
+(`--set n_test=256 --set n_valid=256`): R 78.7 -> 79.3, 78.1 -> 78.2, 79.9 -> 80.6, chrF
+90.5 -> 90.5, 85.7 -> 84.0, 90.3 -> 87.9, exact matches down on 3/3: true quality falls
+while R does not, R's rise within noise.
 
 ReST's Improve-step settings (`gaps`, `thresholds`, `lr_decay`, `keep_best`,
 `binary_cut`, `cap`, `original_data`, `restart`, `bon_*`) are inherited from
@@ -41,9 +43,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arena.selfplay import RecipeContext, Setup, resolve_params
+from arena.selfplay import RecipeContext, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError, Episode
-from games.rest.recipe import Params, build, with_data_seed
+from games.rest.recipe import Params, build
 
 HISTORY_FILE = "online_history.json"
 REST_ONLY = ("gaps", "thresholds", "lr_decay", "keep_best", "binary_cut", "cap", "original_data", "restart",

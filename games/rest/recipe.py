@@ -26,16 +26,13 @@ id>` behaviour-clones another causal LM instead (`bc_steps=0`: use it as it is).
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arena.cache import build_once, cache_dir
-from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params
+from arena.cache import build_keyed
+from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError
 from games.rest import rules
 
@@ -84,8 +81,8 @@ class Params:
     """Fraction of D's translations with one mistake (the "human" data is good, not perfect)."""
     data_seed: int | None = None
     """Seed of the data: D's sources and mistakes, the validation and test sources, the reward
-    model's training pairs. Default (none): the run's --seed, so seeds vary the data as well as the
-    training; `--set data_seed=N` pins the data and lets --seed vary training randomness only."""
+    model's training pairs. Default (none): the run's --seed (`arena.selfplay.with_data_seed`), so
+    seeds vary the data as well as the training; `--set data_seed=N` pins the data and lets --seed vary training randomness only."""
     fresh_sources: int = 0
     """Grow steps draw from this many train sources outside D (no human translation; the reward
     still scores them) instead of D's own sources (0, as in the paper)."""
@@ -213,17 +210,6 @@ def pretrain(out_dir: Path, *, steps: int = 300, seed: int = 0) -> Path:
                            progress=sys.stderr.isatty())
 
 
-def _cached(ctx: RecipeContext, kind: str, key: dict[str, Any], build) -> Path:
-    """A directory built once per key under `<runs>/_cache/rest/` (`arena.cache.build_once`)."""
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=6).hexdigest()
-
-    def build_and_label(tmp: Path) -> None:
-        build(tmp)
-        (tmp / "cache_key.json").write_text(json.dumps(key, indent=2))
-
-    return build_once(cache_dir(ctx.runs_dir, "rest", f"{kind}-{digest}"), build_and_label)
-
-
 def bc_model(p: Params, ctx: RecipeContext) -> str:
     """The behaviour-cloned policy's directory (trained once per data/settings/seed, then cached)."""
     if p.bc_steps == 0:
@@ -232,13 +218,9 @@ def bc_model(p: Params, ctx: RecipeContext) -> str:
         return p.model
     key = {"model": p.model, "shape": p.tiny_shape, "n_data": p.n_data, "noise": p.noise, "data_seed": p.data_seed,
            "steps": p.bc_steps, "lr": p.bc_lr, "seed": ctx.seed, "max_new_tokens": p.max_new_tokens}
-
-    def build(tmp: Path) -> None:
-        print(f"behaviour cloning on D ({p.n_data} pairs, {p.bc_steps} steps; cached in {tmp.parent}) ...",
-              file=sys.stderr, flush=True)
-        behaviour_clone(p, tmp, seed=ctx.seed, progress=sys.stderr.isatty())
-
-    return str(_cached(ctx, "bc", key, build))
+    return str(build_keyed(ctx.runs_dir, "rest", "bc", key,
+                           lambda tmp: behaviour_clone(p, tmp, seed=ctx.seed, progress=sys.stderr.isatty()),
+                           what=f"the policy behaviour-cloned on D ({p.n_data} pairs, {p.bc_steps} steps)"))
 
 
 def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
@@ -248,13 +230,10 @@ def reward_model_dir(p: Params, ctx: RecipeContext, base: str) -> str:
 
     key = {"base": base, "seed": ctx.seed, "data_seed": p.data_seed, "version": 3,
            **({"sources": p.rm_sources} if p.rm_sources != Params.rm_sources else {})}  # old keys stay valid
-
-    def build(tmp: Path) -> None:
-        print(f"fitting the reward model on {4 * p.rm_sources} scored pairs (cached) ...", file=sys.stderr, flush=True)
-        train_reward_model(base, tmp, n_sources=p.rm_sources, seed=ctx.seed, data_seed=p.data_seed,
-                           device=ctx.device)
-
-    return str(_cached(ctx, "rm", key, build))
+    return str(build_keyed(ctx.runs_dir, "rest", "rm", key,
+                           lambda tmp: train_reward_model(base, tmp, n_sources=p.rm_sources, seed=ctx.seed,
+                                                          data_seed=p.data_seed, device=ctx.device),
+                           what=f"the reward model fitted on {4 * p.rm_sources} scored pairs"))
 
 
 # -- the recipes ---------------------------------------------------------------------
@@ -267,11 +246,6 @@ def rest(ctx: RecipeContext) -> Setup:
 def rest_em(ctx: RecipeContext) -> Setup:
     """ReST-EM: binary reward, samples only, each Grow step fine-tunes the base model afresh."""
     return build(ctx, with_data_seed(resolve_params(EMParams, ctx.params), ctx.seed))
-
-
-def with_data_seed(p: Params, seed: int) -> Params:
-    """`data_seed` unset: the run's seed (seeds vary the data as well as the training)."""
-    return p if p.data_seed is not None else dataclasses.replace(p, data_seed=int(seed))
 
 
 def build(ctx: RecipeContext, p: Params) -> Setup:

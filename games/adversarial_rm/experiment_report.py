@@ -1,12 +1,23 @@
-"""The overoptimization experiment's results: CSV rows, the per-method summary, the paper's
-dynamics checked per seed, their tables and the gold/proxy-against-KL plot (no training here)."""
+"""The overoptimization experiment's own files and tables, after the claims table (its `report` hook):
+
+    <out>/overoptimization.csv   one row per (seed, arm, round)
+    <out>/overoptimization.png   the first seed: gold and proxy reward against KL(π‖π_ref), gold and
+                                 log π(chosen) by round
+    <out>/summary.json           the per-arm summary of each seed (the tables' numbers)
+
+and per seed a table of each arm's peak and final gold, proxy, KL and log π(chosen) drop beside the
+paper's figures (no training here).
+"""
 from __future__ import annotations
 
-import csv
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from arena.experiment import SeedView
+from arena.experiment.claims import fmt
+from arena.experiment.results import write_csv
 from games.adversarial_rm.prepare import METHODS
 
 COLUMNS = ("seed", "method", "eta", "round", "gold", "proxy", "proxy_margin", "kl", "chosen_logp", "chosen_logp_delta",
@@ -21,8 +32,6 @@ PAPER = {
     "rpo-mean": "App. F: NLL mean, η=0.2",
 }
 """The paper's figures per method (Liu et al. 2024, Mistral-7B "beta" series; ALGORITHMS.md §1)."""
-GOLD_DROP = 0.1
-"""Gold falling more than this below its peak (gold units) counts as over-optimisation."""
 
 
 def rows_of(method: str, summaries: Sequence[dict[str, Any]], seed: int = 0,
@@ -55,15 +64,6 @@ def rows_of(method: str, summaries: Sequence[dict[str, Any]], seed: int = 0,
     return rows
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else round(r[k], 5) if isinstance(r[k], float) else r[k])
-                        for k in COLUMNS})
-
-
 def summarize(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[dict[str, Any]]:
     """Per method (and seed): peak and final gold, final proxy and KL, drop in log π(chosen) since round 0."""
     out = []
@@ -83,8 +83,8 @@ def summarize(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[di
     return out
 
 
-def _f(x, d=2) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+def _f(x: Any, digits: int = 2) -> str:
+    return fmt(x, False, digits)
 
 
 def summary_table(summary: Sequence[dict[str, Any]], title: str = ""):
@@ -102,7 +102,7 @@ def summary_table(summary: Sequence[dict[str, Any]], title: str = ""):
     for s in summary:
         peak = "-" if s["gold_peak"] is None else f"{_f(s['gold_peak'])} ({s['peak_round']})"
         eta = s.get("eta")
-        paper = PAPER.get(s["method"].split("@")[0], "")
+        paper = PAPER.get(s["method"], PAPER["rpo-sum"] if s["method"].startswith("rpo-sum") else "")
         if s["method"].startswith("rpo-sum") and eta is not None:
             paper = f"η=0.005: {paper}" if eta == PAPER_ETA else f"η={PAPER_ETA:g} in the paper"
         t.add_row(s["method"], "-" if eta is None else f"{eta:g}", _f(s["gold_start"]), peak, _f(s["gold_final"]),
@@ -111,80 +111,12 @@ def summary_table(summary: Sequence[dict[str, Any]], title: str = ""):
     return t
 
 
-def dynamics(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The paper's dynamics, each checked on every seed: [{dynamic, paper, held: {seed: bool|None}, values}]."""
-    by = {(s["seed"], s["method"]): s for s in summary}
-    seeds = list(dict.fromkeys(s["seed"] for s in summary))
-    rpo = next((m for m in ("rpo-sum", "rpo-mean") if any(k[1] == m for k in by)), None)
-    paper_rpo = next((m for (_, m) in by if m == f"rpo-sum@{PAPER_ETA:g}"), None)
-    if paper_rpo is None and any(k[1] == "rpo-sum" and by[k].get("eta") == PAPER_ETA for k in by):
-        paper_rpo = "rpo-sum"
-    checks = []
-
-    def overopt(s):
-        return (s["proxy_final"] > s["proxy_start"] and s["gold_final"] < s["gold_peak"] - GOLD_DROP,
-                f"proxy {_f(s['proxy_start'])}->{_f(s['proxy_final'])}, gold peak {_f(s['gold_peak'])} "
-                f"final {_f(s['gold_final'])}")
-
-    def gold_above(a, b):
-        return (a["gold_final"] > b["gold_final"], f"{_f(a['gold_final'])} vs {_f(b['gold_final'])}")
-
-    def logp_less(a, b):
-        return (a["chosen_logp_drop"] < 0.5 * b["chosen_logp_drop"],
-                f"{_f(a['chosen_logp_drop'])} vs {_f(b['chosen_logp_drop'])}")
-
-    def add(name, paper, fn, *methods):
-        held, values = {}, {}
-        for seed in seeds:
-            ss = [by.get((seed, m)) for m in methods]
-            if any(x is None or x["gold_final"] is None for x in ss):
-                held[seed] = None
-                continue
-            held[seed], values[seed] = fn(*ss)
-        if any(v is not None for v in held.values()):
-            checks.append({"dynamic": name, "paper": paper, "held": held, "values": values})
-
-    add(f"baseline over-optimises: proxy up, gold > {GOLD_DROP:g} below its peak", "yes (Gao et al. 2022)",
-        overopt, "baseline")
-    add("DPO over-optimises (same test)", "DPO is what RPO fixes", overopt, "dpo")
-    if rpo:
-        add(f"{rpo} does not over-optimise", "yes", lambda s: (not overopt(s)[0], overopt(s)[1]), rpo)
-        add(f"{rpo} ends above DPO on gold", "RPO > DPO: MT 7.381 vs 7.278", gold_above, rpo, "dpo")
-        add(f"log π(chosen) falls < half as far under {rpo} as DPO", "much less (qualitative)", logp_less,
-            rpo, "dpo")
-    if paper_rpo and paper_rpo != rpo:
-        add(f"at the paper's η={PAPER_ETA:g}: no over-optimisation", "yes", lambda s: (not overopt(s)[0],
-                                                                                      overopt(s)[1]), paper_rpo)
-        add(f"at the paper's η={PAPER_ETA:g}: ends above DPO on gold", "RPO > DPO", gold_above, paper_rpo, "dpo")
-        add(f"at the paper's η={PAPER_ETA:g}: log π(chosen) falls < half as far as DPO", "much less", logp_less,
-            paper_rpo, "dpo")
-    return checks
-
-
-def dynamics_table(checks: Sequence[dict[str, Any]]):
-    from rich.table import Table
-
-    t = Table(title="the paper's dynamics, per seed", header_style="bold",
-              caption="held = seeds on which the dynamic appeared / seeds run")
-    seeds = list(dict.fromkeys(k for c in checks for k in c["held"]))
-    for col in ("dynamic", "paper", "held", *[f"seed {s}" for s in seeds]):
-        t.add_column(col, justify="left" if col in ("dynamic", "paper") else "right")
-    for c in checks:
-        ran = [v for v in c["held"].values() if v is not None]
-        cells = [("-" if c["held"][s] is None else ("yes " if c["held"][s] else "no ") + c["values"].get(s, ""))
-                 for s in seeds]
-        t.add_row(c["dynamic"], c["paper"], f"{sum(ran)}/{len(ran)}", *cells)
-    return t
-
-
 def plot(rows: Sequence[dict[str, Any]], methods: Sequence[str], path: Path) -> None:
     """Gold and proxy against sqrt(KL) (as in Gao et al. 2022), gold and log π(chosen) by round."""
-    import matplotlib
+    from arena.report.figures import new_figure, save_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig = new_figure(12, 8.5)
+    axes = fig.subplots(2, 2)
     (ax_gold, ax_proxy), (ax_round, ax_logp) = axes
     colors = dict(zip(METHODS, ("tab:red", "tab:blue", "tab:green", "tab:olive", "tab:purple")))
     seed = rows[0]["seed"] if rows else 0  # the plot shows the first seed
@@ -207,9 +139,40 @@ def plot(rows: Sequence[dict[str, Any]], methods: Sequence[str], path: Path) -> 
     ax_round.set(title="gold reward by round", xlabel="round (updates so far)", ylabel="mean gold reward")
     ax_logp.set(title="log π(chosen | x) relative to round 0", xlabel="round (updates so far)",
                 ylabel="Δ mean log π(chosen|x)  [nats]")
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_panels(fig, path, dpi=100)
+
+
+def eta_of(recipe: str, params: dict[str, Any]) -> float | None:
+    """The η a run trained with (DPO: 0; None for the policy-gradient arms), from its resolved settings."""
+    if recipe == "rpo-sum":
+        return float(params["eta_sum"])
+    if recipe == "rpo-mean":
+        return float(params["eta_mean"])
+    return 0.0 if recipe == "dpo" else None
+
+
+def report(seeds: Sequence[SeedView], out_dir: Path, console) -> list[str]:
+    """The CSV, the plot (first seed), summary.json and each seed's summary table."""
+    from arena.store import read_round_summaries, read_run_config
+
+    rows: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for s in seeds:
+        for arm, run in s.runs.items():
+            config = read_run_config(run.run_dir)
+            eta = eta_of(config.get("recipe", ""), config.get("recipe_params") or {})
+            rows += rows_of(arm, read_round_summaries(run.run_dir), s.seed, eta)
+            labels += [arm] if arm not in labels else []
+    if not rows:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out_dir / "overoptimization.csv", COLUMNS)
+    plot(rows, labels, out_dir / "overoptimization.png")
+    summary = summarize(rows, labels)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for s in seeds:
+        data = next(iter(s.runs.values())).data_seed
+        console.print(summary_table([x for x in summary if x["seed"] == s.seed],
+                                    f"over-optimisation on adversarial-rm-v0, seed {s.seed} (data seed {data})"))
+    return [f"wrote {out_dir / 'overoptimization.csv'}, {out_dir / 'overoptimization.png'} (seed {seeds[0].seed}) "
+            f"and {out_dir / 'summary.json'}"]
