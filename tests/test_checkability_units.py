@@ -258,7 +258,7 @@ def test_best_of_n_pool_is_helpful_samples_only_drawn_at_its_temperature():
 def test_checkability_data_seed_follows_the_run_seed_unless_pinned():
     from games.prover_verifier.recipe import DATA_SEED_BASE, CheckabilityParams, problem_pool
 
-    assert CheckabilityParams().pool_seed == -1  # resolved by the recipe to DATA_SEED_BASE + run seed
+    assert CheckabilityParams().pool_seed is None  # resolved by the recipe to DATA_SEED_BASE + run seed
     a = problem_pool(CheckabilityParams(pool_seed=DATA_SEED_BASE, pool_size=50))
     b = problem_pool(CheckabilityParams(pool_seed=DATA_SEED_BASE + 1, pool_size=50))
     assert [x.question for x in a] != [x.question for x in b]

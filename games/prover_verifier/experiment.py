@@ -31,6 +31,7 @@ from typing import Sequence
 
 from arena.experiment import Arm, Claim, Difference, Experiment, MeasureContext, SeedView, Series
 from arena.experiment.claims import compare, fmt, last_round, moved, trend
+from games.prover_verifier.recipe import DATA_SEED_BASE
 
 GAME = "prover-verifier-v1"
 NAN = float("nan")
@@ -198,7 +199,7 @@ def report(seeds: Sequence[SeedView], out_dir: Path, console) -> list[str]:
 EXPERIMENT = Experiment(
     name="checkability", title="Checkability training: helpful/sneaky prover vs verifier",
     source="Kirchner et al. 2024", game=GAME, arms=ARMS, claims=CLAIMS, differences=DIFFERENCES,
-    rounds=4, episodes=64, data_param="pool_seed", data_offset=1234, default_arms=("game",),
+    rounds=4, episodes=64, data_param="pool_seed", data_offset=DATA_SEED_BASE, default_arms=("game",),
     read=read, measure=measure, add_flags=add_flags, report=report)
 
 
