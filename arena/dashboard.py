@@ -176,6 +176,16 @@ def round_clock(snap: Snapshot) -> str:
     return f"{_duration(elapsed)} in this round · ETA {_duration(max(0.0, left))}"
 
 
+def phase_table(phases: dict[str, float], title: str = "where the time went") -> Table:
+    """Seconds per phase, largest first, with each one's share of their sum."""
+    total = sum(phases.values()) or 1.0
+    t = Table("phase", "seconds", "share", title=title, header_style="bold")
+    for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
+        t.add_row(name, f"{sec:.1f}", f"{sec / total:.0%}")
+    t.add_row("total", f"{sum(phases.values()):.1f}", "", style="bold")
+    return t
+
+
 def plain_line(summary: dict[str, Any]) -> str:
     """The non-terminal log: one line per finished round."""
     rewards = " ".join(f"R:{s}={fmt_value(v)}" for s, v in summary.get("mean_reward", {}).items())

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
@@ -232,6 +232,8 @@ class Trainer:
         episodes, stats = self.rollouts.play(agents, cfg.episodes, concurrency=cfg.concurrency,
                                              seed=derive(cfg.seed, "round", k), on_episode=on_episode, round=k)
         play_s = time.perf_counter() - t0
+        phases = {f"play: {seat} acts": float(t) for seat, t in stats.act_s.items()}
+        phases["play: game and runner"] = max(0.0, play_s - sum(phases.values()))
         losses = {}
         for seat in setup.learner_order or list(setup.seats):
             s = setup.seats[seat]
@@ -239,10 +241,14 @@ class Trainer:
                 self.emit({"type": "learner_start", "round": k, "seat": seat})
                 if hasattr(s.learner, "progress"):  # see arena.types.Learner
                     s.learner.progress = partial(self.learner_progress, k, seat)
+                t1 = time.perf_counter()
                 losses[seat] = {n: float(v) for n, v in s.learner.update(s.agent, episodes).items()}
+                phases[f"learn: {seat}"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
         self.rollouts.updated(agents, list(losses))
         ckpts = self.ranks.first(self._write_checkpoints, k)
         metrics = round_metrics(self.game_cls, episodes)
+        phases["checkpoints and metrics"] = time.perf_counter() - t1
         wall = time.perf_counter() - t0
         elapsed = sum(h["wall_s"] for h in history) + wall
         summary = {
@@ -251,7 +257,7 @@ class Trainer:
             "losses": losses, "episodes_per_s": len(episodes) / max(play_s, 1e-9),
             "tokens_per_s": stats.completion_tokens / max(play_s, 1e-9),
             "overhead": stats.overhead_fraction, "mean_batch": stats.mean_batch,
-            "wall_s": wall, "play_s": play_s, "elapsed_s": elapsed,
+            "wall_s": wall, "play_s": play_s, "elapsed_s": elapsed, "phases": phases,
             "eta_s": elapsed / (k + 1) * (cfg.rounds - k - 1),
         }
         self.ranks.first(self._commit_round, k, summary, ckpts)
@@ -266,6 +272,20 @@ class Trainer:
         self.store.complete_round(k, summary, ckpts)
         if self.cfg.keep_last:  # after the round is committed: a kill before this keeps one round too many
             prune_checkpoints(self.run_dir, self.store.completed_rounds(), self.cfg.keep_last, self.cfg.keep_every)
+
+
+def phase_totals(summaries: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per phase over rounds (`summary["phases"]`: play per seat, each learner, checkpoints),
+    plus what the store and the round's own bookkeeping took beyond them."""
+    out: dict[str, float] = {}
+    for s in summaries:
+        for name, t in (s.get("phases") or {}).items():
+            if isinstance(t, (int, float)):
+                out[name] = out.get(name, 0.0) + float(t)
+        rest = float(s.get("wall_s") or 0.0) - sum(float(t) for t in (s.get("phases") or {}).values())
+        if s.get("phases") and rest > 0:
+            out["store and events"] = out.get("store and events", 0.0) + rest
+    return out
 
 
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:

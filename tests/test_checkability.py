@@ -101,6 +101,18 @@ def test_checkpoints_of_both_seats_for_every_round(run):
             assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
 
 
+def test_each_round_records_where_its_time_went(run):
+    from arena.selfplay import phase_totals
+
+    _, summaries, _ = run
+    for s in summaries:
+        phases = s["phases"]
+        assert {"play: prover acts", "play: verifier acts", "learn: verifier", "learn: prover"} <= set(phases)
+        assert all(t >= 0 for t in phases.values()) and sum(phases.values()) <= s["wall_s"] + 1e-6
+    totals = phase_totals(summaries)
+    assert totals["learn: prover"] == sum(s["phases"]["learn: prover"] for s in summaries)
+
+
 def test_the_verifier_takes_the_same_steps_every_round(run):
     """The paper's constant verifier compute: one mixture size, so the same steps in every round
     (read from the run's events; the growing mixture would take 2 steps, then 4)."""

@@ -62,6 +62,7 @@ def test_seeds_by_arms_judged_written_and_reused(tmp_path, recipes, capsys):
     assert run_experiment(EXP, argv) == 0
     out = capsys.readouterr().out
     assert "check rate rises" in out and "held on" in out
+    assert "where the time went" in out and "train: play: prover acts" in out and "train: learn: verifier" in out
     doc = json.loads((tmp_path / "toy" / "dynamics.json").read_text())
     assert doc["schema"] == 1 and doc["seeds"] == [0, 1, 2] and [a["name"] for a in doc["arms"]] == ["learn", "frozen"]
     assert sorted(r["run"] for r in doc["runs"]) == sorted(f"toy-{a}-s{s}" for a in ("learn", "frozen") for s in (0, 1, 2))

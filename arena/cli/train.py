@@ -157,9 +157,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         if failed:
             refresh.after_failure(trainer.run_dir)
     print_report(trainer)
+    print_phases(trainer)
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)\n"
                     f"{refresh.final(trainer.run_dir)}", highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def print_phases(trainer) -> None:
+    """Where this run's training time went, over its rounds (each round's `phases` in events.jsonl)."""
+    from arena.dashboard import phase_table
+    from arena.selfplay import phase_totals
+
+    from arena.store import read_round_summaries
+
+    totals = phase_totals(read_round_summaries(trainer.run_dir))
+    if totals:
+        Console().print(phase_table(totals, "where the training time went (every round)"))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -198,6 +211,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if failed:
             refresh.after_failure(run_dir)
     print_report(trainer)
+    print_phases(trainer)
     Console().print(f"run {run_dir} resumed and finished\n{refresh.final(run_dir)}", highlight=False, markup=False,
                     soft_wrap=True)
     return 0

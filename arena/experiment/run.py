@@ -118,7 +118,7 @@ def arm_params(exp: Experiment, arm: Arm, args: argparse.Namespace, seed: int) -
 
 
 def train_arm(exp: Experiment, arm: Arm, seed: int, args: argparse.Namespace, runs_dir: Path,
-              console: Console) -> Path:
+              console: Console, phases: dict[str, float]) -> Path:
     """Train (or reuse) one arm's run of one seed, then let the game measure it."""
     from arena.dashboard import LiveView
     from arena.options import parse_pairs
@@ -133,8 +133,15 @@ def train_arm(exp: Experiment, arm: Arm, seed: int, args: argparse.Namespace, ru
     with view:
         train_or_reuse(cfg, runs_dir, view)
     if exp.measure is not None:
-        exp.measure(MeasureContext(runs_dir / name, runs_dir, arm, seed, args,
-                                   lambda line: console.print(line, highlight=False, markup=False)))
+        from arena.store import append_event
+
+        ctx = MeasureContext(runs_dir / name, runs_dir, arm, seed, args,
+                             lambda line: console.print(line, highlight=False, markup=False))
+        exp.measure(ctx)
+        if ctx.phases:
+            append_event(ctx.run_dir, {"type": "measure", "experiment": exp.name, "phases": ctx.phases})
+            for k, v in ctx.phases.items():
+                phases[f"measure: {k}"] = phases.get(f"measure: {k}", 0.0) + v
     return runs_dir / name
 
 
@@ -163,7 +170,7 @@ def _main(exp: Experiment, args: argparse.Namespace, console: Console) -> int:
     runs_dir = default_runs_dir(args.runs_dir)
     t0 = time.perf_counter()
     arms = [exp.arm(a) for a in args.arms]
-    views = []
+    views, phases = [], {}
     for seed in args.seeds:
         for arm in arms:
             run_dir = runs_dir / run_name(args.name, arm.name, seed)
@@ -172,7 +179,7 @@ def _main(exp: Experiment, args: argparse.Namespace, console: Console) -> int:
                     console.print(f"no run {run_dir.name} yet (arm {arm.name}, seed {seed}): left out", highlight=False)
                     continue
             else:
-                run_dir = train_arm(exp, arm, seed, args, runs_dir, console)
+                run_dir = train_arm(exp, arm, seed, args, runs_dir, console, phases)
             views.append(results.read_run(exp, arm.name, seed, run_dir))
     if not views:
         raise ArenaError(f"no finished runs named {args.name}-<arm>-s<seed> in {runs_dir}")
@@ -185,12 +192,29 @@ def _main(exp: Experiment, args: argparse.Namespace, console: Console) -> int:
     if exp.report is not None:
         for line in exp.report(seeds, out_dir, console):
             console.print(line, highlight=False, markup=False)
+    if not args.summarize:
+        print_phases(console, views, phases)
     doc = results.dynamics(exp, seeds, verdicts, differences, out_dir)
     path = results.write_dynamics(doc, out_dir)
     write_pages(doc, views, out_dir, console)
     console.print(f"\n{len(views)} run(s) in {runs_dir}; results: {path}, {out_dir / 'summary.html'}"
                   + ("" if args.summarize else f" ({time.perf_counter() - t0:.0f} s)"), highlight=False)
     return 0
+
+
+def print_phases(console: Console, views: list, measured: dict[str, float]) -> None:
+    """Where the time went: every run's training (as its rounds recorded it) and this command's
+    measurements (also in each run's events.jsonl, type `measure`)."""
+    from arena.dashboard import phase_table
+    from arena.selfplay import phase_totals
+    from arena.store import read_round_summaries
+
+    phases = dict(measured)
+    for v in views:
+        for k, t in phase_totals(read_round_summaries(v.run_dir)).items():
+            phases[f"train: {k}"] = phases.get(f"train: {k}", 0.0) + t
+    if phases:
+        console.print(phase_table(phases, "where the time went (training as the runs recorded it; measurements now)"))
 
 
 def write_pages(doc: dict, views: list, out_dir: Path, console: Console) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 NAN = float("nan")
 
@@ -120,6 +122,17 @@ class MeasureContext:
     seed: int
     args: argparse.Namespace
     say: Callable[[str], None]
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per measurement (`timed`), for the experiment's time breakdown and the run's events."""
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the block's wall time to `phases[name]`."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
 
 
 @dataclass

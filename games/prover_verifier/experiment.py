@@ -133,15 +133,18 @@ def measure(ctx: MeasureContext) -> None:
         ctx.say(f"attacking {ctx.run_dir.name}'s verifiers: {args.attack_seeds} seeds, <= {args.attack_budget} steps")
         acfg = AttackConfig(run=str(ctx.run_dir), seat="verifier", seeds=args.attack_seeds, budget=args.attack_budget,
                             rounds=attack_rounds(args.attack_rounds, args.rounds), name="sneaky", device=args.device)
-        write_outputs(run_attack(acfg, ctx.runs_dir, lambda line, final: final and ctx.say(line)))
+        with ctx.timed("attack"):
+            write_outputs(run_attack(acfg, ctx.runs_dir, lambda line, final: final and ctx.say(line)))
     if arm == "game" and args.crossplay_episodes > 0:
         from games.prover_verifier.crossplay import sneaky_tournament
 
-        sneaky_tournament(ctx.run_dir, ctx.runs_dir, args.crossplay_episodes, ctx.seed, args.device, args.plain)
+        with ctx.timed("sneaky cross-play tournament"):
+            sneaky_tournament(ctx.run_dir, ctx.runs_dir, args.crossplay_episodes, ctx.seed, args.device, args.plain)
     if arm in EVALUATED_ARMS and not args.no_evaluate:
         from games.prover_verifier.evaluation import evaluate_run
 
-        evaluate_run(ctx.run_dir, device=args.device, say=ctx.say)
+        with ctx.timed("provers' evaluation (legibility, sneaky errors)"):
+            evaluate_run(ctx.run_dir, device=args.device, say=ctx.say)
 
 
 def read(run_dir: Path) -> dict[str, Series]:
