@@ -45,7 +45,7 @@ class GameSpec:
             problems = contract_problems(env)
             if problems:
                 raise ArenaError(f"{self.id} is not an arena game: it {'; it '.join(problems)} "
-                                 "(README: Adding a game)")
+                                 "(docs/adding-a-game.md)")
             _MEETS_CONTRACT.add(factory)
         return env
 

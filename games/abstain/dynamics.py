@@ -5,7 +5,7 @@ abstention`): the base (round 0) and every method after the last update, held-ou
 questions, k = 1 unless the row says otherwise. A dynamic *holds* on a seed when the
 comparison it names is strict in the claimed direction; a method that was not run
 makes the cell `-` (not counted). The sources give directions, not numbers on this
-task, so the `paper` column states the claim (ALGORITHMS.md section 4).
+task, so the `paper` column states the claim (docs/algorithms.md#answer-or-abstain).
 """
 from __future__ import annotations
 

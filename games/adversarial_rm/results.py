@@ -20,7 +20,7 @@ PAPER = {
     "rpo-sum": "MT 7.381, AE-LC 23.28",
     "rpo-mean": "App. F: NLL mean, η=0.2",
 }
-"""The paper's figures per method (Liu et al. 2024, Mistral-7B "beta" series; ALGORITHMS.md §1)."""
+"""The paper's figures per method (Liu et al. 2024, Mistral-7B "beta" series; docs/algorithms.md#rpo)."""
 GOLD_DROP = 0.1
 """Gold falling more than this below its peak (gold units) counts as over-optimisation."""
 
