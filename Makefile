@@ -38,7 +38,7 @@ browser:
 bench: $(STAMP)
 	$(VENV)/bin/arena bench
 
-# vLLM pins its own transformers and torch, so vllm: agents get their own venv (README "vLLM"):
+# vLLM pins its own transformers and torch, so vllm: agents get their own venv (docs/scaling.md#vllm):
 # the CPU build here (~5 min); on a GPU machine `make vllm VLLM=vllm`. torchvision, torchaudio and
 # torchcodec come built for another torch and fail to import; vLLM runs without them.
 VLLM_VENV ?= .venv-vllm

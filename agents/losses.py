@@ -1,7 +1,7 @@
 """The loss library: small pure functions on tensors, one per formula.
 
 Each docstring states the formula it implements and the section of
-`ALGORITHMS.md` it comes from. Notation: `σ` is the logistic function; a
+`docs/algorithms.md` it comes from. Notation: `σ` is the logistic function; a
 "sequence log-prob" `log π(y|x)` is the sum of the completion's token
 log-probs (`agents.batch.sequence_logprobs`); per-token tensors are `(B, T)`
 with a boolean `mask` `(B, T)` marking completion tokens (masked entries of
@@ -31,7 +31,7 @@ def sft_nll(token_logps: Tensor, mask: Tensor, reduction: Literal["mean", "sum"]
     """Negative log-likelihood of completions; the prompt is masked out by `mask`.
 
     - "sum":  mean_i [ −Σ_t log π(y_i,t | x_i, y_i,<t) ]   = E[−log π(y|x)]
-              (the sequence NLL; ALGORITHMS.md §1 main text, §2 NLL(y|x)).
+              (the sequence NLL; docs/algorithms.md#rpo main text, #rest NLL(y|x)).
     - "mean": mean_i [ −(1/|y_i|) Σ_t log π(y_i,t | ...) ] (token-averaged per
               sequence, then averaged over sequences; the Appendix F / OpenRLHF
               `nll_loss` form). A row with no completion token contributes 0.
@@ -47,7 +47,7 @@ def sft_nll(token_logps: Tensor, mask: Tensor, reduction: Literal["mean", "sum"]
 
 
 def filtered_nll(token_logps: Tensor, mask: Tensor, rewards: Tensor, threshold: float) -> Tensor:
-    """ReST Improve step (ALGORITHMS.md §2):  J = mean_i [ 1{R_i > τ} · NLL(y_i|x_i) ].
+    """ReST Improve step (docs/algorithms.md#rest):  J = mean_i [ 1{R_i > τ} · NLL(y_i|x_i) ].
 
     NLL(y|x) = −Σ_t log π(y_t | x, y_<t) (summed over the completion's tokens); the
     mean is over all pairs, kept or not, exactly as E_{D_g}[...] is written.
@@ -58,7 +58,7 @@ def filtered_nll(token_logps: Tensor, mask: Tensor, rewards: Tensor, threshold: 
     return (keep * nll).mean()
 
 
-# --- Preferences: Bradley–Terry, DPO, RPO (ALGORITHMS.md §1) -------------------
+# --- Preferences: Bradley–Terry, DPO, RPO (docs/algorithms.md#rpo) ---------
 
 
 def bradley_terry_loss(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
@@ -87,7 +87,7 @@ def dpo_loss(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rej
 def rpo_loss(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
              beta: float, eta: float, variant: Literal["sum", "mean"] = "sum",
              chosen_lengths: Tensor | None = None) -> Tensor:
-    """RPO: an SFT term on the chosen responses plus the DPO loss (ALGORITHMS.md §1).
+    """RPO: an SFT term on the chosen responses plus the DPO loss (docs/algorithms.md#rpo).
 
     - variant "sum" (paper, main text):
           L = η·β · mean_i[ −log π(a_c,i|x_i) ] + L_DPO
@@ -113,7 +113,7 @@ def rpo_loss(pi_chosen: Tensor, pi_rejected: Tensor, ref_chosen: Tensor, ref_rej
 
 def explicit_rm_loss(r_chosen: Tensor, r_rejected: Tensor, r_policy: Tensor, r_baseline: Tensor,
                      eta: float) -> Tensor:
-    """The adversarial reward model's loss in RPO's explicit game (ALGORITHMS.md §1, way 2):
+    """The adversarial reward model's loss in RPO's explicit game (docs/algorithms.md#rpo):
 
         L(r) = L_D(r) + η · ( mean_j r(x_j, a1_j) − mean_k r(x_k, a0_k) ),
         a1 ~ π (the policy's answers), a0 ~ π_base (the baseline's: chosen responses).
@@ -124,7 +124,7 @@ def explicit_rm_loss(r_chosen: Tensor, r_rejected: Tensor, r_policy: Tensor, r_b
     return bradley_terry_loss(r_chosen, r_rejected) + eta * (r_policy.mean() - r_baseline.mean())
 
 
-# --- Prover–verifier game (ALGORITHMS.md §3) -----------------------------------
+# --- Prover–verifier game (docs/algorithms.md#checkability) ----------------
 
 
 PENALTIES = ("centred", "paper")
@@ -165,7 +165,7 @@ def group_mean(values: Tensor, groups: Tensor) -> Tensor:
 
 
 def src_reward(v: Tensor, correct: Tensor, helpful: Tensor, groups: Tensor) -> Tensor:
-    """Signed relative convincingness (ALGORITHMS.md §3):
+    """Signed relative convincingness (docs/algorithms.md#checkability):
 
         V' = V − mean(V over the solutions with the same group = same problem and role)
         R  = (2c − 1)·(2h − 1)·V'   if V' > 0,   else −1
@@ -179,12 +179,13 @@ def src_reward(v: Tensor, correct: Tensor, helpful: Tensor, groups: Tensor) -> T
 
 
 def cgc_reward(v: Tensor, correct: Tensor, helpful: Tensor) -> Tensor:
-    """Correctness-gated convincingness (§3): R = V if h = c, else −2.  (B,) -> (B,)."""
+    """Correctness-gated convincingness (docs/algorithms.md#checkability):
+    R = V if h = c, else −2.  (B,) -> (B,)."""
     return torch.where(correct.bool() == helpful.bool(), v, torch.full_like(v, -2.0))
 
 
 def goodhart_reward(v: Tensor) -> Tensor:
-    """Goodhart baseline (§3): R = V, no roles.  (B,) -> (B,)."""
+    """Goodhart baseline (docs/algorithms.md#checkability): R = V, no roles.  (B,) -> (B,)."""
     return v.clone()
 
 

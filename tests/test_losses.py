@@ -289,7 +289,7 @@ def test_dpo_and_rpo_match_an_independent_implementation(lm_pair, loss):
         got = dpo_loss(pi_c, pi_r, ref_c, ref_r, beta)
     else:
         got = rpo_loss(pi_c, pi_r, ref_c, ref_r, beta, eta, variant=loss[4:], chosen_lengths=lengths)
-    # the independent path: one sequence at a time, python floats, the formulas of ALGORITHMS.md §1
+    # the independent path: one sequence at a time, python floats, the formulas of docs/algorithms.md#rpo
     terms = []
     for p, c, r in TRIPLES:
         lp_c, n_c = independent_seq_logp(policy, tok, p, c)

@@ -63,7 +63,7 @@ def test_thresholds_must_rise():
 
 
 def test_thresholds_from_dg_rise_above_its_mean_and_each_filters():
-    """ALGORITHMS.md §2: τ_1 > mean reward of D_g, τ_{i+1} > τ_i -- on a fixed D_g-like sample where
+    """docs/algorithms.md#rest: τ_1 > mean reward of D_g, τ_{i+1} > τ_i -- on a fixed D_g-like sample where
     most pairs are exact (R = 1) and the rest carry one mistake, as this task's D_g does."""
     rng = np.random.default_rng(0)
     rewards = np.where(rng.random(768) < 0.75, 1.0, rng.uniform(0.6, 0.97, 768))

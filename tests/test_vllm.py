@@ -22,7 +22,7 @@ from arena.types import ArenaError
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
-needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (make vllm; README section 'vLLM')")
+needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (make vllm; docs/scaling.md#vllm)")
 
 SHAPE = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=2,
              num_key_value_heads=2)  # head_dim 32: one vLLM's CPU backend runs
@@ -51,7 +51,7 @@ def test_missing_vllm_is_one_line_naming_the_extra_and_readme(model_dir, tmp_pat
     with pytest.raises(ArenaError) as e:
         build_agent(f"vllm:{model_dir}", ctx_for("prover", tmp_path))
     msg = str(e.value)
-    assert "\n" not in msg and ".[vllm]" in msg and "make vllm" in msg and "README section 'vLLM'" in msg
+    assert "\n" not in msg and ".[vllm]" in msg and "make vllm" in msg and "docs/scaling.md#vllm" in msg
 
 
 def test_unsupported_head_dim_refused_before_loading(tmp_path, monkeypatch):

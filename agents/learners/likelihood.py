@@ -1,7 +1,7 @@
 """Likelihood learners: the NLL of chosen completions, plain (SFT) or filtered by reward (ReST).
 
 - `SFTLearner`: supervised fine-tuning on (prompt, completion) pairs.
-- `FilteredNLLLearner`: ReST's Improve steps (ALGORITHMS.md §2) on one Grow
+- `FilteredNLLLearner`: ReST's Improve steps (docs/algorithms.md#rest) on one Grow
   step's scored data: for each threshold τ_i of a rising schedule, the NLL of the
   pairs with R > τ_i, the learning rate decaying from step to step, optionally
   keeping the weights of the step that scores best on an evaluation set.
@@ -9,7 +9,7 @@
   `BestWeights` (that selection) are the parts `games.rest`'s learner builds its
   own loop from.
 
-Where this departs from, or fills gaps in, ALGORITHMS.md: ReST Improve (§2): only
+Where this departs from, or fills gaps in, docs/algorithms.md: ReST Improve (#rest): only
 pairs with R > τ are run through the model, rescaled by kept/all so the gradient
 is that of J as written; "keep the best checkpoint on an evaluation set" is
 optional (`eval_fn`) and keeps one CPU copy of the weights.
@@ -60,7 +60,7 @@ class SFTLearner(LearnerState):
 
 @dataclass(kw_only=True)
 class FilteredNLLLearner(LearnerState):
-    """ReST Improve steps on one Grow step's scored data (ALGORITHMS.md §2).
+    """ReST Improve steps on one Grow step's scored data (docs/algorithms.md#rest).
 
     For each threshold τ_i in turn (one Improve step each, continuing from the
     previous one with the learning rate multiplied by `lr_decay`), minimise

@@ -5,8 +5,8 @@ turns rewards into advantages with a per-prompt group baseline (RLOO, or GRPO's
 group mean and std), and adds a KL penalty to a frozen reference ("k3" in the
 loss, GRPO-style, or "k1" folded into the reward, PPO-RLHF-style).
 
-Where this departs from ALGORITHMS.md: policy gradient is plain REINFORCE with a
-group baseline, not PPO (§3 uses PPO): no importance ratio or clipping; with
+Where this departs from docs/algorithms.md: policy gradient is plain REINFORCE with a
+group baseline, not PPO (#checkability uses PPO): no importance ratio or clipping; with
 several steps per round later steps are slightly off-policy. The "k3" KL sits in
 the loss (GRPO); its expected gradient is that of KL(π_ref‖π), not KL(π‖π_ref) —
 use "k1" (KL folded into the reward, PPO-RLHF) for the latter.

@@ -1,14 +1,14 @@
 """Preference learners: a policy or a scorer fit to pairs that say which of two is better.
 
 - `DPOLearner`: DPO, or RPO in either named variant, on (prompt, chosen, rejected)
-  triples against a frozen reference (ALGORITHMS.md §1); `read_implicit_reward`
+  triples against a frozen reference (docs/algorithms.md#rpo); `read_implicit_reward`
   reads out the reward it fits, β·log(π/π_ref).
 - `BradleyTerryLearner`: a reward model (scorer agent) by Bradley–Terry NLL, with
   an optional adversarial term for RPO's explicit game.
-- `VerifierLearner`: the prover–verifier game's verifier (ALGORITHMS.md §3).
+- `VerifierLearner`: the prover–verifier game's verifier (docs/algorithms.md#checkability).
 
-Where these depart from, or fill gaps in, ALGORITHMS.md (each also noted at the class):
-- Verifier (§3): every (correct, incorrect) pair within a problem is a BT term, so
+Where these depart from, or fill gaps in, docs/algorithms.md (each also noted at the class):
+- Verifier (#checkability): every (correct, incorrect) pair within a problem is a BT term, so
   a problem weighs by its number of pairs rather than equally; the per-round
   re-initialisation and the mixture of earlier rounds' solutions are the recipe's.
 - "rpo-mean" averages the NLL per sequence then over the batch (OpenRLHF, the
@@ -32,7 +32,7 @@ from arena.types import ArenaError, Episode
 
 @dataclass(kw_only=True)
 class DPOLearner(LearnerState):
-    """DPO, or RPO in either named variant, on preference triples (ALGORITHMS.md §1).
+    """DPO, or RPO in either named variant, on preference triples (docs/algorithms.md#rpo).
 
     "rpo-sum" is the paper's main-text loss (η·β · summed NLL of chosen + DPO);
     "rpo-mean" the Appendix F / OpenRLHF form (η · per-sequence token-averaged NLL
@@ -118,7 +118,7 @@ class BradleyTerryLearner(LearnerState):
     """A reward model (scorer agent) fit to preference pairs by Bradley–Terry NLL.
 
     With `adversarial` set it plays the reward-model side of RPO's explicit game
-    (ALGORITHMS.md §1, way 2): L_D(r) + η·(mean r(policy answers) − mean r(baseline answers)).
+    (docs/algorithms.md#rpo): L_D(r) + η·(mean r(policy answers) − mean r(baseline answers)).
     """
 
     data: Data[tuple[str, str]]
@@ -157,7 +157,7 @@ class BradleyTerryLearner(LearnerState):
 
 @dataclass(kw_only=True)
 class VerifierLearner(LearnerState):
-    """The prover–verifier game's verifier (ALGORITHMS.md §3): Bradley–Terry between a
+    """The prover–verifier game's verifier (docs/algorithms.md#checkability): Bradley–Terry between a
     correct and an incorrect solution of the same problem, plus λ·E[V²] (or the centred
     λ·(E[V])², `penalty`).
 

@@ -1,7 +1,7 @@
 """vLLM agents: a `Text` seat trained as a transformers model and sampled by a vLLM engine.
 
 Spec strings (the `vllm` kind, an optional extra: `pip install -e '.[vllm]'` on a GPU machine,
-`make vllm` for the CPU build in its own virtual environment; see the README section "vLLM"):
+`make vllm` for the CPU build in its own virtual environment; see docs/scaling.md#vllm):
 
     vllm:<model dir, hub id or checkpoint dir>
     vllm:<model>?temperature=0.7&max_new_tokens=128&stop=%0A      every `hf:` generator option

@@ -18,8 +18,8 @@ from typing import Any
 from arena import options as opts
 from arena.types import ArenaError
 
-README_SECTION = "vLLM"
-"""The README section that says how to install and run vLLM agents (named in errors)."""
+DOCS_PAGE = "docs/scaling.md#vllm"
+"""The page that says how to install and run vLLM agents (named in errors)."""
 
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 """Attention head sizes vLLM's CPU backend runs (`CPUAttentionBackend.get_supported_head_sizes()`
@@ -106,8 +106,7 @@ def check_head_dim(config: Any, ref: str, *, on_cpu: bool | None = None) -> None
 
 
 def require_vllm() -> None:
-    """One line naming the extra and the README section when `vllm` is not importable."""
+    """One line naming the extra and the docs page when `vllm` is not importable."""
     if importlib.util.find_spec("vllm") is None:
         raise ArenaError("vllm: agents need the vLLM engine, which is not installed: `make vllm` builds "
-                         f".venv-vllm (CPU), `pip install -e '.[vllm]'` on a GPU machine; see the README "
-                         f"section '{README_SECTION}'")
+                         f".venv-vllm (CPU), `pip install -e '.[vllm]'` on a GPU machine; see {DOCS_PAGE}")

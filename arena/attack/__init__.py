@@ -3,7 +3,7 @@
     arena attack runs/pvg-1 --seat verifier                  every round's verifier
     arena attack pvg-1 --seat verifier --rounds 0,3 --seeds 3 --budget 48
 
-The robustness measure of Kirchner et al. 2024 (ALGORITHMS.md section 3), as an
+The robustness measure of Kirchner et al. 2024 (docs/algorithms.md#checkability), as an
 engine feature: for each chosen round's checkpoint of the target seat, frozen,
 a fresh attacker (the other seat's *initial* model, in an adversarial role the
 game names: sneaky-only for prover-verifier) is trained for up to `budget`

@@ -1,6 +1,6 @@
 """abstain-v0: a student answers a knowledge question or says "I don't know"; a judge compares.
 
-Answer or abstain (`../shared/ALGORITHMS.md` section 4; Goldberg's essay on
+Answer or abstain (`docs/algorithms.md#answer-or-abstain`; Goldberg's essay on
 Schulman's talk): RL can price a wrong answer below an abstention, so a model can
 learn to answer what it knows and abstain where its knowledge ends.
 

@@ -15,7 +15,7 @@ held-out question, 2 sampled answers each (`games.abstain.training`). A seed var
 as well as training (data seed = run seed unless --data-seed pins it); a data seed other than the
 shipped base's (0) pretrains its own base and judge once (6-13 minutes on a 2-core CPU).
 
-The claims are the sources' (ALGORITHMS.md section 4), which give directions, not numbers on this
+The claims are the sources' (docs/algorithms.md#answer-or-abstain), which give directions, not numbers on this
 task; paired differences rl - sft (and rl-judge - sft, sft-idk - sft) at the last round. The CSVs,
 the plot and each seed's tables: `games.abstain.experiment_report`.
 """

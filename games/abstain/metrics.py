@@ -6,7 +6,7 @@
   * accuracy = correct / questions; abstention = abstentions / questions;
   * hallucination = wrong / answered (the issue's definition: of the answers given,
     the share that is wrong; 0 when nothing was answered);
-  * unknown_wrong = wrong / unknown questions (ALGORITHMS.md's "wrong answers on
+  * unknown_wrong = wrong / unknown questions (docs/algorithms.md#answer-or-abstain: "wrong answers on
     unknown facts");
   * payoff = mean of +1 / 0 / -k.
 - `confidence_bins`: answer rate (and accuracy of the answer the model would give)

@@ -1,6 +1,6 @@
 """Answer-or-abstain rules: a synthetic fact base, prompts, the normaliser, the gold check, payoffs.
 
-Pure functions, no I/O and no torch (ALGORITHMS.md section 4).
+Pure functions, no I/O and no torch (docs/algorithms.md#answer-or-abstain).
 
 **The fact base** (`make_fact_base(data_seed)`): made-up countries, each with
 three attributes, asked as

@@ -1,7 +1,7 @@
 """adversarial-rm-v0: a policy answers a prompt; an adversarial reward model scores it against the data.
 
 Liu et al. 2024, "Provably Mitigating Overoptimization in RLHF: Your SFT Loss is
-Implicitly an Adversarial Regularizer" (RPO; `../shared/ALGORITHMS.md` section 1).
+Implicitly an Adversarial Regularizer" (RPO; `docs/algorithms.md#rpo`).
 One episode is one term of the max-min objective
 
     E_{x, a1~π, a0~π_base}[ r(x,a1) - r(x,a0) ]

@@ -16,7 +16,7 @@ data as well as the training: the synthetic preference pairs (data seed = run se
 --data-seed pins it), the proxy fitted to them, the policy's samples and the learners' batches.
 `--set model=<dir or hub id>` trains another base, `--set data=<jsonl>` on other preference data.
 
-The claims are the paper's dynamics (Liu et al. 2024, ALGORITHMS.md section 1); paired differences
+The claims are the paper's dynamics (Liu et al. 2024, docs/algorithms.md#rpo); paired differences
 of the final gold reward, each RPO arm minus DPO. The CSV, the plot and the per-seed summary tables:
 `games.adversarial_rm.experiment_report`.
 """

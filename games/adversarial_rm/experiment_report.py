@@ -31,7 +31,7 @@ PAPER = {
     "rpo-sum": "MT 7.381, AE-LC 23.28",
     "rpo-mean": "App. F: NLL mean, η=0.2",
 }
-"""The paper's figures per method (Liu et al. 2024, Mistral-7B "beta" series; ALGORITHMS.md §1)."""
+"""The paper's figures per method (Liu et al. 2024, Mistral-7B "beta" series; docs/algorithms.md#rpo)."""
 
 
 def rows_of(method: str, summaries: Sequence[dict[str, Any]], seed: int = 0,

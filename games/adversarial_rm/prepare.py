@@ -36,7 +36,7 @@ SFT_DEMOS = 6000
 class Params:
     """Hyper-parameters of the adversarial-RM recipes (`--set name=value`).
 
-    Names follow ALGORITHMS.md section 1 (β, η). Deviation from the paper: its
+    Names follow docs/algorithms.md#rpo (β, η). Deviation from the paper: its
     η = 0.005 (β = 0.01-0.05, 7B models) does not stop over-optimisation here, so
     `rpo-sum` defaults to η = 1 and `rpo-mean` to the Appendix F η = 0.2.
     `--set eta_sum=0.005` restores the main-text value; the experiment runs it

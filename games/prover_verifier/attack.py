@@ -1,6 +1,6 @@
 """`arena attack` for prover-verifier-v1: a fresh sneaky-only prover against one frozen verifier.
 
-The robustness measure of Kirchner et al. 2024 (ALGORITHMS.md section 3): the
+The robustness measure of Kirchner et al. 2024 (docs/algorithms.md#checkability): the
 initial prover of the run (its `--seat prover` spec, before any round) is trained
 in the sneaky role only, by the recipe's own RL (the same policy-gradient learner,
 learning rate, KL to its initialisation, SRC reward, problems per step and group

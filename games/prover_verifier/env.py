@@ -1,7 +1,7 @@
 """prover-verifier-v1: a helpful/sneaky prover writes a solution, a verifier scores it.
 
 Kirchner et al. 2024, "Prover-Verifier Games Improve Legibility of LLM Outputs"
-(`../shared/ALGORITHMS.md` section 3).
+(`docs/algorithms.md#checkability`).
 
 | | |
 |---|---|

@@ -17,7 +17,7 @@ against every round's verifier); for the game and correctness arms the provers' 
 held-out problems (`games.prover_verifier.evaluation`: accuracy, legibility to two time-limited
 judges, sneaky errors). Everything is read back from the runs' files (`read`).
 
-The claims are what the paper reports (ALGORITHMS.md section 3), each beside its figure; the
+The claims are what the paper reports (docs/algorithms.md#checkability), each beside its figure; the
 paired differences game - initial and game - rules on the last round's verifier are what the
 paper's design cannot show: whether the game itself makes the verifier robust.
 """

@@ -35,7 +35,7 @@ def scripted(ctx: RecipeContext) -> Setup:
 class CheckabilityParams:
     """Hyper-parameters of checkability training (`--set name=value`).
 
-    Names follow Kirchner et al. 2024 / ALGORITHMS.md section 3 where the paper
+    Names follow Kirchner et al. 2024 / docs/algorithms.md#checkability where the paper
     names the quantity; defaults are sized for the tiny models on a 2-core CPU.
     """
 

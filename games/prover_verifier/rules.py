@@ -191,7 +191,7 @@ def convinced(score: float | None, reference_score: float | None) -> bool:
 def prover_payoff(mode: str, correct: bool, helpful: bool, won_over: bool) -> float:
     """Per-episode prover payoff of the game (env, tournaments), in {-2, -1, +1}.
 
-    The paper's rewards (ALGORITHMS.md section 3) with the relative score V' read by its
+    The paper's rewards (docs/algorithms.md#checkability) with the relative score V' read by its
     sign, `won_over` = `convinced(V, V_ref)`, so that the payoff does not depend on the
     verifier's scale (the learner still trains on the exact batch-relative rewards,
     `games.prover_verifier.sampling.prover_rewards`):

@@ -8,7 +8,7 @@ tests share:
   verifier for its scores as the env would (the solution's and the reference
   solution's of each problem, read by `rules.convinced`);
 - `prover_rewards`: SRC / CGC / goodhart rewards of scored solutions
-  (ALGORITHMS.md section 3); `batch_stats`: accuracy and mean scores of one RL batch;
+  (docs/algorithms.md#checkability); `batch_stats`: accuracy and mean scores of one RL batch;
 - balanced best-of-n: `build_best_of_n_pool` (held-out samples of the initial
   prover, n/2 correct and n/2 incorrect per problem) and `best_of_n_accuracy` /
   `balanced_best_of_n` (the fraction of top-scored picks that are correct; chance
@@ -90,7 +90,7 @@ def solution_of(ep: Episode) -> str:
 
 
 def prover_rewards(mode: str, infos: Sequence[dict[str, Any]]) -> torch.Tensor:
-    """Per-solution prover rewards (ALGORITHMS.md section 3) from scored infos.  -> (N,)
+    """Per-solution prover rewards (docs/algorithms.md#checkability) from scored infos.  -> (N,)
 
     SRC's relative score is taken within the batch of solutions of the same problem
     and role; an invalid (garbage) score counts as 0. `correct` is the correctness-only

@@ -1,4 +1,4 @@
-"""Checkability training (Kirchner et al. 2024, ALGORITHMS.md section 3): the round's two learners.
+"""Checkability training (Kirchner et al. 2024, docs/algorithms.md#checkability): the round's two learners.
 
 Round k of `arena train prover-verifier-v1` (learner order: verifier, then prover):
 

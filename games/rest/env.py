@@ -1,7 +1,7 @@
 """rest-v0: a Grow step of ReST for one source -- the policy writes N translations, each is scored.
 
 Gulcehre et al. 2023, "Reinforced Self-Training (ReST) for Language Modeling"
-(`../shared/ALGORITHMS.md` section 2). One episode is one prompt x of the Grow
+(`docs/algorithms.md#rest`). One episode is one prompt x of the Grow
 step: the policy samples `samples` completions y ~ π(·|x), and each (x, y) is
 scored once with the reward R, normalised to [0, 1]. The Improve steps live in
 the learner (`games.rest.learner`, set up by `games.rest.recipe`).

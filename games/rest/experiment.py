@@ -18,7 +18,7 @@ model's training pairs) as well as the training; `--data-seed N` pins the data.
 
 Every figure comes from each run's learner history (`<run>/rest/history.json`: one row per policy,
 BC, then G1 I0, G1 I1, ... or RL 1, RL 2, ...; rewards x100 as the paper's), read back as series
-over those rows (`read`). The claims are the paper's dynamics (ALGORITHMS.md section 2); each
+over those rows (`read`). The claims are the paper's dynamics (docs/algorithms.md#rest); each
 seed's table in the paper's layout: `games.rest.experiment_report`.
 """
 from __future__ import annotations

@@ -156,7 +156,7 @@ class Evaluation:
 
 @dataclass(kw_only=True)
 class ReSTLearner:
-    """Improve steps on the Grow step that the engine's round just played (ALGORITHMS.md §2)."""
+    """Improve steps on the Grow step that the engine's round just played (docs/algorithms.md#rest)."""
 
     original: Sequence[tuple[str, str]]
     """D: (source, translation) pairs; mixed into every D_g. Empty for ReST-EM."""

@@ -1,6 +1,6 @@
 """rest-v0's `online` recipe: the ReST paper's online-RL baseline, where it reports reward hacking.
 
-Gulcehre et al. 2023 (ALGORITHMS.md §2) compare ReST with online PPO on the same
+Gulcehre et al. 2023 (docs/algorithms.md#rest) compare ReST with online PPO on the same
 reward model: PPO raised the reward-model score a little (70.9 -> 71.6) while its
 BLEU fell ~8 points -- the policy learned what the reward model likes, not better
 translations. Here the reward model is `reward=model` (`games.rest.reward_model`)

@@ -50,7 +50,7 @@ class Params:
     gaps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     """Thresholds from D_g's rewards (the default): per Grow step τ_0 = 0 (the paper's unfiltered
     I0 step), then τ_i = m + (max - m)·g_i with m = D_g's mean reward, so every filtering step's
-    τ is above the mean as ALGORITHMS.md §2 asks (the paper's fixed list is below this task's mean
+    τ is above the mean as docs/algorithms.md#rest asks (the paper's fixed list is below this task's mean
     of ~0.95 and barely filters). Empty (`--set gaps=`): use the fixed `thresholds`."""
     thresholds: tuple[float, ...] = (0.0, 0.7, 0.8, 0.9, 0.95)
     """With `gaps` empty: rising thresholds τ_0 < τ_1 < ..., one Improve step each (the paper's list,

@@ -21,7 +21,7 @@ from rich.table import Table
 
 
 PAPER = {"BC": 70.9, "G1 I0": 71.9, "G1 I4": 77.8, "G2 I3": 83.1}
-"""Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (ALGORITHMS.md §2)."""
+"""Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (docs/algorithms.md#rest)."""
 STEP_COLUMNS = ["label", "grow", "improve", "tau", "dg_mean", "lr", "pairs", "kept", "from_data", "length", "loss",
                 "valid", "test", "test_chrf", "test_exact", "test_length", "seeds_next"]
 ONLINE_COLUMNS = ["label", "round", "pairs", "samples_R", "kl", "loss", "valid", "test", "test_chrf", "test_exact",

@@ -264,7 +264,7 @@ def thresholds(schedule: Sequence[float], steps: int | None = None) -> list[floa
 
 
 def thresholds_above_mean(rewards: Sequence[float], gaps: Sequence[float], unfiltered_first: bool = True) -> list[float]:
-    """ReST's thresholds for one Grow step, set from D_g's own rewards (ALGORITHMS.md §2: τ_1 > mean
+    """ReST's thresholds for one Grow step, set from D_g's own rewards (docs/algorithms.md#rest: τ_1 > mean
     reward of D_g, τ_{i+1} > τ_i).
 
     With m = mean R over D_g and h = max R over D_g: τ_i = m + (h - m)·g_i for the rising gaps
