@@ -309,7 +309,7 @@ def test_legibility_judges_rank_a_legible_solution_above_a_scrambled_correct_one
              for p in problems[:32] for s in (rules.honest_solution(p), rules.sneaky_solution(p, rng, max_value=9))]
     base = build_agent(default_verifier_spec(), AgentContext.for_seat(game_spec("prover-verifier-v1"), "verifier",
                                                                      Path("."), "cpu"))
-    judge = fresh_verifier(base, train, steps=10, lr=2e-3, batch=8, seed=0)
+    judge = fresh_verifier(base, train, steps=10, lr=5e-4, batch=8, seed=0)
     held = problems[32:]
     legible = [rules.honest_solution(p) for p in held]
     scrambled = ["\n".join([*(f"{c}={a}{op}{b}" for a, op, b, c in reversed(p.steps)), f"Answer: {p.answer}"])

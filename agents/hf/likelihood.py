@@ -18,9 +18,10 @@ game that uses `ScorerAgent` uses this one unchanged (it overrides `_forward`
 only); Bradley-Terry on it trains the LM where its errors are.
 
 Why it exists: a tiny LM with a scalar head at the last token never learned to
-check multi-step arithmetic from one bit per solution (the prover-verifier notes in
-README.md); the same LM trained as a generative verifier learns it from the same
-pairs. The readout is data in `arena_agent.json` (`"readout"`), checked on load.
+check multi-step arithmetic from one bit per solution; the same LM read as a
+generative verifier checks what its language model knows, and Bradley-Terry
+training moves the LM where its errors are (`docs/results/checkability.md`). The
+readout is data in `arena_agent.json` (`"readout"`), checked on load.
 """
 from __future__ import annotations
 

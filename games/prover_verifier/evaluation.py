@@ -51,7 +51,7 @@ class EvalConfig:
     """The fresh judge's budget: Bradley-Terry steps (its "45 seconds")."""
     judge_batch: int = 8
     """Problems per step of the fresh judge."""
-    judge_lr: float = 2e-3
+    judge_lr: float = 5e-4
     """The fresh judge's learning rate (the recipe's verifier rate)."""
     checker_budget: int = 2
     """Steps the step checker re-checks, from the top."""

@@ -9,9 +9,9 @@ LM that has seen the task's text but barely its arithmetic. It plays as a
 likelihood scorer (`agents.hf.likelihood`, a generative verifier): its score is
 the soft minimum of the log-probabilities of the solution's tokens and of its
 end, so checkability training (Bradley-Terry on that score) teaches the LM itself
-which steps are wrong, and re-starts from exactly these weights every round. (The earlier base, a
+which steps are wrong, and re-starts from exactly these weights every round. (An earlier base, a
 judge with a scalar head at the last token, plateaued at AUC 0.72-0.87 whatever
-its size and never learned to check from the game's pairs: README, checkability.)
+its size and never learned to check from the game's pairs.)
 Problems come from a generator stream of their own seed, so they are not the
 pools the game trains on (those are drawn from other seeds).
 
@@ -39,12 +39,18 @@ ASSETS = Path(__file__).parent / "assets"
 
 
 VERIFIER_STEPS = 400
-"""The verifier's base LM is pretrained this long only: a weak LM that knows the solutions' shape (where
-they end: a text cut short scores below a whole one) but checks arithmetic only in part (AUC of correct
-vs one wrong step: 0.92; vs a +-1 error in the last step: 0.75), so that what checkability training
-teaches it shows. At 300 steps a one-line "solution" still outscored whole correct ones (the hole a
-sneaky-only attacker had collapsed onto); at 500 round 0's verifier held out 1 of 4 attacks for 200
-steps; trained to convergence (800+) it checks every step (AUC 0.98-1.0) before any round."""
+"""The verifier's base LM is pretrained this long on correct solutions of 2-4 step problems (the game's
+task, `VERIFIER_MAX_STEPS`). Its pretraining compute is 10^-1.08 of the prover's ((400 x 119K) /
+(1500 x 379K) parameter-steps), above the paper's working range (10^-3 to 10^-1.8): smaller bases were
+useless on the task (75 steps, 10^-1.80: held-out paired AUC 0.38-0.45, below chance; 150 steps or a
+33K model: 0.63-0.80, and training made them worse on some seeds). This one, read as a likelihood
+scorer against the reference solution of the same problem, prefers the initial prover's sneaky solution
+to the correct one on about 1% of held-out problems (paired AUC 0.88-0.93, seeds 0-1); the game's
+Bradley-Terry training on 64 problems a round takes it to 0.78-0.80 (it overfits the mixture), where a
+sneaky-only attacker can exploit it."""
+VERIFIER_MAX_STEPS = 4
+"""The verifier's base reads solutions of 2..4 steps, the game's task (`CheckabilityParams.max_steps`);
+the prover was pretrained on 2..3 (so a 4-step problem is where it errs and can improve)."""
 MAX_VALUE = 9
 """The tiny task: one-digit arithmetic (every number in 0..9), so a tiny verifier can learn to check it."""
 
@@ -98,7 +104,8 @@ def pretrain(out_dir: Path, *, steps: int = 1500, seed: int = 0, verifier_steps:
     out_dir = Path(out_dir)
     prover = sft(prover_demos(20_000, seed + 1), out_dir / "prover", steps=steps, seed=seed,
                  batch_size=32, progress=progress, **PROVER_SHAPE)
-    verifier = sft(verifier_demos(20_000, seed + 2), out_dir / "verifier", steps=min(verifier_steps, steps),
+    verifier = sft(verifier_demos(20_000, seed + 2, max_steps=VERIFIER_MAX_STEPS), out_dir / "verifier",
+                   steps=min(verifier_steps, steps),
                    seed=seed + 3, batch_size=32, progress=progress, **VERIFIER_SHAPE)
     lm_to_likelihood_scorer(out_dir / "verifier")
     info = {"command": f"arena pretrain prover-verifier-v1 --out {out_dir} --steps {steps} --seed {seed}",
