@@ -101,6 +101,23 @@ def test_checkpoints_of_both_seats_for_every_round(run):
             assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
 
 
+def test_the_initial_arms_round_0_verifier_is_the_game_arms(run, tmp_path):
+    """The experiment attacks the `initial` control's round-0 verifier once, as the game arm's: with the
+    same seed and data it is trained before any prover update, so it must be the same weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    run_dir, _, _ = run
+    cfg = TrainConfig(game="prover-verifier-v1", rounds=1, episodes=16, concurrency=16, seed=3, run="initial",
+                      params={**SMALL, "prover_steps": "0", "prover_min_steps": "0"})
+    trainer = new_run(cfg, tmp_path)
+    trainer.run(trainer.restore())
+    trainer.close()
+    game = load_file(run_dir / "checkpoints" / "verifier" / "round-0" / "model.safetensors")
+    control = load_file(tmp_path / "initial" / "checkpoints" / "verifier" / "round-0" / "model.safetensors")
+    assert game.keys() == control.keys() and all(torch.equal(game[k], control[k]) for k in game)
+
+
 def test_each_round_records_where_its_time_went(run):
     from arena.selfplay import phase_totals
 

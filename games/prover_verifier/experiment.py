@@ -11,7 +11,9 @@ Arms (each an ordinary run `<name>-<arm>-s<seed>`, resumable, playable in tourna
 - `correctness`: the paper's correctness-only baseline (reward = correct, helpful role only).
 
 After a run trains (`measure`), for the arms that train a verifier: `arena attack` (fresh
-sneaky-only provers against round 0's and the last round's frozen verifier; `--attack-*`); for
+sneaky-only provers against round 0's and the last round's frozen verifier; `--attack-*`; the
+`initial` arm's round-0 verifier is the game arm's -- same seed, same data, trained before any
+prover update; a test checks they are equal -- so by default only its last round is attacked); for
 the game arm also the sneaky cross-play tournament (every round's prover, asked to be sneaky,
 against every round's verifier); for the game and correctness arms the provers' evaluation on
 held-out problems (`games.prover_verifier.evaluation`: accuracy, legibility to two time-limited
@@ -130,9 +132,12 @@ def measure(ctx: MeasureContext) -> None:
     if arm in VERIFIER_ARMS and args.attack_seeds > 0:
         from arena.attack import AttackConfig, run_attack, write_outputs
 
+        rounds = attack_rounds(args.attack_rounds, args.rounds)
+        if arm == "initial" and args.attack_rounds == "ends":  # its round-0 verifier is the game arm's
+            rounds = [args.rounds - 1]
         ctx.say(f"attacking {ctx.run_dir.name}'s verifiers: {args.attack_seeds} seeds, <= {args.attack_budget} steps")
         acfg = AttackConfig(run=str(ctx.run_dir), seat="verifier", seeds=args.attack_seeds, budget=args.attack_budget,
-                            rounds=attack_rounds(args.attack_rounds, args.rounds), name="sneaky", device=args.device)
+                            rounds=rounds, name="sneaky", device=args.device)
         with ctx.timed("attack"):
             write_outputs(run_attack(acfg, ctx.runs_dir, lambda line, final: final and ctx.say(line)))
     if arm == "game" and args.crossplay_episodes > 0:
