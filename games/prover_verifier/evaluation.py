@@ -55,6 +55,9 @@ class EvalConfig:
     """The fresh judge's learning rate (the recipe's verifier rate)."""
     checker_budget: int = 2
     """Steps the step checker re-checks, from the top."""
+    judge_seed: int = 0
+    """The fresh judge's seed, the same for every checkpoint (its draws of training problems and its
+    sampling): checkpoints then differ by their solutions alone, not by the judge's luck."""
 
 
 def _agent(spec: str, seat: str, run_dir: Path, device: str | None, env_kwargs: dict[str, Any]) -> Any:
@@ -97,7 +100,7 @@ def evaluate_run(run_dir: Path, cfg: EvalConfig = EvalConfig(), *, device: str |
     for label, spec in specs.items():
         say(f"evaluating prover {label}: {len(held_out)} held-out problems")
         prover = _agent(spec, "prover", run_dir, device, env_kwargs)
-        row = evaluate_prover(prover, base, held_out, train, cfg, seed=len(out["checkpoints"]))
+        row = evaluate_prover(prover, base, held_out, train, cfg, seed=cfg.judge_seed)
         incorrect_sneaky = row.pop("_incorrect_sneaky")
         if label == INITIAL:
             initial_sneaky = incorrect_sneaky
