@@ -68,7 +68,8 @@ def browsers():
 
 @pytest.fixture(scope="module")
 def toy_runs(tmp_path_factory) -> Path:
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
 
     base = tmp_path_factory.mktemp("runs")
     trainer = new_run(TrainConfig(game=TOY, rounds=3, episodes=4, concurrency=4, run="toy"), base)

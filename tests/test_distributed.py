@@ -299,7 +299,8 @@ def test_a_setup_error_on_rank_0_stops_every_rank_with_one_line(tmp_path):
 
 
 def test_ray_workers_and_several_processes_are_refused_before_anything_is_made(runs, monkeypatch):
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from arena.types import ArenaError
 
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -46,7 +46,8 @@ def logits(model) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     """One round of checkability training with both seats as LoRA seats on the shipped tiny models."""
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from games.prover_verifier.pretraining import ASSETS
 
     if not (ASSETS / "prover").is_dir():

@@ -35,7 +35,7 @@ from conftest import EXTERNAL, arena_cmd
 FAULTS = Path(__file__).parent / "faults"
 TRAIN = ["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "3", "--episodes", "12",
          "--concurrency", "4", "--seed", "5", "--plain", "--no-tensorboard", "--run", "k"]
-TIMING = ("wall_s", "play_s", "elapsed_s", "eta_s", "episodes_per_s", "tokens_per_s", "overhead")
+TIMING = ("wall_s", "play_s", "elapsed_s", "eta_s", "episodes_per_s", "tokens_per_s", "overhead", "phases")
 
 
 def arena(runs: Path, *args: str, fault: dict[str, str] | None = None, timeout: float = 60,

@@ -266,7 +266,8 @@ def runs_dir(tmp_path_factory):
 
 
 def _train(runs_dir, recipe, run, seats=None, **params):
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
 
     cfg = TrainConfig(game="rest-v0", rounds=1, episodes=16, concurrency=16, seed=3, run=run, recipe=recipe,
                       params={**SMALL, **params}, seats=seats or {})

@@ -40,7 +40,8 @@ def _weights(model):
 def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_and_chrf(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from games.rest.online import OnlineLearner
 
     cfg = TrainConfig(game="rest-v0", rounds=2, episodes=6, concurrency=6, seed=1, run="online", recipe="online",

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from arena.cli import main
-from arena.selfplay import TrainConfig, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import new_run
 from arena.store import RunStore, StudyTables
 from arena.store.studies import Judgement, StudyItem
 from arena.study.analysis import analyze, read_legibility

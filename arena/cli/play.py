@@ -63,7 +63,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     played by its checkpoint of round `--round` (default: the last one), or by the
     agent spec the run used where the seat has no checkpoints."""
     from arena import registry
-    from arena.runs import run_game
+    from arena.runs.opening import run_game
     from arena.store import find_run, read_checkpoints, read_run_config
 
     try:

@@ -16,7 +16,7 @@ from rich.console import Console
 from arena.cli.common import add_config_flag, global_options, runs_dir_of
 from arena.gameinfo import GameInfo
 from arena.options import parse_pairs
-from arena.selfplay import TrainConfig
+from arena.runs.config import TrainConfig
 from arena.types import ArenaError
 
 REPORT_EVERY_S = 60.0

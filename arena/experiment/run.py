@@ -122,7 +122,8 @@ def train_arm(exp: Experiment, arm: Arm, seed: int, args: argparse.Namespace, ru
     """Train (or reuse) one arm's run of one seed, then let the game measure it."""
     from arena.dashboard import LiveView
     from arena.options import parse_pairs
-    from arena.selfplay import TrainConfig, train_or_reuse
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import train_or_reuse
 
     name = run_name(args.name, arm.name, seed)
     cfg = TrainConfig(game=exp.game, recipe=arm.recipe, rounds=arm_rounds(arm, args), episodes=args.episodes,

@@ -35,7 +35,7 @@ from arena.report import figures
 from arena.report.attacks import attack_dirs, attack_section
 from arena.report.experiment import experiment_section
 from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text
-from arena.runs import RunLock
+from arena.runs.lock import RunLock
 from arena.store import RunStore, read_run_config
 from arena.types import ArenaError
 

@@ -41,7 +41,7 @@ def runs_dir(flag: str | os.PathLike | None = None) -> Path:
 
 SETUP_PREFIX = ".setup-"
 """`<runs>/.setup-<name>/`: where a new run is built before one rename gives it its name
-(`arena.runs.claim_new_run`); no command reads it as a run."""
+(`arena.runs.new.claim_new_run`); no command reads it as a run."""
 
 MAX_RUN_NAME = 100
 """Longest run name: a run's directory and its setup directory stay well under a file name's limit."""
