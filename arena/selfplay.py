@@ -21,18 +21,17 @@ from typing import Any, Callable, Sequence
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
-from arena.recipes import (RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params,
-                           with_data_seed)
+from arena.recipes import RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params, with_data_seed
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.rollout import EnvFactory, Rollouts, make_rollouts
 from arena.rollout.distributed import Ranks, ReplicaStore, join_ranks
 from arena.runner import mean_rewards
-from arena.seeding import derive
 from arena.runs.config import CONFIG_FILE, TrainConfig, config_from_json, package_versions
 from arena.runs.lock import RunLock
 from arena.runs.new import abandon_new_run, claim_new_run, publish_new_run
 from arena.runs.opening import lock_checked_run, run_game
+from arena.seeding import derive
 from arena.store import RunStore, append_event, read_events, read_run_config, write_json_atomic
 from arena.types import ArenaError, Episode, jsonable
 
@@ -218,7 +217,8 @@ class Trainer:
         return summary
 
     def _write_checkpoints(self, k: int) -> dict[str, Path]:
-        return {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner, {"game": self.game_id, "spec": s.spec})
+        return {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner,
+                                       {"game": self.game_id, "spec": s.spec})
                 for seat, s in self.setup.seats.items() if can_checkpoint(s.agent)}
 
     def _commit_round(self, k: int, summary: dict[str, Any], ckpts: dict[str, Path]) -> None:

@@ -133,7 +133,7 @@ def take(driver, link: str, decide, log: list, *, stop_after: int | None = None,
         item, prompt = got
         verdict = decide(prompt)
         driver.find_element("id", "yes" if verdict > 0 else "no").click()
-        wait_for(lambda: driver.execute_script(  # the page moved on: the server took the answer
+        wait_for(lambda item=item: driver.execute_script(  # the page moved on: the server took the answer
             "const c = document.getElementById('card'), e = document.getElementById('error');"
             "const s = document.getElementById('status').textContent;"
             "if (!e.hidden || s.includes('not the one you hold')) throw new Error('refused: ' + e.textContent + s);"
@@ -150,7 +150,7 @@ def in_parallel(*jobs) -> None:
     def guard(fn, args, kwargs):
         try:
             fn(*args, **kwargs)
-        except BaseException as e:  # handed to the test's thread
+        except BaseException as e:  # noqa: BLE001 (handed to the test's thread)
             errors.append(e)
 
     threads = [threading.Thread(target=guard, args=job) for job in jobs]
@@ -284,7 +284,7 @@ def test_a_person_plays_a_checkpoint_in_the_browser(toy_runs, browsers):
     assert d.find_element("id", "title").text == "you are checker · episode 0"
     screenshot(d, "play-checkpoint")
     d.find_element("id", "yes").click()
-    second = next_item(d, {first[0]})
+    next_item(d, {first[0]})
     d.find_element("id", "score-value").send_keys("-2.5")
     d.find_element("id", "score-send").click()
     assert s.wait() == 0, s.log

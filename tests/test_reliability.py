@@ -22,7 +22,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -374,7 +373,7 @@ def test_scoring_and_generation_are_cut_into_batches_of_max_batch():
                          lambda a: [m.action for m in a.act([{"prompt": t} for t in texts])])):
         sizes: list[int] = []
         hook = agent.model.register_forward_pre_hook(
-            lambda m, args, kwargs: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+            lambda m, args, kwargs, sizes=sizes: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
         try:
             agent.reset(3)
             chunked = call(agent)

@@ -78,7 +78,8 @@ def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_
     from rich.console import Console
 
     from arena.experiment import RunView, SeedView
-    from games.rest.experiment import read, report as seeds_report
+    from games.rest.experiment import read
+    from games.rest.experiment import report as seeds_report
     from games.rest.report import report
 
     console = Console(record=True, width=200)

@@ -208,8 +208,8 @@ def test_report_section_escapes_what_the_study_stored(tmp_path):
 
 @needs_web
 def test_play_a_multi_turn_game_in_the_web_seat(tmp_path):
-    s = Served(["play", "study_toy:ChatEnv", "--seat", "player_1=human:web", "--seat", "player_2=scripted:constant?value=hello",
-                "-n", "1", "--web-port", "0"], tmp_path)
+    s = Served(["play", "study_toy:ChatEnv", "--seat", "player_1=human:web",
+                "--seat", "player_2=scripted:constant?value=hello", "-n", "1", "--web-port", "0"], tmp_path)
     cookie = rater_cookie(s, "pat")
     first = call(s, "/api/next", cookie=cookie)["item"]
     assert first["kind"] == "text" and first["history"] == [] and first["title"] == "you are player_1 · episode 0"

@@ -83,7 +83,7 @@ def load_tokenizer(ref: str, gguf_file: str | None = None, *, download: bool = F
     kw = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=not download, **kw)
-    except Exception as e:  # noqa: BLE001 (the tokenizers library raises a bare Exception on a bad file)
+    except Exception as e:  # the tokenizers library raises a bare Exception on a bad file
         raise ArenaError(f"cannot load a tokenizer from {ref!r}{' / ' + gguf_file if gguf_file else ''}: "
                          f"{type(e).__name__}: {e}") from e
     if tok.pad_token_id is None:  # many causal LMs ship without one; padding is masked anyway

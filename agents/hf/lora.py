@@ -10,12 +10,13 @@ train the adapter alone and the base weights stay bit-identical.
 - `BasePolicy(model)`: the same base with the adapter disabled, for the KL / DPO
   reference: a view, not a second copy of the weights (`reference_policy` in
   `agents.learners` hands it out for a LoRA model).
-- `save_adapter`: an adapter checkpoint is what `PeftModel.save_pretrained` writes (`adapter_config.json`, `adapter_model.safetensors`)
-  with `base_model_name_or_path` set to the base's absolute path or hub id, so it loads in
-  plain transformers + peft (`AutoPeftModelForCausalLM.from_pretrained(dir)`) without this
-  project; `arena_agent.json` adds the base ref (and GGUF file) and the LoRA settings, so
-  a `ckpt:` spec rebuilds the agent. Loading one (into a model, in place or trainable) is
-  `agents.hf.loading`'s, beside loading whole models.
+- `save_adapter`: an adapter checkpoint is what `PeftModel.save_pretrained` writes
+  (`adapter_config.json`, `adapter_model.safetensors`) with `base_model_name_or_path` set to the
+  base's absolute path or hub id, so it loads in plain transformers + peft
+  (`AutoPeftModelForCausalLM.from_pretrained(dir)`) without this project; `arena_agent.json` adds
+  the base ref (and GGUF file) and the LoRA settings, so a `ckpt:` spec rebuilds the agent.
+  Loading one (into a model, in place or trainable) is `agents.hf.loading`'s, beside loading
+  whole models.
 """
 from __future__ import annotations
 

@@ -31,8 +31,15 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from agents.hf import (Completion, GeneratorAgent, LoadConfig, SamplingConfig, encode_prompt,
-                       load_weights_in_place, resolve_device)
+from agents.hf import (
+    Completion,
+    GeneratorAgent,
+    LoadConfig,
+    SamplingConfig,
+    encode_prompt,
+    load_weights_in_place,
+    resolve_device,
+)
 from agents.hf.generator import _stop_token_ids, generate_seeds
 from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
 from agents.hf.lora import is_lora
@@ -143,7 +150,8 @@ class VLLMAgent:
         return torch.randint(0, 2**62, (n,), generator=self.generator).tolist()
 
     def act(self, observations: Sequence[Observation], seeds: Sequence[int] | None = None) -> list[Move]:
-        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling) for obs in observations]
+        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling)
+                   for obs in observations]
         seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
         return [Move(c.text, {"prompt_ids": c.prompt_ids, "completion_ids": c.completion_ids,
                               "logprobs": c.logprobs, "completion_tokens": len(c.completion_ids),

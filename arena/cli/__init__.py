@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="arena",
         description="Alignment methods played as multi-agent games: self-play training, tournaments, live view.",
-        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | human | human:web. "
-               "Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
+        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | "
+               "human | human:web. Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
     p.add_argument("--runs-dir", help=GLOBAL_HELP["runs_dir"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     games.add_parser(sub)

@@ -123,7 +123,7 @@ class ReportRefresh:
 
         try:
             refresh_report(run_dir)
-        except Exception:
+        except Exception:  # noqa: BLE001 (best effort, as the docstring says)
             pass
 
 
@@ -167,7 +167,6 @@ def print_phases(trainer) -> None:
     """Where this run's training time went, over its rounds (each round's `phases` in events.jsonl)."""
     from arena.dashboard import phase_table
     from arena.selfplay import phase_totals
-
     from arena.store import read_round_summaries
 
     totals = phase_totals(read_round_summaries(trainer.run_dir))

@@ -39,8 +39,8 @@ def parser(exp: Experiment) -> argparse.ArgumentParser:
                         f"{','.join(a.name for a in exp.arms)})")
     own = ", ".join(f"{a.name} {a.rounds}" for a in exp.arms if a.rounds)
     p.add_argument("--rounds", type=int, default=None,
-                   help=f"training rounds per run (default {exp.rounds}" + (f"; arms with their own: {own}" if own else "")
-                        + "; given, it is every arm's)")
+                   help=f"training rounds per run (default {exp.rounds}"
+                        + (f"; arms with their own: {own}" if own else "") + "; given, it is every arm's)")
     p.add_argument("--episodes", type=int, default=exp.episodes,
                    help="episodes played per round (default %(default)s)")
     p.add_argument("--data-seed", type=int, default=None,

@@ -164,8 +164,9 @@ def rounds_table(summaries: Sequence[dict[str, Any]]) -> str:
     seats = sorted({str(k) for s in summaries for k in (s.get("mean_reward") or {})})
     losses = sorted({(str(seat), str(k)) for s in summaries for seat, m in (s.get("losses") or {}).items()
                      if isinstance(m, dict) for k in m})
-    header = (["round", "episodes"] + [f"R:{e(s)}" for s in seats] + [f'<span class="hl">{e(m)}</span>' for m in headline]
-              + [e(m) for m in others] + [f"{e(s)}.{e(k)}" for s, k in losses] + ["wall s"])
+    header = (["round", "episodes"] + [f"R:{e(s)}" for s in seats]
+              + [f'<span class="hl">{e(m)}</span>' for m in headline] + [e(m) for m in others]
+              + [f"{e(s)}.{e(k)}" for s, k in losses] + ["wall s"])
     rows = []
     for s in summaries:
         metrics, rewards, ls = s.get("metrics") or {}, s.get("mean_reward") or {}, s.get("losses") or {}
@@ -201,7 +202,8 @@ def _tournament_body(doc: dict[str, Any]) -> str:
              f'pairings · {e(fmt(doc.get("episodes"), "g"))} episodes</p>']
     rows = [[e(text(r.get("group"))), e(fmt(r.get("rank"), "g")), e(short.get(str(r.get("label")), "")),
              e(text(r.get("label"))), ci(r.get("bt_rating"), r.get("bt_lower"), r.get("bt_upper"), ".0f"),
-             e(fmt(r.get("elo"), ".0f")), ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
+             e(fmt(r.get("elo"), ".0f")),
+             ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
              e(fmt(r.get("episodes"), "g")), e(text(r.get("method")))] for r in ratings]
     parts.append(table(["seat", "#", "short", "agent", "BT rating (95% CI)", "Elo", "mean reward (95% CI)", "n",
                         "comparison"], rows, left=4))

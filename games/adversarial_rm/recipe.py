@@ -25,7 +25,7 @@ This module holds the recipe builders; `games.adversarial_rm.prepare` holds
 Defaults are sized for the tiny model on a 2-core CPU; `--set model=<hub id or
 dir>` and `--set data=<pairs.jsonl>` run the same recipes on a real model and real
 preference data (no gold reward then).
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,18 +36,23 @@ import numpy as np
 from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError, Episode
 from games.adversarial_rm.env import rm_input
-from games.adversarial_rm.prepare import METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model
-from games.adversarial_rm.prepare import pretrain  # noqa: F401  (env.py's entry point names recipe:pretrain)
+from games.adversarial_rm.prepare import (
+    METHODS,
+    Params,
+    base_model,
+    env_kwargs,
+    preference_sets,
+    pretrain,  # noqa: F401  (env.py's entry point names recipe:pretrain)
+    proxy_model,
+)
 from games.adversarial_rm.probe import RoundProbe
-
 
 # -- the recipes ---------------------------------------------------------------------
 
 def build(ctx: RecipeContext, method: str) -> Setup:
     """Seats and learners for one method (see the module docstring's table)."""
     from agents.hf import LoadConfig, ScorerAgent
-    from agents.learners import (BradleyTerryLearner, DPOLearner, Optimization, PolicyGradientLearner,
-                                 reference_policy)
+    from agents.learners import BradleyTerryLearner, DPOLearner, Optimization, PolicyGradientLearner, reference_policy
 
     if method not in METHODS:
         raise ArenaError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

@@ -19,7 +19,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
 PAPER = {"BC": 70.9, "G1 I0": 71.9, "G1 I4": 77.8, "G2 I3": 83.1}
 """Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (docs/algorithms.md#rest)."""
 STEP_COLUMNS = ["label", "grow", "improve", "tau", "dg_mean", "lr", "pairs", "kept", "from_data", "length", "loss",
@@ -95,7 +94,8 @@ def table(history: dict[str, Any], title: str = "ReST on rest-v0") -> Table:
         star = "*" if row.get("seeds_next") else ""
         mean = row.get("dg_mean")
         t.add_row(row["label"] + star, *(["", "", "", "", ""] if bc else [
-                      f"{row['tau']:.3f}", "" if mean is None else f"{mean:.3f}", str(row["pairs"]), f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
+                      f"{row['tau']:.3f}", "" if mean is None else f"{mean:.3f}", str(row["pairs"]),
+                      f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
                   f"{100 * row['valid']:.1f}", f"{100 * row['test']:.1f}",
                   *([f"{100 * row['test_chrf']:.1f}"] if learned else []),
                   f"{100 * row['test_exact']:.0f}%",
