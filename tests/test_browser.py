@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from arena.store import RunStore, StudyTables
 from arena.web import missing_web_packages
 from served import Served
 from study_toy import EVIL, is_right
+from test_study import stored
 
 TOY = "study_toy:SumsEnv"
 
@@ -64,17 +64,6 @@ def browsers():
     yield make
     for d in made:
         d.quit()
-
-
-@pytest.fixture(scope="module")
-def toy_runs(tmp_path_factory) -> Path:
-    from arena.runs.config import TrainConfig
-    from arena.selfplay import new_run
-
-    base = tmp_path_factory.mktemp("runs")
-    trainer = new_run(TrainConfig(game=TOY, rounds=3, episodes=4, concurrency=4, run="toy"), base)
-    trainer.run(trainer.restore())
-    return base
 
 
 def screenshot(driver, name: str) -> None:
@@ -168,15 +157,6 @@ def careful(prompt: str) -> int:
 
 def credulous(prompt: str) -> int:
     return 1
-
-
-def stored(run_dir: Path, name: str):
-    store = RunStore(run_dir)
-    try:
-        t = StudyTables(store)
-        return t.items(name), t.judgements(name)
-    finally:
-        store.close()
 
 
 def check_against_clicks(run_dir: Path, name: str, clicks: list, out: str) -> dict:

@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.hf import (
-    GeneratorAgent,
-    LoadConfig,
-    SamplingConfig,
-    ScorerAgent,
-    encode_prompt,
-    parse_hf_arg,
-    split_options,
-)
+from agents.hf import (GeneratorAgent, LoadConfig, SamplingConfig, ScorerAgent, encode_prompt, parse_hf_arg,
+                       split_options)
 from agents.tiny import new_tiny_causal_lm, new_tiny_scorer
 from arena.spaces import score_space, text_space
 from arena.specs import AgentContext, build_agent

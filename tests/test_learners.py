@@ -9,28 +9,10 @@ import pytest
 import torch
 
 from agents.batch import batch_from_token_ids, completion_logprobs, encode_pairs
-from agents.learners import (
-    BestWeights,
-    BradleyTerryLearner,
-    DPOLearner,
-    FilteredNLLLearner,
-    Optimization,
-    PolicyGradientLearner,
-    SFTLearner,
-    VerifierLearner,
-    read_implicit_reward,
-)
-from agents.losses import (
-    bradley_terry_loss,
-    dpo_loss,
-    filtered_nll,
-    group_advantages,
-    masked_sum,
-    policy_gradient_loss,
-    rpo_loss,
-    sft_nll,
-    verifier_loss,
-)
+from agents.learners import (BestWeights, BradleyTerryLearner, DPOLearner, FilteredNLLLearner, Optimization,
+                             PolicyGradientLearner, SFTLearner, VerifierLearner, read_implicit_reward)
+from agents.losses import (bradley_terry_loss, dpo_loss, filtered_nll, group_advantages, masked_sum,
+                           policy_gradient_loss, rpo_loss, sft_nll, verifier_loss)
 from arena.types import ArenaError, Episode, Step
 from test_losses import char_tokenizer, tiny_llama
 

@@ -12,24 +12,10 @@ import pytest
 import torch
 
 from agents.batch import batch_from_token_ids, completion_logprobs, encode_pairs, sequence_logprobs
-from agents.losses import (
-    bradley_terry_loss,
-    cgc_reward,
-    dpo_loss,
-    explicit_rm_loss,
-    filtered_nll,
-    goodhart_reward,
-    group_advantages,
-    implicit_reward,
-    kl_k1,
-    kl_k3,
-    kl_shaped_rewards,
-    policy_gradient_loss,
-    rpo_loss,
-    sft_nll,
-    src_reward,
-    verifier_loss,
-)
+from agents.losses import (bradley_terry_loss, cgc_reward, dpo_loss, explicit_rm_loss, filtered_nll,
+                           goodhart_reward, group_advantages, implicit_reward, kl_k1, kl_k3,
+                           kl_shaped_rewards, policy_gradient_loss, rpo_loss, sft_nll, src_reward,
+                           verifier_loss)
 
 NAN = float("nan")
 

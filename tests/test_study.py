@@ -26,15 +26,6 @@ needs_web = pytest.mark.skipif(missing_web_packages() is not None, reason=str(mi
 TOY = "study_toy:SumsEnv"
 
 
-@pytest.fixture(scope="module")
-def toy_runs(tmp_path_factory) -> Path:
-    """sums-v0 trained 3 rounds by its scripted recipe: writer checkpoints round-0..2 of rising skill."""
-    base = tmp_path_factory.mktemp("runs")
-    trainer = new_run(TrainConfig(game=TOY, rounds=3, episodes=4, concurrency=4, run="toy"), base)
-    trainer.run(trainer.restore())
-    return base
-
-
 def test_accuracy_and_seconds_per_checkpoint_by_hand():
     items = [StudyItem(f"a{i}", "writer/round-0", f"p{i}", "x", i != 3) for i in range(5)] + \
             [StudyItem("b0", "writer/round-1", "p0", "x", True)]

@@ -6,16 +6,11 @@ import json
 import pytest
 import torch
 
-from agents.tiny import (
-    SPECIAL_TOKENS,
-    char_tokenizer,
-    count_parameters,
-    new_tiny_causal_lm,
-    new_tiny_scorer,
-    pretrain,
-    sft_batch,
-)
+from agents.tiny import (SPECIAL_TOKENS, char_tokenizer, count_parameters, new_tiny_causal_lm, new_tiny_scorer,
+                         pretrain, sft_batch)
 from arena.spaces import CHARSET
+
+
 
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
              num_key_value_heads=2, max_position_embeddings=128)

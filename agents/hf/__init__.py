@@ -35,27 +35,13 @@ cache), `scorer` (`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (
 point) and `quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy
 view, saving an adapter; below `loading`, which uses it). Everything public is importable from here.
 """
-from agents.hf.config import (
-                              LoadConfig,
-                              SamplingConfig,
-                              parse_hf_arg,
-                              resolve_device,
-                              resolve_dtype,
-                              sampling_from_meta,
-                              split_options,
-)
+from agents.hf.config import (LoadConfig, SamplingConfig, parse_hf_arg, resolve_device, resolve_dtype,
+                              sampling_from_meta, split_options)
 from agents.hf.factory import build, seat_action_space
 from agents.hf.generator import Completion, GeneratorAgent, PreallocLayer, encode_prompt, new_kv_cache
 from agents.hf.likelihood import LikelihoodScorer, Readout
-from agents.hf.loading import (
-                              AGENT_META,
-                              check_model_ref,
-                              load_tokenizer,
-                              load_weights_in_place,
-                              read_agent_meta,
-                              save_agent_dir,
-                              slow_to_load,
-)
+from agents.hf.loading import (AGENT_META, check_model_ref, load_tokenizer, load_weights_in_place, read_agent_meta,
+                               save_agent_dir, slow_to_load)
 from agents.hf.quiet import quiet_transformers
 from agents.hf.scorer import ScorerAgent, init_head
 

@@ -18,15 +18,8 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
-from agents.hf.loading import (
-    check_model_ref,
-    load_adapter_in_place,
-    load_errors,
-    load_model,
-    load_tokenizer,
-    load_weights_in_place,
-    save_agent_dir,
-)
+from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
+                               load_weights_in_place, save_agent_dir)
 from agents.hf.lora import is_lora
 from arena.textobs import read_text
 from arena.types import ArenaError, Move, Observation

@@ -23,28 +23,14 @@ it hands that data to an explicit method instead of `update`:
 | `preference` | pairs: `DPOLearner` (DPO/RPO), `BradleyTerryLearner`, `VerifierLearner` |
 | `policy_gradient` | `PolicyGradientLearner`: REINFORCE with RLOO/GRPO baselines and a KL penalty |
 """
-from agents.learners.fitting import (
-                                     Data,
-                                     LearnerState,
-                                     LossOutput,
-                                     Optimization,
-                                     fit,
-                                     freeze,
-                                     frozen_logprobs,
-                                     make_accelerator,
-                                     make_optimizer,
-                                     optimizer_step,
-                                     plan_steps,
-                                     prompt_encoder,
-                                     reference_policy,
-                                     resolve,
-                                     resolve_mixed_precision,
-                                     trainable_parameters,
-                                     training_mode,
-)
+from agents.learners.fitting import (Data, LearnerState, LossOutput, Optimization, fit, freeze,
+                                     frozen_logprobs, make_accelerator, make_optimizer, optimizer_step,
+                                     plan_steps, prompt_encoder, reference_policy, resolve, resolve_mixed_precision,
+                                     trainable_parameters, training_mode)
 from agents.learners.likelihood import BestWeights, FilteredNLLLearner, SFTLearner
 from agents.learners.policy_gradient import PolicyGradientLearner, completion_rows, pad_rows
-from agents.learners.preference import BradleyTerryLearner, DPOLearner, VerifierLearner, read_implicit_reward
+from agents.learners.preference import (BradleyTerryLearner, DPOLearner, VerifierLearner,
+                                        read_implicit_reward)
 
 __all__ = [
     "BestWeights", "BradleyTerryLearner", "DPOLearner", "Data", "FilteredNLLLearner", "LearnerState", "LossOutput",

@@ -23,26 +23,10 @@ import torch
 from torch import Tensor
 
 from agents.batch import PairBatch, completion_logprobs, encode_pairs
-from agents.learners.fitting import (
-    Data,
-    LearnerState,
-    LossOutput,
-    Optimization,
-    fit,
-    freeze,
-    frozen_logprobs,
-    prompt_encoder,
-    resolve,
-)
-from agents.losses import (
-    bradley_terry_loss,
-    dpo_loss,
-    explicit_rm_loss,
-    implicit_reward,
-    masked_sum,
-    rpo_loss,
-    verifier_loss,
-)
+from agents.learners.fitting import (Data, LearnerState, LossOutput, Optimization, fit, freeze,
+                                     frozen_logprobs, prompt_encoder, resolve)
+from agents.losses import (bradley_terry_loss, dpo_loss, explicit_rm_loss, implicit_reward, masked_sum,
+                           rpo_loss, verifier_loss)
 from arena.types import ArenaError, Episode
 
 

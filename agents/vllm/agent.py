@@ -31,15 +31,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from agents.hf import (
-    Completion,
-    GeneratorAgent,
-    LoadConfig,
-    SamplingConfig,
-    encode_prompt,
-    load_weights_in_place,
-    resolve_device,
-)
+from agents.hf import (Completion, GeneratorAgent, LoadConfig, SamplingConfig, encode_prompt,
+                       load_weights_in_place, resolve_device)
 from agents.hf.generator import _stop_token_ids, generate_seeds
 from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
 from agents.hf.lora import is_lora

@@ -126,6 +126,15 @@ class ReportRefresh:
         except Exception:  # noqa: BLE001 (best effort, as the docstring says)
             pass
 
+    def close(self, trainer, logs, failed: bool) -> None:
+        """Close the trainer (releasing the run) and the trackers' logs; after a failed or stopped
+        training, the report shows the rounds it completed (`after_failure`)."""
+        trainer.close()
+        for log in logs:
+            log.close()
+        if failed:
+            self.after_failure(trainer.run_dir)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from arena.dashboard import LiveView
@@ -151,11 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.run(trainer.restore())
         failed = False
     finally:
-        trainer.close()
-        for log in logs:
-            log.close()
-        if failed:
-            refresh.after_failure(trainer.run_dir)
+        refresh.close(trainer, logs, failed)
     print_report(trainer)
     print_phases(trainer)
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)\n"
@@ -204,11 +209,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             trainer.run(start)
         failed = False
     finally:
-        trainer.close()
-        for log in logs:
-            log.close()
-        if failed:
-            refresh.after_failure(run_dir)
+        refresh.close(trainer, logs, failed)
     print_report(trainer)
     print_phases(trainer)
     Console().print(f"run {run_dir} resumed and finished\n{refresh.final(run_dir)}", highlight=False, markup=False,

@@ -24,7 +24,6 @@ reader exactly as written, never as markup.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -34,7 +33,7 @@ from typing import Any, Sequence
 from arena.report import figures
 from arena.report.attacks import attack_dirs, attack_section
 from arena.report.experiment import experiment_section
-from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text
+from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text, write_page
 from arena.runs.lock import RunLock
 from arena.store import RunStore, read_run_config
 from arena.types import ArenaError
@@ -77,15 +76,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     path = Path(out) if out else run_dir / REPORT_FILE
     page = build_report(run_dir)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # nothing half written is left beside the report
-        raise ArenaError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return write_page(path, page)
 
 
 def build_report(run_dir: Path) -> str:

@@ -66,15 +66,8 @@ Modules, one job each:
     report.py    CSV/JSON files, heatmap, stored ratings, rich tables, TournamentView
     command.py   `arena tournament`: add_parser, run_command
 """
-from arena.tournament.analysis import (
-                                       RATING_COLUMNS,
-                                       CrossPlay,
-                                       GroupResult,
-                                       MatchRecord,
-                                       TournamentResult,
-                                       analyze,
-                                       rating_rows,
-)
+from arena.tournament.analysis import (RATING_COLUMNS, CrossPlay, GroupResult, MatchRecord, TournamentResult,
+                                       analyze, rating_rows)
 from arena.tournament.command import add_parser, parse_seat_lists, run_command
 from arena.tournament.plan import Entrant, Plan, SeatGroup, TournamentConfig, plan_tournament
 from arena.tournament.play import play_missing, run_tournament

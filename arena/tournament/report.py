@@ -25,14 +25,8 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from arena.store import TournamentTables
-from arena.tournament.analysis import (
-    RATING_COLUMNS,
-    CrossPlay,
-    TournamentResult,
-    finite_or_none,
-    rating_records,
-    rating_rows,
-)
+from arena.tournament.analysis import (RATING_COLUMNS, CrossPlay, TournamentResult, finite_or_none,
+                                       rating_records, rating_rows)
 
 
 def save_ratings(tables: TournamentTables, result: TournamentResult) -> None:

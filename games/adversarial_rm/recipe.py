@@ -36,23 +36,18 @@ import numpy as np
 from arena.selfplay import RecipeContext, SeatSetup, Setup, resolve_params, with_data_seed
 from arena.types import ArenaError, Episode
 from games.adversarial_rm.env import rm_input
-from games.adversarial_rm.prepare import (
-    METHODS,
-    Params,
-    base_model,
-    env_kwargs,
-    preference_sets,
-    pretrain,  # noqa: F401  (env.py's entry point names recipe:pretrain)
-    proxy_model,
-)
+from games.adversarial_rm.prepare import METHODS, Params, base_model, env_kwargs, preference_sets, proxy_model
+from games.adversarial_rm.prepare import pretrain  # noqa: F401  (env.py's entry point names recipe:pretrain)
 from games.adversarial_rm.probe import RoundProbe
+
 
 # -- the recipes ---------------------------------------------------------------------
 
 def build(ctx: RecipeContext, method: str) -> Setup:
     """Seats and learners for one method (see the module docstring's table)."""
     from agents.hf import LoadConfig, ScorerAgent
-    from agents.learners import BradleyTerryLearner, DPOLearner, Optimization, PolicyGradientLearner, reference_policy
+    from agents.learners import (BradleyTerryLearner, DPOLearner, Optimization, PolicyGradientLearner,
+                                 reference_policy)
 
     if method not in METHODS:
         raise ArenaError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

@@ -71,8 +71,8 @@ def evaluate_run(run_dir: Path, cfg: EvalConfig = EvalConfig(), *, device: str |
                  say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Evaluate the initial prover and every round's prover of `run_dir`; write and return the file."""
     from arena.store import read_checkpoints, read_run_config, write_json_atomic
-    from games.prover_verifier import data as pv_data
     from games.prover_verifier.recipe import CheckabilityParams, default_verifier_spec, problem_pool, problem_split
+    from games.prover_verifier import data as pv_data
 
     run_dir = Path(run_dir)
     path = run_dir / FILE

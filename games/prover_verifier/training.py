@@ -47,16 +47,8 @@ import torch
 
 from arena.types import ArenaError, Episode
 from games.prover_verifier import rules
-from games.prover_verifier.sampling import (
-    batch_stats,
-    best_of_n_accuracy,
-    build_best_of_n_pool,
-    prover_rewards,
-    rollout,
-    score_episodes,
-    solution_of,
-    verifier_scores,
-)
+from games.prover_verifier.sampling import (batch_stats, best_of_n_accuracy, build_best_of_n_pool, prover_rewards,
+                                            rollout, score_episodes, solution_of, verifier_scores)
 
 BUFFER_FILE = "verifier_data.jsonl"
 METRICS_FILE = "metrics.json"

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
 PAPER = {"BC": 70.9, "G1 I0": 71.9, "G1 I4": 77.8, "G2 I3": 83.1}
 """Gulcehre et al. 2023, IWSLT'14 De-En, average reward-model score (docs/algorithms.md#rest)."""
 STEP_COLUMNS = ["label", "grow", "improve", "tau", "dg_mean", "lr", "pairs", "kept", "from_data", "length", "loss",
