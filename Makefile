@@ -21,10 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/arena experiment checkability
 
-test: $(STAMP)
+test: $(STAMP)  # the lint (pyproject.toml's [tool.ruff]), then the suite
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-test-quick: $(STAMP)  # the suite without the end-to-end tests marked slow
+test-quick: $(STAMP)  # the lint, then the suite without the end-to-end tests marked slow
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
 
 # The browser the web-seat tests drive (tests/test_browser.py; skipped, saying so, without it):

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from arena.options import parse_query
 from arena.gameinfo import GameInfo
+from arena.options import parse_query
 from arena.registry import load_attr
 from arena.seeding import stable_hash
 from arena.specs import AgentContext

@@ -228,7 +228,8 @@ def pretrain(pairs: Sequence[tuple[str, str]], out_dir: str | Path, steps: int =
     first_loss = float("nan")
     t0 = time.perf_counter()
     with _progress(progress) as bar:
-        task = bar.add_task(f"pretrain {Path(out_dir).name}", total=steps, loss=float("nan")) if bar else None  # which model
+        # which model
+        task = bar.add_task(f"pretrain {Path(out_dir).name}", total=steps, loss=float("nan")) if bar else None
         for step in range(steps):
             idx = rng.integers(len(pairs), size=min(batch_size, len(pairs)))
             batch = sft_batch(tokenizer, [pairs[i] for i in idx], sampling).to(dev)
@@ -268,8 +269,9 @@ class _progress:
         if enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]:.4f}"),
+                                TimeElapsedColumn(), TimeRemainingColumn())
 
     def __enter__(self):
         if self.bar:

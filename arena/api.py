@@ -64,7 +64,8 @@ def train(game: str, *, rounds: int = 3, episodes: int = 64, recipe: str = "defa
     `params` are the recipe's `--set` keys (`arena train <game> --help` lists them); `workers` /
     `ray_address` play the rounds on Ray actors (`--workers`, `--ray-address`); `env` are game
     settings (`--env`: constructor arguments, `text_field`)."""
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
 
     cfg = TrainConfig(game=game, rounds=rounds, episodes=episodes, concurrency=concurrency, seed=seed, run=run,
                       recipe=recipe, seats=dict(seats or {}), params={k: str(v) for k, v in (params or {}).items()},

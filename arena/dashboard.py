@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from arena.runs import run_holder
+from arena.runs.lock import run_holder
 from arena.store import read_events, read_round_summaries
 from arena.types import ArenaError
 

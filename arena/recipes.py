@@ -22,7 +22,7 @@ from arena.specs import AgentContext, build_agent
 from arena.types import ArenaError
 
 if TYPE_CHECKING:
-    from arena.selfplay import TrainConfig
+    from arena.runs.config import TrainConfig
 
 
 @dataclass

@@ -15,76 +15,28 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from arena.checkpoints import can_checkpoint, checkpoint_dir, prune_checkpoints, restore_checkpoint, write_checkpoint
 from arena.gameinfo import GameInfo, round_metrics
-from arena.recipes import (RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params,
-                           with_data_seed)
+from arena.recipes import RecipeContext, SeatSetup, Setup, build_setup, default_setup, resolve_params, with_data_seed
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
 from arena.rollout import EnvFactory, Rollouts, make_rollouts
 from arena.rollout.distributed import Ranks, ReplicaStore, join_ranks
 from arena.runner import mean_rewards
+from arena.runs.config import CONFIG_FILE, TrainConfig, config_from_json, package_versions
+from arena.runs.lock import RunLock
+from arena.runs.new import abandon_new_run, claim_new_run, publish_new_run
+from arena.runs.opening import lock_checked_run, run_game
 from arena.seeding import derive
-from arena.runs import (RunLock, abandon_new_run, claim_new_run, config_from_json, lock_checked_run,
-                        package_versions, publish_new_run, run_game)
-from arena.store import RunStore, append_event, check_run_name, read_events, read_run_config, write_json_atomic
+from arena.store import RunStore, append_event, read_events, read_run_config, write_json_atomic
 from arena.types import ArenaError, Episode, jsonable
 
-__all__ = ["TrainConfig", "Trainer", "new_run", "load_run", "RecipeContext", "SeatSetup", "Setup",
+__all__ = ["Trainer", "new_run", "load_run", "RecipeContext", "SeatSetup", "Setup",
            "build_setup", "default_setup", "resolve_params", "with_data_seed"]
-
-
-@dataclass
-class TrainConfig:
-    """What `arena train` was asked to do; saved as the run's `config.json`."""
-
-    game: str
-    """Game id (`name-vN`) or import path (`module:Class`)."""
-    rounds: int = 3
-    """Self-play rounds to play."""
-    episodes: int = 64
-    """Episodes per round."""
-    concurrency: int = 16
-    """Episodes in flight at once (the batch an agent's `act` sees)."""
-    seed: int = 0
-    """Run seed; every other seed is derived from it."""
-    run: str = ""
-    """Run name (directory under the runs dir); default `<game>-<seed>`."""
-    recipe: str = "default"
-    """Which of the game's recipes builds the seats."""
-    seats: dict[str, str] = field(default_factory=dict)
-    """Agent spec overrides per seat (`--seat prover=hf:<dir>`)."""
-    params: dict[str, str] = field(default_factory=dict)
-    """Recipe hyper-parameter overrides (`--set key=value`)."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Game settings (`--env key=value`): constructor arguments, added to the recipe's, and
-    `text_field`, the observation field LLM seats read (`arena.textobs`)."""
-    device: str | None = None
-    """Torch device for LLM agents/learners (default: cuda if available, else cpu)."""
-    keep_last: int = 0
-    """Keep only the last K rounds' checkpoints per seat (0: keep every round)."""
-    keep_every: int = 0
-    """With keep_last: also keep every N-th round's checkpoints (0, N, 2N, ...) for tournaments across
-    training (0: none besides the last K)."""
-    workers: int = 0
-    """Ray rollout workers that play the rounds (0: play in this process); needs `ray`."""
-    ray_address: str = ""
-    """With workers: the Ray cluster to join (default: start a local one)."""
-
-    def __post_init__(self) -> None:
-        for name in ("rounds", "episodes", "concurrency"):
-            if getattr(self, name) < 1:
-                raise ArenaError(f"--{name} must be at least 1")
-        for name in ("keep_last", "keep_every", "workers"):  # also read back from a config.json: data
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ArenaError(f"--{name.replace('_', '-')} must be a whole number >= 0, not {v!r}")
-        self.run = check_run_name(self.run or f"{self.game.replace(':', '_').replace('.', '_')}-s{self.seed}")
 
 
 # -- the loop -------------------------------------------------------------------
@@ -148,7 +100,7 @@ class Trainer:
                     "seat_specs": {s: v.spec for s, v in self.setup.seats.items()},
                     "env_kwargs": jsonable(self.setup.env_kwargs),  # tournaments of this run play the same game
                     "recipe_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None}
-        write_json_atomic(self.store.dir / "config.json", resolved)
+        write_json_atomic(self.store.dir / CONFIG_FILE, resolved)
 
     def restore(self) -> int:
         """Load the last completed round's checkpoints; return the next round to play. Events of
@@ -265,7 +217,8 @@ class Trainer:
         return summary
 
     def _write_checkpoints(self, k: int) -> dict[str, Path]:
-        return {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner, {"game": self.game_id, "spec": s.spec})
+        return {seat: write_checkpoint(self.run_dir, seat, k, s.agent, s.learner,
+                                       {"game": self.game_id, "spec": s.spec})
                 for seat, s in self.setup.seats.items() if can_checkpoint(s.agent)}
 
     def _commit_round(self, k: int, summary: dict[str, Any], ckpts: dict[str, Path]) -> None:
@@ -291,7 +244,7 @@ def phase_totals(summaries: Sequence[dict[str, Any]]) -> dict[str, float]:
 def new_run(cfg: TrainConfig, runs_dir: Path, on_event=None) -> Trainer:
     """Set up a new run: either a whole run or nothing. Everything is built and checked in a
     hidden setup directory under the run's lock, config.json is written last, and one rename
-    gives the directory its run name (`arena.runs.claim_new_run`); a setup that fails or is
+    gives the directory its run name (`arena.runs.new.claim_new_run`); a setup that fails or is
     killed leaves nothing that a command reads or that blocks `arena train` with the same name.
     Under several processes rank 0 sets the run up and every rank builds the same seats."""
     ranks = join_ranks(cfg.device, cfg.workers)

@@ -91,7 +91,8 @@ def build_agent(spec: str, ctx: AgentContext):
     else:
         factories = agent_factories()
         if kind not in factories:
-            raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {', '.join(sorted([*factories, 'ckpt']))}")
+            known = ", ".join(sorted([*factories, "ckpt"]))
+            raise ArenaError(f"unknown agent kind {kind!r} in {spec!r}; known: {known}")
         agent = factories[kind].load()(arg, ctx)
     check_seat_fit(agent, ctx, spec)
     return agent

@@ -109,7 +109,7 @@ def check_garbage_actions(env_fn: Callable[[], Any], seeds: Sequence[int]) -> No
     env = env_fn()
     for seed in seeds:
         for k in range(max(len(_garbage_for(env.action_space(a))) for a in env.possible_agents)):
-            def choose(agent: str, step: int) -> Any:
+            def choose(agent: str, step: int, k: int = k) -> Any:
                 options = _garbage_for(env.action_space(agent))
                 return options[(k + step) % len(options)]
 

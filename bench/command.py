@@ -93,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--memory-modes", default="fp32,bf16-autocast,bf16,lora,lora+ckpt,lora-bf16",
                    help="modes to run, comma-separated (default: %(default)s)")
     m.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (default: %(default)s)")
-    m.add_argument("--steps", type=int, default=3, help="timed steps per mode, after one warm-up (default: %(default)s)")
+    m.add_argument("--steps", type=int, default=3,
+                   help="timed steps per mode, after one warm-up (default: %(default)s)")
     m.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default: %(default)s)")
     r = p.add_argument_group("rollout backends (--rollouts: one round in process and on Ray workers side by "
                              "side; see bench/rollouts.py)")

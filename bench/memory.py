@@ -63,7 +63,7 @@ def one_mode(mode: str, preset: str, device: str, batch: int, seq_len: int, step
         if load.gradient_checkpointing:
             model.enable_input_require_grads()
         if weights_bf16:  # the adapter trains in fp32 under autocast; the base stays bf16
-            for n, p in model.named_parameters():
+            for p in model.parameters():
                 if p.requires_grad:
                     p.data = p.data.float()
     model.arena_mixed_precision = load.mixed_precision
@@ -147,7 +147,8 @@ def render(results: list[dict[str, Any]], preset: str, device: str, threads: int
             continue
         t = r["step_s"]
         lines.append(f"| {r['mode']} | {r['trained'] / 1e6:.2f}M | {r['step_peak_mb']:.0f} MiB "
-                     f"(loaded: {r['model_mb']:.0f} MiB) | {min(t):.2f} / {statistics.median(t):.2f} / {max(t):.2f} s |")
+                     f"(loaded: {r['model_mb']:.0f} MiB) | "
+                     f"{min(t):.2f} / {statistics.median(t):.2f} / {max(t):.2f} s |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,6 @@ from arena.seeding import derive
 from arena.types import Move
 from bench.players import build_scorer
 
-
 # -- the two modes ------------------------------------------------------------------------
 
 def run_batched(args, make_env: Callable[[], Any], seats: dict[str, Any], n: int, seed: int):

@@ -23,6 +23,19 @@ def external_game_path(monkeypatch):
     return EXTERNAL
 
 
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory) -> Path:
+    """A runs dir holding `toy`: sums-v0 (tests/study_toy.py) trained 3 rounds by its scripted recipe,
+    writer checkpoints round-0..2 of rising skill (the legibility-study tests' run)."""
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
+
+    base = tmp_path_factory.mktemp("runs")
+    trainer = new_run(TrainConfig(game="study_toy:SumsEnv", rounds=3, episodes=4, concurrency=4, run="toy"), base)
+    trainer.run(trainer.restore())
+    return base
+
+
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
     """A private runs dir, also for subprocesses (ARENA_RUNS_DIR)."""

@@ -1,4 +1,5 @@
-"""abstain-v0: payoffs, the normaliser, the fact base, bots, metrics, the env contract, the base model, a short RL run."""
+"""abstain-v0: payoffs, the normaliser, the fact base, bots, metrics, the env contract, the base model, a short RL
+run."""
 import json
 import math
 import re
@@ -121,9 +122,10 @@ def test_judge_pairs_use_training_facts_only_and_are_labelled_by_the_gold_check(
 # -- metrics -----------------------------------------------------------------------------
 
 def test_summary_rates_on_hand_made_records():
-    recs = [{"kind": "known", "outcome": "correct", "payoff": 1.0}, {"kind": "known", "outcome": "wrong", "payoff": -1.0},
-            {"kind": "unknown", "outcome": "abstain", "payoff": 0.0}, {"kind": "unknown", "outcome": "wrong",
-                                                                        "payoff": -1.0}]
+    recs = [{"kind": "known", "outcome": "correct", "payoff": 1.0},
+            {"kind": "known", "outcome": "wrong", "payoff": -1.0},
+            {"kind": "unknown", "outcome": "abstain", "payoff": 0.0},
+            {"kind": "unknown", "outcome": "wrong", "payoff": -1.0}]
     s = metrics.summarize(recs)
     assert s["accuracy"] == 0.25 and s["abstention"] == 0.25
     assert s["hallucination"] == pytest.approx(2 / 3)  # wrong / answered
@@ -225,7 +227,8 @@ def test_a_short_rl_run_lowers_hallucination_on_held_out_questions(tmp_path):
     base = rules.make_fact_base(info["data_seed"])
     from agents.hf import SamplingConfig
 
-    agent = GeneratorAgent.from_pretrained(str(ASSETS / "base"), sampling=SamplingConfig(max_new_tokens=16, stop=("\n",)))
+    agent = GeneratorAgent.from_pretrained(str(ASSETS / "base"),
+                                           sampling=SamplingConfig(max_new_tokens=16, stop=("\n",)))
     inner = PolicyGradientLearner(seat="student", reference=freeze(copy.deepcopy(agent.model)), beta=0.1,
                                   opt=Optimization(lr=3e-4, batch_size=128, keep_state=True))
     rl = RLRound(inner=inner, facts=base.select(split="train"), k=1.0, steps=12, questions=32, group=8)

@@ -95,7 +95,7 @@ def test_prob_superiority_by_hand():
 
 
 def test_parse_preference_jsonl():
-    pairs = rules.parse_preference_jsonl(['{"prompt": "p", "chosen": "c", "rejected": "r"}', "", 
+    pairs = rules.parse_preference_jsonl(['{"prompt": "p", "chosen": "c", "rejected": "r"}', "",
                                           '{"prompt": "q", "chosen": "1", "rejected": "2", "extra": 0}'])
     assert pairs == [rules.Pair("p", "c", "r"), rules.Pair("q", "1", "2")]
     with pytest.raises(ValueError, match="line 2"):

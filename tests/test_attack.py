@@ -6,7 +6,8 @@ import pytest
 from arena.attack import AttackConfig, run_attack, steps_to_exploit, summarize
 from arena.attack.report import attack_table, write_outputs
 from arena.cli import main as cli_main
-from arena.selfplay import TrainConfig, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import new_run
 from arena.types import ArenaError
 
 

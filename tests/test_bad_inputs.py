@@ -394,6 +394,7 @@ def test_download_from_an_unreachable_hub_is_one_line_at_once(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     t = time.perf_counter()
-    with pytest.raises(ArenaError, match=r"cannot download hf:no-such-org/no-such-model: http://127.0.0.1:\d+ is not reachable"):
+    with pytest.raises(ArenaError,
+                       match=r"cannot download hf:no-such-org/no-such-model: http://127.0.0.1:\d+ is not reachable"):
         check_model_ref("no-such-org/no-such-model", download=True)
     assert time.perf_counter() - t < 5

@@ -13,7 +13,8 @@ def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):
     out = tmp_path / "bench.json"
     try:
         rc = bench.main(["--episodes", "6", "--concurrency", "3", "--naive-episodes", "2", "--max-new-tokens", "4",
-                         "--learner-batch", "2", "--threads", "1", "--group-size", "2", "--no-tracemalloc", "--json", str(out)])
+                         "--learner-batch", "2", "--threads", "1", "--group-size", "2", "--no-tracemalloc",
+                         "--json", str(out)])
     finally:
         torch.set_num_threads(threads)
     assert rc == 0

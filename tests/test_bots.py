@@ -11,7 +11,6 @@ from arena.testing import check_agent, play_scripted
 from arena.types import ArenaError
 
 
-
 def seat_observations(gspec, seat, env_kwargs, n=6):
     """Observations `seat` sees in a few episodes of random play."""
     env = gspec.make(**env_kwargs)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from arena.store import RunStore, StudyTables
 from arena.web import missing_web_packages
 from served import Served
 from study_toy import EVIL, is_right
+from test_study import stored
 
 TOY = "study_toy:SumsEnv"
 
@@ -64,16 +64,6 @@ def browsers():
     yield make
     for d in made:
         d.quit()
-
-
-@pytest.fixture(scope="module")
-def toy_runs(tmp_path_factory) -> Path:
-    from arena.selfplay import TrainConfig, new_run
-
-    base = tmp_path_factory.mktemp("runs")
-    trainer = new_run(TrainConfig(game=TOY, rounds=3, episodes=4, concurrency=4, run="toy"), base)
-    trainer.run(trainer.restore())
-    return base
 
 
 def screenshot(driver, name: str) -> None:
@@ -132,7 +122,7 @@ def take(driver, link: str, decide, log: list, *, stop_after: int | None = None,
         item, prompt = got
         verdict = decide(prompt)
         driver.find_element("id", "yes" if verdict > 0 else "no").click()
-        wait_for(lambda: driver.execute_script(  # the page moved on: the server took the answer
+        wait_for(lambda item=item: driver.execute_script(  # the page moved on: the server took the answer
             "const c = document.getElementById('card'), e = document.getElementById('error');"
             "const s = document.getElementById('status').textContent;"
             "if (!e.hidden || s.includes('not the one you hold')) throw new Error('refused: ' + e.textContent + s);"
@@ -149,7 +139,7 @@ def in_parallel(*jobs) -> None:
     def guard(fn, args, kwargs):
         try:
             fn(*args, **kwargs)
-        except BaseException as e:  # handed to the test's thread
+        except BaseException as e:  # noqa: BLE001 (handed to the test's thread)
             errors.append(e)
 
     threads = [threading.Thread(target=guard, args=job) for job in jobs]
@@ -167,15 +157,6 @@ def careful(prompt: str) -> int:
 
 def credulous(prompt: str) -> int:
     return 1
-
-
-def stored(run_dir: Path, name: str):
-    store = RunStore(run_dir)
-    try:
-        t = StudyTables(store)
-        return t.items(name), t.judgements(name)
-    finally:
-        store.close()
 
 
 def check_against_clicks(run_dir: Path, name: str, clicks: list, out: str) -> dict:
@@ -283,7 +264,7 @@ def test_a_person_plays_a_checkpoint_in_the_browser(toy_runs, browsers):
     assert d.find_element("id", "title").text == "you are checker · episode 0"
     screenshot(d, "play-checkpoint")
     d.find_element("id", "yes").click()
-    second = next_item(d, {first[0]})
+    next_item(d, {first[0]})
     d.find_element("id", "score-value").send_keys("-2.5")
     d.find_element("id", "score-send").click()
     assert s.wait() == 0, s.log

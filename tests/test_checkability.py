@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from arena.selfplay import TrainConfig, load_run, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import load_run, new_run
 from games.prover_verifier import rules
 from games.prover_verifier.pretraining import ASSETS
 from games.prover_verifier.training import BUFFER_FILE, METRICS_FILE

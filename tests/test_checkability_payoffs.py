@@ -83,7 +83,7 @@ def test_tournament_separates_strong_from_weak_verifiers_and_provers(tmp_path):
         return group.bt.lower[i], group.bt.rating[i], group.bt.upper[i]
 
     for group, (hi, lo) in ((groups["verifier"], (strong, weak)), (groups["prover"], (good, bad))):
-        h, l = interval(group, hi), interval(group, lo)
-        assert h[1] > l[1] and h[0] > l[2], (group.name, h, l)  # apart, with non-overlapping 95% intervals
+        h, lo_ = interval(group, hi), interval(group, lo)
+        assert h[1] > lo_[1] and h[0] > lo_[2], (group.name, h, lo_)  # apart, with non-overlapping 95% intervals
     cells = {c.paid_seat: np.asarray(c.cells.mean) for c in result.crossplay}
     assert np.ptp(cells["verifier"]) > 0.3 and np.ptp(cells["prover"]) > 0.3  # no payoff is constant

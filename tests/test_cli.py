@@ -24,7 +24,8 @@ def assert_one_line_error(capsys, argv, pattern):
     (["play", "prover-verifer-v0"], "did you mean prover-verifier-v1"),
     (["train", "nonsense-v0", "--rounds", "1"], "unknown game 'nonsense-v0'"),
     (["play", "prover-verifier-v1", "--seat", "judge=scripted:random"], "unknown seat(s) judge"),
-    (["train", "prover-verifier-v1", "--recipe", "scripted", "--seat", "judge=scripted:random"], "unknown seat(s) judge"),
+    (["train", "prover-verifier-v1", "--recipe", "scripted", "--seat", "judge=scripted:random"],
+     "unknown seat(s) judge"),
     (["play", "prover-verifier-v1", "--seat", "prover=Bad Spec!"], "malformed agent spec"),
     (["play", "prover-verifier-v1", "--seat", "prover"], "malformed --seat"),
     (["play", "prover-verifier-v1", "--seat", "prover=warp:drive"], "unknown agent kind 'warp'"),
@@ -153,7 +154,7 @@ def test_train_help_for_a_game_lists_its_recipe_keys_and_settings(capsys):
     out = capsys.readouterr().out
     assert "--rounds" in out and "(default 3)" in out  # the flags, defaults from TrainConfig
     assert "recipe default, correctness: --set KEY=VALUE" in out  # two recipes, one params dataclass
-    line = next(l for l in out.splitlines() if l.split()[:1] == ["kl_coef"])
+    line = next(x for x in out.splitlines() if x.split()[:1] == ["kl_coef"])
     assert repr(CheckabilityParams().kl_coef) in line and "KL penalty" in line
     assert "game settings: --env KEY=VALUE" in out and "max_value" in out
 

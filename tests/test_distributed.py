@@ -224,8 +224,8 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
         assert single.keys() == r0.keys() == r1.keys()
         for k in r0:
             assert torch.equal(r0[k], r1[k]), f"{seat}: the ranks differ at {k}"
-        first_one, first_two = (load_file(str(d / "runs" / "pv" / "checkpoints" / seat / "round-0" / "model.safetensors"))
-                                for d in (out_one, out_two))
+        first_one, first_two = (load_file(str(d / "runs" / "pv" / "checkpoints" / seat / "round-0"
+                                              / "model.safetensors")) for d in (out_one, out_two))
         for k in first_one:
             diff = (first_two[k] - first_one[k]).abs().max().item()
             tol = 2 * (2e-3 if seat == "verifier" else 5e-4)  # 2 * the seat's lr (see above)
@@ -294,12 +294,14 @@ def test_a_setup_error_on_rank_0_stops_every_rank_with_one_line(tmp_path):
                          env=clean_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert two.returncode != 0
     lines = [line for line in two.stderr.splitlines() if "already exists" in line]
-    assert len(lines) == 2 and all(line.startswith("error: run 'taken' already exists") for line in lines), two.stderr[-2000:]
+    assert len(lines) == 2, two.stderr[-2000:]
+    assert all(line.startswith("error: run 'taken' already exists") for line in lines), two.stderr[-2000:]
     assert sorted(p.name for p in runs.iterdir()) == ["taken"]
 
 
 def test_ray_workers_and_several_processes_are_refused_before_anything_is_made(runs, monkeypatch):
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from arena.types import ArenaError
 
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -317,7 +319,8 @@ def test_each_rank_plays_a_contiguous_share_and_the_stats_add_up():
             shares = [share_of(n, r, world) for r in range(world)]
             assert [i for lo, hi in shares for i in range(lo, hi)] == list(range(n))
             assert max(hi - lo for lo, hi in shares) - min(hi - lo for lo, hi in shares) <= 1
-    a, b = PlayStats(wall_s=2.0, completion_tokens=10, episodes=4), PlayStats(wall_s=3.0, completion_tokens=5, episodes=3)
+    a = PlayStats(wall_s=2.0, completion_tokens=10, episodes=4)
+    b = PlayStats(wall_s=3.0, completion_tokens=5, episodes=3)
     a.act_s["p"], a.act_calls["p"], a.act_batch["p"] = 1.0, 2, 8
     b.act_s["p"], b.act_calls["p"], b.act_batch["p"] = 2.0, 3, 6
     m = merge_stats([a, b])

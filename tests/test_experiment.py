@@ -22,7 +22,8 @@ def learning(ctx):
     """A spot-checking verifier whose check rate rises with the sneaky prover's success."""
     prover, pspec = ctx.agent("prover", "scripted:role-play")
     verifier, vspec = ctx.agent("verifier", "scripted:spot-check?check_rate=0.1")
-    return Setup({"prover": SeatSetup(prover, None, pspec), "verifier": SeatSetup(verifier, SpotCheckLearner(0.5), vspec)})
+    return Setup({"prover": SeatSetup(prover, None, pspec),
+                  "verifier": SeatSetup(verifier, SpotCheckLearner(0.5), vspec)})
 
 
 def frozen(ctx):
@@ -65,7 +66,8 @@ def test_seeds_by_arms_judged_written_and_reused(tmp_path, recipes, capsys):
     assert "where the time went" in out and "train: play: prover acts" in out and "train: learn: verifier" in out
     doc = json.loads((tmp_path / "toy" / "dynamics.json").read_text())
     assert doc["schema"] == 1 and doc["seeds"] == [0, 1, 2] and [a["name"] for a in doc["arms"]] == ["learn", "frozen"]
-    assert sorted(r["run"] for r in doc["runs"]) == sorted(f"toy-{a}-s{s}" for a in ("learn", "frozen") for s in (0, 1, 2))
+    runs = sorted(f"toy-{a}-s{s}" for a in ("learn", "frozen") for s in (0, 1, 2))
+    assert sorted(r["run"] for r in doc["runs"]) == runs
     claims = {c["label"]: c for c in doc["claims"]}
     rises = claims["check rate rises"]
     # by hand from each run's own summaries: held exactly where the last rate is above the first
@@ -192,8 +194,8 @@ def _fake_seeds(exp, seeds=(0, 1)):
 
 
 def _experiments():
-    from importlib.metadata import entry_points
     from importlib import import_module
+    from importlib.metadata import entry_points
 
     return {ep.name: import_module(ep.value.split(":")[0]).EXPERIMENT
             for ep in entry_points(group="arena.experiments")}

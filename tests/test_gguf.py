@@ -92,8 +92,8 @@ def test_the_gguf_file_loads_as_the_model_it_was_written_from(prover_gguf):
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_arena_train_with_a_gguf_seat_completes_a_round_and_writes_safetensors(capsys, runs, prover_gguf, lora):
-    from arena.specs import AgentContext, build_agent
     from arena.registry import spec as game_spec
+    from arena.specs import AgentContext, build_agent
 
     path, model = prover_gguf
     spec = f"hf:{path}?max_new_tokens=48" + ("&lora=4" if lora else "")

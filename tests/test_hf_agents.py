@@ -210,7 +210,8 @@ def test_chat_template_wraps_the_prompt_when_the_tokenizer_has_one(tiny):
     ids = encode_prompt(tok2, "hi", SamplingConfig(system="be brief"))
     assert tok2.decode(ids) == "[system]be brief\n[user]hi\n[assistant]"
     assert encode_prompt(tok2, "hi", SamplingConfig(chat_template=False)) == tok("hi")["input_ids"]
-    assert encode_prompt(tok, "abcdef", SamplingConfig(max_prompt_tokens=3)) == tok("def", add_special_tokens=False)["input_ids"]
+    cut = encode_prompt(tok, "abcdef", SamplingConfig(max_prompt_tokens=3))
+    assert cut == tok("def", add_special_tokens=False)["input_ids"]
 
 
 # -- save / load ------------------------------------------------------------------------

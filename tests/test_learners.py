@@ -181,7 +181,8 @@ def pg_episodes() -> list[Episode]:
 def pg_loss_on(agent, episodes) -> float:
     """The REINFORCE objective with advantages fixed at the round's RLOO values."""
     moves = [e.moves("prover")[0] for e in episodes]
-    batch = batch_from_token_ids([m.extras["prompt_ids"] for m in moves], [m.extras["completion_ids"] for m in moves], 0)
+    batch = batch_from_token_ids([m.extras["prompt_ids"] for m in moves], [m.extras["completion_ids"] for m in moves],
+                                 0)
     rewards = torch.tensor([e.rewards["prover"] for e in episodes])
     groups = torch.tensor([0, 0, 0, 1, 1, 1])
     with torch.no_grad():
@@ -220,16 +221,16 @@ def test_data_given_per_call_trains_exactly_as_data_given_at_construction():
         return params(agent.model)
 
     opt = Optimization(lr=3e-3, batch_size=3, epochs=2)
-    a = weights_after(VerifierLearner(data=SOLUTIONS, opt=opt), FakeScorer(), lambda l, g: l.update(g, []))
-    b = weights_after(VerifierLearner(opt=opt), FakeScorer(), lambda l, g: l.fit_solutions(g, SOLUTIONS))
+    a = weights_after(VerifierLearner(data=SOLUTIONS, opt=opt), FakeScorer(), lambda learner, g: learner.update(g, []))
+    b = weights_after(VerifierLearner(opt=opt), FakeScorer(), lambda learner, g: learner.fit_solutions(g, SOLUTIONS))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
     episodes = pg_episodes()
     rewards = [e.rewards["prover"] for e in episodes]
     a = weights_after(PolicyGradientLearner(seat="prover", reward_fn=lambda eps: rewards, opt=opt),
-                      generator_agent(), lambda l, g: l.update(g, episodes))
+                      generator_agent(), lambda learner, g: learner.update(g, episodes))
     b = weights_after(PolicyGradientLearner(seat="prover", opt=opt), generator_agent(),
-                      lambda l, g: l.fit_rewards(g, episodes, rewards))
+                      lambda learner, g: learner.fit_rewards(g, episodes, rewards))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     with pytest.raises(ArenaError, match="one per episode"):
         PolicyGradientLearner(seat="prover", opt=opt).fit_rewards(generator_agent(), episodes, rewards[:-1])

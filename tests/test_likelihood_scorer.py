@@ -3,7 +3,6 @@ readout as untrusted data, its checkpoints, and that Bradley-Terry training teac
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from agents.hf.likelihood import LikelihoodScorer, Readout
 from agents.hf.loading import AGENT_META, save_agent_dir
-from agents.tiny import char_tokenizer, new_tiny_causal_lm
+from agents.tiny import new_tiny_causal_lm
 from arena.registry import spec as game_spec
 from arena.specs import AgentContext, build_agent
 from arena.types import ArenaError

@@ -46,7 +46,8 @@ def logits(model) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     """One round of checkability training with both seats as LoRA seats on the shipped tiny models."""
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from games.prover_verifier.pretraining import ASSETS
 
     if not (ASSETS / "prover").is_dir():
@@ -101,8 +102,8 @@ def test_the_checkpoint_is_the_adapter_and_a_small_fraction_of_the_full_model(lo
 def test_the_checkpoint_reloads_to_the_same_outputs_by_ckpt_spec_and_in_plain_peft(lora_run):
     from peft import AutoPeftModelForCausalLM
 
-    from arena.specs import AgentContext, build_agent
     from arena.registry import spec as game_spec
+    from arena.specs import AgentContext, build_agent
 
     trainer, models, _, _, _, runs, _ = lora_run
     gspec = game_spec("prover-verifier-v1")
@@ -137,7 +138,7 @@ def test_a_scalar_head_scorer_adapter_carries_its_head_and_reloads_in_plain_peft
     save_agent_dir(model, tok, tmp_path / "base", {"agent": "scorer"})
     agent = ScorerAgent.from_pretrained(str(tmp_path / "base"), load=LoadConfig(lora=4))
     with torch.no_grad():
-        for name, p in agent.model.named_parameters():
+        for p in agent.model.parameters():
             if p.requires_grad:  # the adapter and the head: as after training
                 p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
     agent.save(tmp_path / "ckpt")

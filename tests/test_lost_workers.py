@@ -67,7 +67,7 @@ def cluster():
 
 
 def seats_cfg(**kw):
-    from arena.selfplay import TrainConfig
+    from arena.runs.config import TrainConfig
 
     return TrainConfig(game=GAME, rounds=2, episodes=48, concurrency=4, seed=7, recipe="default",
                        seats={"player_0": "scripted:random", "player_1": "scripted:constant?value=paper"}, **kw)

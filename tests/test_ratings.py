@@ -24,16 +24,16 @@ def theta_diff(ratings, i=0, j=1):
 
 
 def test_two_players_closed_form():
-    # Two players, w wins and l losses: the MLE is θ0 − θ1 = ln(w/l).
-    w, l = 30, 10
-    a, b, s = table((0, 1, 1.0, w), (0, 1, 0.0, l))
-    exact = math.log(w / l)
+    # Two players, `wins` wins and `losses` losses: the MLE is θ0 − θ1 = ln(wins/losses).
+    wins, losses = 30, 10
+    a, b, s = table((0, 1, 1.0, wins), (0, 1, 0.0, losses))
+    exact = math.log(wins / losses)
     nearly_no_prior = R.bradley_terry(a, b, s, 2, l2=1e-9)
     assert theta_diff(nearly_no_prior) == pytest.approx(exact, abs=1e-6)
-    # With the default prior, d solves w − (w+l)σ(d) = l2·d/2 (θ = ±d/2): a little shrunk.
+    # With the default prior, d solves wins − (wins+losses)σ(d) = l2·d/2 (θ = ±d/2): a little shrunk.
     d = theta_diff(R.bradley_terry(a, b, s, 2))
     assert d < exact
-    assert w - (w + l) / (1 + math.exp(-d)) == pytest.approx(R.DEFAULT_L2 * d / 2, abs=1e-8)
+    assert wins - (wins + losses) / (1 + math.exp(-d)) == pytest.approx(R.DEFAULT_L2 * d / 2, abs=1e-8)
     assert d == pytest.approx(exact, rel=0.01)
 
 

@@ -10,7 +10,8 @@ import math
 
 import pytest
 
-from arena.selfplay import TrainConfig, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import new_run
 from games.prover_verifier.pretraining import ASSETS
 
 try:

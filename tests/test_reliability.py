@@ -22,7 +22,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +34,7 @@ from conftest import EXTERNAL, arena_cmd
 FAULTS = Path(__file__).parent / "faults"
 TRAIN = ["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "3", "--episodes", "12",
          "--concurrency", "4", "--seed", "5", "--plain", "--no-tensorboard", "--run", "k"]
-TIMING = ("wall_s", "play_s", "elapsed_s", "eta_s", "episodes_per_s", "tokens_per_s", "overhead")
+TIMING = ("wall_s", "play_s", "elapsed_s", "eta_s", "episodes_per_s", "tokens_per_s", "overhead", "phases")
 
 
 def arena(runs: Path, *args: str, fault: dict[str, str] | None = None, timeout: float = 60,
@@ -374,7 +373,7 @@ def test_scoring_and_generation_are_cut_into_batches_of_max_batch():
                          lambda a: [m.action for m in a.act([{"prompt": t} for t in texts])])):
         sizes: list[int] = []
         hook = agent.model.register_forward_pre_hook(
-            lambda m, args, kwargs: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+            lambda m, args, kwargs, sizes=sizes: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
         try:
             agent.reset(3)
             chunked = call(agent)

@@ -249,7 +249,8 @@ def html_escape(s: str) -> str:
 
 
 def test_report_of_a_run_without_rounds_or_tournaments(runs, capsys):
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
 
     trainer = new_run(TrainConfig(game="duel-v0", rounds=1, episodes=2, run="empty"), runs)
     trainer.close()

@@ -11,7 +11,7 @@ import pytest
 from arena.cli import main
 from arena.report import figures
 from arena.report.html import refresh_report
-from arena.runs import RunLock
+from arena.runs.lock import RunLock
 from arena.types import ArenaError
 
 STRONG = "verifier=scripted:spot-check?check_rate=1"  # a verifier that checks every step: attacks take long

@@ -10,7 +10,6 @@ from arena.types import Episode
 from games.rest import rules
 from games.rest.env import RestEnv
 
-
 # -- the language -------------------------------------------------------------------
 
 def test_translation_rules_reorder_agree_and_pluralise():
@@ -161,9 +160,10 @@ def test_reward_hacking_claims_under_a_learned_reward(tmp_path):
         steps += [row(f"G2 I{i}", 2, i, 0.90 + 0.01 * i, 0.90 + sign * 0.09) for i in (1, 2, 3)]
         seeds.append(seed_view(tmp_path, seed, "rest-rm", {"steps": steps, "bon": {}, "reward": "model"}))
     claims = judged(seeds)
-    for label in ("hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF", "hacking: G1 I4 -> G2 I3 raises R, lowers chrF"):
+    g1, g2 = "hacking: G1 I1 -> I4 (higher τ) raises R, lowers chrF", "hacking: G1 I4 -> G2 I3 raises R, lowers chrF"
+    for label in (g1, g2):
         assert claims[label][1] == [True, False]
-    assert claims["hacking: G1 I4 -> G2 I3 raises R, lowers chrF"][0][0] == "G1 I4 -> G2 I3: R 86.0 -> 93.0, chrF 86.0 -> 81.0"
+    assert claims[g2][0][0] == "G1 I4 -> G2 I3: R 86.0 -> 93.0, chrF 86.0 -> 81.0"
     assert claims["G2 I3 > BC"] == (["-", "-"], [None, None])  # the ReST claims are the chrF arm's
     text = report_text(seeds, tmp_path)
     assert "chrF G2 I3" in text and "81.0" in text and "learned reward" in text
@@ -266,7 +266,8 @@ def runs_dir(tmp_path_factory):
 
 
 def _train(runs_dir, recipe, run, seats=None, **params):
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
 
     cfg = TrainConfig(game="rest-v0", rounds=1, episodes=16, concurrency=16, seed=3, run=run, recipe=recipe,
                       params={**SMALL, **params}, seats=seats or {})

@@ -40,7 +40,8 @@ def _weights(model):
 def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_and_chrf(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from arena.selfplay import TrainConfig, new_run
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import new_run
     from games.rest.online import OnlineLearner
 
     cfg = TrainConfig(game="rest-v0", rounds=2, episodes=6, concurrency=6, seed=1, run="online", recipe="online",
@@ -77,7 +78,8 @@ def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_
     from rich.console import Console
 
     from arena.experiment import RunView, SeedView
-    from games.rest.experiment import read, report as seeds_report
+    from games.rest.experiment import read
+    from games.rest.experiment import report as seeds_report
     from games.rest.report import report
 
     console = Console(record=True, width=200)

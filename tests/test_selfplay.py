@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from arena.selfplay import TrainConfig, load_run, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import load_run, new_run
 from arena.store import RunStore
 from arena.types import ArenaError
 from conftest import EXTERNAL, arena_cmd
@@ -155,7 +156,8 @@ def test_learner_progress_lines_reach_the_events_and_the_live_view(runs, externa
 def test_train_or_reuse_reuses_extends_and_refuses_other_settings(tmp_path):
     """What `arena experiment ...` does per run: same settings reuse the rounds (none replayed), more
     rounds resume, other settings are one line."""
-    from arena.selfplay import TrainConfig, train_or_reuse
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import train_or_reuse
     from arena.types import ArenaError
 
     def cfg(**kw):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from arena.cli import main
-from arena.selfplay import TrainConfig, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import new_run
 from arena.store import RunStore, StudyTables
 from arena.store.studies import Judgement, StudyItem
 from arena.study.analysis import analyze, read_legibility
@@ -23,15 +24,6 @@ from study_toy import is_right
 needs_web = pytest.mark.skipif(missing_web_packages() is not None, reason=str(missing_web_packages()))
 
 TOY = "study_toy:SumsEnv"
-
-
-@pytest.fixture(scope="module")
-def toy_runs(tmp_path_factory) -> Path:
-    """sums-v0 trained 3 rounds by its scripted recipe: writer checkpoints round-0..2 of rising skill."""
-    base = tmp_path_factory.mktemp("runs")
-    trainer = new_run(TrainConfig(game=TOY, rounds=3, episodes=4, concurrency=4, run="toy"), base)
-    trainer.run(trainer.restore())
-    return base
 
 
 def test_accuracy_and_seconds_per_checkpoint_by_hand():
@@ -207,8 +199,8 @@ def test_report_section_escapes_what_the_study_stored(tmp_path):
 
 @needs_web
 def test_play_a_multi_turn_game_in_the_web_seat(tmp_path):
-    s = Served(["play", "study_toy:ChatEnv", "--seat", "player_1=human:web", "--seat", "player_2=scripted:constant?value=hello",
-                "-n", "1", "--web-port", "0"], tmp_path)
+    s = Served(["play", "study_toy:ChatEnv", "--seat", "player_1=human:web",
+                "--seat", "player_2=scripted:constant?value=hello", "-n", "1", "--web-port", "0"], tmp_path)
     cookie = rater_cookie(s, "pat")
     first = call(s, "/api/next", cookie=cookie)["item"]
     assert first["kind"] == "text" and first["history"] == [] and first["title"] == "you are player_1 · episode 0"

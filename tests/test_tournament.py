@@ -13,7 +13,8 @@ import pytest
 from rich.console import Console
 
 from arena import tournament as T
-from arena.selfplay import TrainConfig, new_run
+from arena.runs.config import TrainConfig
+from arena.selfplay import new_run
 from arena.tournament import play as playing
 from arena.tournament import report
 from arena.types import ArenaError

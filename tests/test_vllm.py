@@ -66,8 +66,8 @@ def test_unsupported_head_dim_refused_before_loading(tmp_path, monkeypatch):
 
 
 def test_head_dim_check_reads_the_config():
-    from agents.vllm import CPU_HEAD_SIZES, check_head_dim
     from agents.tiny import tiny_config
+    from agents.vllm import CPU_HEAD_SIZES, check_head_dim
 
     check_head_dim(tiny_config(197, **SHAPE), "m", on_cpu=True)  # 64 / 2 = 32: fine
     check_head_dim(tiny_config(197, hidden_size=96, num_attention_heads=4), "m", on_cpu=False)  # GPU: not ours to judge
@@ -209,8 +209,9 @@ def test_bench_vllm_without_vllm_is_one_line(monkeypatch):
 def test_bench_vllm_table_has_one_row_per_batch_and_the_median_ratio():
     from bench.vllm import render, spread
 
-    rows = [{"batch": b, "hf": spread([100.0 * b, 200.0 * b, 300.0 * b]), "vllm": spread([50.0 * b, 400.0 * b, 500.0 * b]),
-             "ratio": 2.0, "per_cpu_s": {"hf": 1000.0, "vllm": 3000.0}} for b in (1, 8)]
+    rows = [{"batch": b, "hf": spread([100.0 * b, 200.0 * b, 300.0 * b]),
+             "vllm": spread([50.0 * b, 400.0 * b, 500.0 * b]), "ratio": 2.0,
+             "per_cpu_s": {"hf": 1000.0, "vllm": 3000.0}} for b in (1, 8)]
     text = render(rows, weight_bytes=10**9, hbm_gbps=4000.0, push=spread([0.01, 0.02, 0.04])).splitlines()
     assert len(text) == 4 and "roofline" in text[0]
     assert text[1].split()[:8] == ["1", "100", "/", "200", "/", "300", "50", "/"] and "2.00x" in text[1]

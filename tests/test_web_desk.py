@@ -15,7 +15,7 @@ import pytest
 
 from arena.types import ArenaError
 from arena.web import Item, RatingDesk, Refused
-from arena.web.app import parse_value, BadRequest
+from arena.web.app import BadRequest, parse_value
 
 
 class Clock:
@@ -233,7 +233,7 @@ def test_a_web_seat_posts_each_move_and_returns_what_the_person_answered(spec, c
     gspec = registry.spec("duel-v0")
     ctx = replace(AgentContext.for_seat(gspec, "judge", Path(".")), web=FakeHost())
     agent = build(spec, ctx)
-    assert agent.produces == "score" and getattr(agent, "wants_episodes") is chat
+    assert agent.produces == "score" and agent.wants_episodes is chat
     shown = []
     t = threading.Thread(target=lambda: shown.extend(answer_when_posted(ctx.web.desk, "ann", [1.0, -2.5])))
     t.start()

@@ -30,10 +30,10 @@ before applying the spec's own options) and `load` weights in place, so an
 optimizer that holds the parameters stays valid.
 
 Modules, one job each: `config` (the options and the spec string), `loading`
-(models, tokenizers, GGUF, agent dirs), `generator` (`GeneratorAgent` and its KV
-cache), `scorer` (`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (`build`, the `hf:` entry point) and
-`quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy view,
-adapter checkpoints). Everything public is importable from here.
+(models, tokenizers, GGUF, adapter checkpoints, agent dirs), `generator` (`GeneratorAgent` and its KV
+cache), `scorer` (`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (`build`, the `hf:` entry
+point) and `quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy
+view, saving an adapter; below `loading`, which uses it). Everything public is importable from here.
 """
 from agents.hf.config import (LoadConfig, SamplingConfig, parse_hf_arg, resolve_device, resolve_dtype,
                               sampling_from_meta, split_options)
@@ -46,8 +46,8 @@ from agents.hf.quiet import quiet_transformers
 from agents.hf.scorer import ScorerAgent, init_head
 
 __all__ = [
-    "AGENT_META", "Completion", "GeneratorAgent", "LikelihoodScorer", "LoadConfig", "PreallocLayer", "SamplingConfig", "ScorerAgent",
-    "build", "check_model_ref", "encode_prompt", "init_head", "load_tokenizer", "load_weights_in_place",
-    "new_kv_cache", "parse_hf_arg", "quiet_transformers", "Readout", "read_agent_meta", "resolve_device", "resolve_dtype",
-    "sampling_from_meta", "save_agent_dir", "seat_action_space", "slow_to_load", "split_options",
+    "AGENT_META", "Completion", "GeneratorAgent", "LikelihoodScorer", "LoadConfig", "PreallocLayer", "SamplingConfig",
+    "ScorerAgent", "build", "check_model_ref", "encode_prompt", "init_head", "load_tokenizer", "load_weights_in_place",
+    "new_kv_cache", "parse_hf_arg", "quiet_transformers", "Readout", "read_agent_meta", "resolve_device",
+    "resolve_dtype", "sampling_from_meta", "save_agent_dir", "seat_action_space", "slow_to_load", "split_options",
 ]

@@ -18,9 +18,9 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
-from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
-                               save_agent_dir)
-from agents.hf.lora import is_lora, load_adapter_in_place
+from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
+                               load_weights_in_place, save_agent_dir)
+from agents.hf.lora import is_lora
 from arena.textobs import read_text
 from arena.types import ArenaError, Move, Observation
 
@@ -213,7 +213,8 @@ class GeneratorAgent:
         seeds = list(seeds) if seeds is not None else self.draw_seeds(len(observations))
         if self.pool is not None:
             return self.pool.act(self, observations, seeds)
-        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling) for obs in observations]
+        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling)
+                   for obs in observations]
         out: list[Move] = []
         step = self.max_batch or DEFAULT_MAX_BATCH  # memory bounded by a batch, however many come
         for i in range(0, len(prompts), step):
@@ -317,11 +318,11 @@ class GeneratorAgent:
             tok = self._sample(logits, [gens[i] for i in rows] if gens else [])  # (b,)
             lp = torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1)  # (b,)
             keep = []
-            for r, (i, t, l) in enumerate(zip(rows, tok.tolist(), lp.tolist())):
+            for r, (i, t, t_lp) in enumerate(zip(rows, tok.tolist(), lp.tolist())):
                 if done[i]:  # finished earlier, still in the batch until the next compaction
                     continue
                 tokens[i].append(t)
-                logps[i].append(l)
+                logps[i].append(t_lp)
                 if t in eos:
                     finish[i], done[i] = "eos", True
                     continue

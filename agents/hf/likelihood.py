@@ -1,8 +1,8 @@
 """The likelihood scorer: `LikelihoodScorer`, a causal LM that scores a text by how unsurprising it finds it.
 
 A generative verifier (cf. Zhang et al. 2024, "Generative Verifiers"): the score of
-a text is a soft minimum, over the tokens after a marker (e.g. `"Solution:\\n"`, its first occurrence: the prompt template's),
-of the LM's log-probability of each token given the ones before it:
+a text is a soft minimum, over the tokens after a marker (e.g. `"Solution:\\n"`, its first occurrence:
+the prompt template's), of the LM's log-probability of each token given the ones before it:
 
     V = -T * log sum_t exp(-log p(x_t | x_<t) / T)
 

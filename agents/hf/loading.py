@@ -1,4 +1,5 @@
-"""Loading and saving `hf:` agents: model refs, tokenizers (GGUF too), weights in place, agent dirs.
+"""Loading and saving `hf:` agents: model refs, tokenizers (GGUF too), weights and LoRA adapters in place,
+agent dirs.
 
 An agent dir is a standard `save_pretrained` directory (safetensors, tokenizer)
 plus `arena_agent.json` (`AGENT_META`), which holds the agent's kind and sampling
@@ -8,11 +9,13 @@ that holds its parameters stays valid.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from agents.hf.lora import ADAPTER_CONFIG, base_ref_for_meta, is_lora, save_adapter, wrap_lora
 from agents.hf.quiet import quiet_transformers
 from arena.types import ArenaError
 
@@ -80,7 +83,7 @@ def load_tokenizer(ref: str, gguf_file: str | None = None, *, download: bool = F
     kw = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=not download, **kw)
-    except Exception as e:  # noqa: BLE001 (the tokenizers library raises a bare Exception on a bad file)
+    except Exception as e:  # the tokenizers library raises a bare Exception on a bad file
         raise ArenaError(f"cannot load a tokenizer from {ref!r}{' / ' + gguf_file if gguf_file else ''}: "
                          f"{type(e).__name__}: {e}") from e
     if tok.pad_token_id is None:  # many causal LMs ship without one; padding is masked anyway
@@ -114,6 +117,35 @@ def load_weights_in_place(model: torch.nn.Module, directory: Path) -> None:
                          f"unexpected {result.unexpected_keys[:5]}")
 
 
+def load_adapter_in_place(model: Any, directory: Path) -> None:
+    """Copy an adapter checkpoint's weights into `model`'s existing adapter parameters (an
+    optimizer that holds them stays valid); a checkpoint of another shape is one line."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(directory) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise ArenaError(f"no adapter weights (adapter_model.safetensors) in {directory}")
+    try:
+        result = set_peft_model_state_dict(model, load_file(str(path)))
+    except load_errors() as e:
+        raise ArenaError(f"cannot load the adapter in {directory}: {type(e).__name__}: {e}") from None
+    if getattr(result, "unexpected_keys", None):
+        raise ArenaError(f"adapter {directory} does not fit the model: unexpected {result.unexpected_keys[:5]}")
+
+
+def load_trainable_adapter(model: Any, directory: Path) -> Any:
+    """A base `model` with the adapter checkpoint in `directory`, trainable (a `ckpt:` of a LoRA seat)."""
+    from peft import PeftModel
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, str(directory), is_trainable=True)
+    except load_errors() as e:
+        raise ArenaError(f"cannot load the adapter in {directory}: {type(e).__name__}: {e}") from None
+
+
 def slow_to_load(ref: str) -> bool:
     """Whether loading `ref` may take long enough to deserve a progress bar: a hub id,
     or a local checkpoint of 1 GiB or more."""
@@ -128,8 +160,6 @@ def save_agent_dir(model, tokenizer, directory: Path, meta: dict[str, Any],
                    base: dict[str, Any] | None = None) -> None:
     """A standard `save_pretrained` directory plus `arena_agent.json`. A LoRA model writes its
     adapter only (`agents.hf.lora.save_adapter`), naming `base` (`{"ref", "gguf_file"}`)."""
-    from agents.hf.lora import is_lora, save_adapter
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with quiet_transformers():
@@ -183,7 +213,6 @@ def load_model(auto_cls: Any, ref: str, gguf_file: str | None, load: Any, kind: 
     - `lora > 0` wraps the model in a fresh adapter; `gradient_checkpointing` turns it on.
     """
     from agents.hf.config import resolve_dtype
-    from agents.hf.lora import ADAPTER_CONFIG, base_ref_for_meta, load_trainable_adapter, wrap_lora
 
     meta = read_agent_meta(ref) if gguf_file is None else {}
     adapter = isinstance(meta.get("base"), dict) and (Path(ref) / ADAPTER_CONFIG).is_file()

@@ -10,12 +10,13 @@ train the adapter alone and the base weights stay bit-identical.
 - `BasePolicy(model)`: the same base with the adapter disabled, for the KL / DPO
   reference: a view, not a second copy of the weights (`reference_policy` in
   `agents.learners` hands it out for a LoRA model).
-- `save_adapter` / `load_adapter_in_place`: an adapter checkpoint is what
-  `PeftModel.save_pretrained` writes (`adapter_config.json`, `adapter_model.safetensors`)
-  with `base_model_name_or_path` set to the base's absolute path or hub id, so it loads in
-  plain transformers + peft (`AutoPeftModelForCausalLM.from_pretrained(dir)`) without this
-  project; `arena_agent.json` adds the base ref (and GGUF file) and the LoRA settings, so
-  a `ckpt:` spec rebuilds the agent.
+- `save_adapter`: an adapter checkpoint is what `PeftModel.save_pretrained` writes
+  (`adapter_config.json`, `adapter_model.safetensors`) with `base_model_name_or_path` set to the
+  base's absolute path or hub id, so it loads in plain transformers + peft
+  (`AutoPeftModelForCausalLM.from_pretrained(dir)`) without this project; `arena_agent.json` adds
+  the base ref (and GGUF file) and the LoRA settings, so a `ckpt:` spec rebuilds the agent.
+  Loading one (into a model, in place or trainable) is `agents.hf.loading`'s, beside loading
+  whole models.
 """
 from __future__ import annotations
 
@@ -93,39 +94,6 @@ def save_adapter(model: Any, directory: Path, base: dict[str, Any]) -> None:
     for cfg in model.peft_config.values():
         cfg.base_model_name_or_path = base["ref"]
     model.save_pretrained(directory, save_embedding_layers=False)  # LoRA here never trains the embeddings
-
-
-def load_adapter_in_place(model: Any, directory: Path) -> None:
-    """Copy an adapter checkpoint's weights into `model`'s existing adapter parameters (an
-    optimizer that holds them stays valid); a checkpoint of another shape is one line."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    from agents.hf.loading import load_errors
-
-    path = Path(directory) / "adapter_model.safetensors"
-    if not path.is_file():
-        raise ArenaError(f"no adapter weights (adapter_model.safetensors) in {directory}")
-    try:
-        result = set_peft_model_state_dict(model, load_file(str(path)))
-    except load_errors() as e:
-        raise ArenaError(f"cannot load the adapter in {directory}: {type(e).__name__}: {e}") from None
-    if getattr(result, "unexpected_keys", None):
-        raise ArenaError(f"adapter {directory} does not fit the model: unexpected {result.unexpected_keys[:5]}")
-
-
-def load_trainable_adapter(model: Any, directory: Path) -> Any:
-    """A base `model` with the adapter checkpoint in `directory`, trainable (a `ckpt:` of a LoRA seat)."""
-    from peft import PeftModel
-
-    from agents.hf.loading import load_errors
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            return PeftModel.from_pretrained(model, str(directory), is_trainable=True)
-    except load_errors() as e:
-        raise ArenaError(f"cannot load the adapter in {directory}: {type(e).__name__}: {e}") from None
 
 
 class BasePolicy:

@@ -7,7 +7,6 @@ a head the checkpoint lacks is initialised from its own seeded generator
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 from typing import Sequence
 
@@ -15,9 +14,9 @@ import numpy as np
 import torch
 
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, resolve_device
-from agents.hf.loading import (check_model_ref, load_errors, load_model, load_tokenizer, load_weights_in_place,
-                               save_agent_dir)
-from agents.hf.lora import is_lora, load_adapter_in_place, wrap_lora
+from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
+                               load_weights_in_place, save_agent_dir)
+from agents.hf.lora import is_lora, wrap_lora
 from arena.textobs import read_text
 from arena.types import ArenaError, Observation
 
@@ -25,8 +24,8 @@ from arena.types import ArenaError, Observation
 class ScorerAgent:
     """An LM backbone with a scalar head playing a `Box(shape=(1,))` seat (verifier, reward model).
 
-    Input text is the observation's `text_field` (`prompt` unless the seat reads another); the score is the head's output at the
-    last non-pad token. `scores(texts, grad=True)` is what learners differentiate.
+    Input text is the observation's `text_field` (`prompt` unless the seat reads another); the score is
+    the head's output at the last non-pad token. `scores(texts, grad=True)` is what learners differentiate.
     """
 
     kind = "hf"

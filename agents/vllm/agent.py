@@ -143,7 +143,8 @@ class VLLMAgent:
         return torch.randint(0, 2**62, (n,), generator=self.generator).tolist()
 
     def act(self, observations: Sequence[Observation], seeds: Sequence[int] | None = None) -> list[Move]:
-        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling) for obs in observations]
+        prompts = [encode_prompt(self.tokenizer, read_text(obs, self.text_field), self.sampling)
+                   for obs in observations]
         seeds = list(seeds) if seeds is not None else self.draw_seeds(len(prompts))
         return [Move(c.text, {"prompt_ids": c.prompt_ids, "completion_ids": c.completion_ids,
                               "logprobs": c.logprobs, "completion_tokens": len(c.completion_ids),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from arena.gameinfo import GameInfo
-from arena.runs import run_game
+from arena.runs.opening import run_game
 from arena.store import check_run_name, find_run, read_checkpoints, read_run_config
 from arena.types import ArenaError
 

@@ -17,7 +17,6 @@ database...) print one line `error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from rich.console import Console
 
 from arena.cli import attack, games, play, plugins, report, runs, train
 from arena.cli.common import GLOBAL_HELP
+from arena.store import StoreError
 from arena.types import ArenaError
 
 
@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="arena",
         description="Alignment methods played as multi-agent games: self-play training, tournaments, live view.",
-        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | human | human:web. "
-               "Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
+        epilog="Agent specs: scripted:<bot> | scripted:random | hf:<dir or hub id> | ckpt:<run>/<seat>/round-<k> | "
+               "human | human:web. Runs live in ./runs (or --runs-dir / $ARENA_RUNS_DIR).")
     p.add_argument("--runs-dir", help=GLOBAL_HELP["runs_dir"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     games.add_parser(sub)
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # the machine said no: a full disk, a read-only or missing path, a name too long
         where = f" ({e.filename})" if e.filename else ""
         return error_line(console, f"{e.strerror or e}{where}")
-    except sqlite3.Error as e:  # e.g. "database or disk is full"; a run keeps its completed rounds
+    except StoreError as e:  # e.g. "database or disk is full"; a run keeps its completed rounds
         return error_line(console, f"run database: {e}")
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -41,7 +41,8 @@ def add_config_flag(parser: argparse.ArgumentParser, cls: type, name: str, *flag
     default = field.default if field.default is not dataclasses.MISSING else None
     doc = field_docs(cls).get(name, "")
     shown = f" (default {default!r})" if isinstance(default, str) else f" (default {default})"
-    kw.setdefault("type", type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None)
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    kw.setdefault("type", type(default) if number else None)
     if kw["type"] is None:
         kw.pop("type")
     parser.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, default=default,

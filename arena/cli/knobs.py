@@ -31,7 +31,8 @@ def print_knobs(game: str, console: Console | None = None) -> None:
         return
     cls, info = gspec.load(), GameInfo.of(gspec.load())
     console.print(Text(f"\n{gspec.id}: {info.description}", style="bold"))
-    console.print(Text(f"recipes (--recipe): {', '.join(info.recipes) or 'none: the --seat agents play, nothing learns'}"))
+    recipes = ", ".join(info.recipes) or "none: the --seat agents play, nothing learns"
+    console.print(Text(f"recipes (--recipe): {recipes}"))
     shown: dict[str, list[str]] = {}
     for recipe, target in info.recipe_params.items():
         shown.setdefault(target, []).append(recipe)

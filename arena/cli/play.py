@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "read, for a game that does not name it: docs/outside-games.md)")
     add_config_flag(s, WebConfig, "host", "--web-host",
                     help="human:web seats: address the rating page is served on (localhost: this machine only)")
-    add_config_flag(s, WebConfig, "port", "--web-port", help="human:web seats: port of the rating page (0: any free one)")
+    add_config_flag(s, WebConfig, "port", "--web-port",
+                    help="human:web seats: port of the rating page (0: any free one)")
     s.add_argument("-q", "--quiet", action="store_true", help="results only, no transcripts")
     s.set_defaults(func=cmd_play)
 
@@ -63,7 +64,7 @@ def _play_target(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[st
     played by its checkpoint of round `--round` (default: the last one), or by the
     agent spec the run used where the seat has no checkpoints."""
     from arena import registry
-    from arena.runs import run_game
+    from arena.runs.opening import run_game
     from arena.store import find_run, read_checkpoints, read_run_config
 
     try:

@@ -16,7 +16,7 @@ from rich.console import Console
 from arena.cli.common import add_config_flag, global_options, runs_dir_of
 from arena.gameinfo import GameInfo
 from arena.options import parse_pairs
-from arena.selfplay import TrainConfig
+from arena.runs.config import TrainConfig
 from arena.types import ArenaError
 
 REPORT_EVERY_S = 60.0
@@ -123,8 +123,17 @@ class ReportRefresh:
 
         try:
             refresh_report(run_dir)
-        except Exception:
+        except Exception:  # noqa: BLE001 (best effort, as the docstring says)
             pass
+
+    def close(self, trainer, logs, failed: bool) -> None:
+        """Close the trainer (releasing the run) and the trackers' logs; after a failed or stopped
+        training, the report shows the rounds it completed (`after_failure`)."""
+        trainer.close()
+        for log in logs:
+            log.close()
+        if failed:
+            self.after_failure(trainer.run_dir)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -151,11 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.run(trainer.restore())
         failed = False
     finally:
-        trainer.close()
-        for log in logs:
-            log.close()
-        if failed:
-            refresh.after_failure(trainer.run_dir)
+        refresh.close(trainer, logs, failed)
     print_report(trainer)
     print_phases(trainer)
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)\n"
@@ -167,7 +172,6 @@ def print_phases(trainer) -> None:
     """Where this run's training time went, over its rounds (each round's `phases` in events.jsonl)."""
     from arena.dashboard import phase_table
     from arena.selfplay import phase_totals
-
     from arena.store import read_round_summaries
 
     totals = phase_totals(read_round_summaries(trainer.run_dir))
@@ -205,11 +209,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             trainer.run(start)
         failed = False
     finally:
-        trainer.close()
-        for log in logs:
-            log.close()
-        if failed:
-            refresh.after_failure(run_dir)
+        refresh.close(trainer, logs, failed)
     print_report(trainer)
     print_phases(trainer)
     Console().print(f"run {run_dir} resumed and finished\n{refresh.final(run_dir)}", highlight=False, markup=False,

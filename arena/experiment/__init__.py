@@ -14,8 +14,7 @@ reads back from its runs. The engine knows no game:
     table.py    the one printed layout
 """
 from arena.experiment.run import main as run_experiment
-from arena.experiment.spec import (Arm, Claim, Difference, Experiment, MeasureContext, RunView, SeedView,
-                                   Series)
+from arena.experiment.spec import Arm, Claim, Difference, Experiment, MeasureContext, RunView, SeedView, Series
 
 __all__ = ["Arm", "Claim", "Difference", "Experiment", "MeasureContext", "RunView", "SeedView", "Series",
            "run_experiment"]

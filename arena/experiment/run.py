@@ -39,8 +39,8 @@ def parser(exp: Experiment) -> argparse.ArgumentParser:
                         f"{','.join(a.name for a in exp.arms)})")
     own = ", ".join(f"{a.name} {a.rounds}" for a in exp.arms if a.rounds)
     p.add_argument("--rounds", type=int, default=None,
-                   help=f"training rounds per run (default {exp.rounds}" + (f"; arms with their own: {own}" if own else "")
-                        + "; given, it is every arm's)")
+                   help=f"training rounds per run (default {exp.rounds}"
+                        + (f"; arms with their own: {own}" if own else "") + "; given, it is every arm's)")
     p.add_argument("--episodes", type=int, default=exp.episodes,
                    help="episodes played per round (default %(default)s)")
     p.add_argument("--data-seed", type=int, default=None,
@@ -122,7 +122,8 @@ def train_arm(exp: Experiment, arm: Arm, seed: int, args: argparse.Namespace, ru
     """Train (or reuse) one arm's run of one seed, then let the game measure it."""
     from arena.dashboard import LiveView
     from arena.options import parse_pairs
-    from arena.selfplay import TrainConfig, train_or_reuse
+    from arena.runs.config import TrainConfig
+    from arena.selfplay import train_or_reuse
 
     name = run_name(args.name, arm.name, seed)
     cfg = TrainConfig(game=exp.game, recipe=arm.recipe, rounds=arm_rounds(arm, args), episodes=args.episodes,

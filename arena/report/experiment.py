@@ -15,7 +15,6 @@ open triangles in plots, and counted. Every text from the file is escaped; the p
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import Any
 
 from arena.report import figures
 from arena.report.dynamics import Claim, Dynamics, check_dynamics, read_dynamics
-from arena.report.page import censored_value, ci, count_of, document, e, fmt, png_img, table
+from arena.report.page import censored_value, ci, count_of, document, e, fmt, png_img, table, write_page
 from arena.types import ArenaError
 
 SUMMARY_FILE = "summary.html"
@@ -36,15 +35,7 @@ def write_summary_page(out_dir: Path, dynamics: dict[str, Any]) -> Path:
     out_dir = Path(out_dir)
     page = build_summary_page(out_dir, check_dynamics(dynamics))
     path = out_dir / SUMMARY_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # nothing half written is left beside the report
-        raise ArenaError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return write_page(path, page)
 
 
 def build_summary_page(out_dir: Path, d: Dynamics) -> str:

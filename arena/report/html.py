@@ -24,7 +24,6 @@ reader exactly as written, never as markup.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -34,8 +33,8 @@ from typing import Any, Sequence
 from arena.report import figures
 from arena.report.attacks import attack_dirs, attack_section
 from arena.report.experiment import experiment_section
-from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text
-from arena.runs import RunLock
+from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text, write_page
+from arena.runs.lock import RunLock
 from arena.store import RunStore, read_run_config
 from arena.types import ArenaError
 
@@ -77,15 +76,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     path = Path(out) if out else run_dir / REPORT_FILE
     page = build_report(run_dir)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # nothing half written is left beside the report
-        raise ArenaError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return write_page(path, page)
 
 
 def build_report(run_dir: Path) -> str:
@@ -164,8 +155,9 @@ def rounds_table(summaries: Sequence[dict[str, Any]]) -> str:
     seats = sorted({str(k) for s in summaries for k in (s.get("mean_reward") or {})})
     losses = sorted({(str(seat), str(k)) for s in summaries for seat, m in (s.get("losses") or {}).items()
                      if isinstance(m, dict) for k in m})
-    header = (["round", "episodes"] + [f"R:{e(s)}" for s in seats] + [f'<span class="hl">{e(m)}</span>' for m in headline]
-              + [e(m) for m in others] + [f"{e(s)}.{e(k)}" for s, k in losses] + ["wall s"])
+    header = (["round", "episodes"] + [f"R:{e(s)}" for s in seats]
+              + [f'<span class="hl">{e(m)}</span>' for m in headline] + [e(m) for m in others]
+              + [f"{e(s)}.{e(k)}" for s, k in losses] + ["wall s"])
     rows = []
     for s in summaries:
         metrics, rewards, ls = s.get("metrics") or {}, s.get("mean_reward") or {}, s.get("losses") or {}
@@ -201,7 +193,8 @@ def _tournament_body(doc: dict[str, Any]) -> str:
              f'pairings · {e(fmt(doc.get("episodes"), "g"))} episodes</p>']
     rows = [[e(text(r.get("group"))), e(fmt(r.get("rank"), "g")), e(short.get(str(r.get("label")), "")),
              e(text(r.get("label"))), ci(r.get("bt_rating"), r.get("bt_lower"), r.get("bt_upper"), ".0f"),
-             e(fmt(r.get("elo"), ".0f")), ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
+             e(fmt(r.get("elo"), ".0f")),
+             ci(r.get("mean_reward"), r.get("reward_lower"), r.get("reward_upper"), "+.2f"),
              e(fmt(r.get("episodes"), "g")), e(text(r.get("method")))] for r in ratings]
     parts.append(table(["seat", "#", "short", "agent", "BT rating (95% CI)", "Elo", "mean reward (95% CI)", "n",
                         "comparison"], rows, left=4))

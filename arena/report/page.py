@@ -1,8 +1,9 @@
 """The pieces every results page is built from: escaping, numbers, censored values, tables, images.
 
 Pure functions from data to HTML strings, shared by a run's `report.html` (`html`) and an
-experiment's `summary.html` (`experiment`). Everything read from disk reaches the page through
-`e()` (HTML-escaped): text is shown exactly as written, never as markup.
+experiment's `summary.html` (`experiment`), and the one writer of a finished page (`write_page`).
+Everything read from disk reaches the page through `e()` (HTML-escaped): text is shown exactly as
+written, never as markup.
 
 Censored values (a measurement stopped by a budget: an attack not exploited within it) are
 written `≥ 150` wherever they are shown (`censored_value`), never as a bare `150`.
@@ -10,10 +11,14 @@ written `≥ 150` wherever they are shown (`censored_value`), never as a bare `1
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import math
+from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from arena.types import ArenaError
 
 MAX_PNG_BYTES = 20 * 2**20
 """An embedded PNG larger than this is left out (a run directory is data: a huge file is not read)."""
@@ -112,3 +117,16 @@ def document(title: str, parts: Sequence[str]) -> str:
     """A whole self-contained page: its style inline, nothing loaded from elsewhere."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_page(path: Path, page: str) -> Path:
+    """Write `page` to `path` atomically (a temporary file beside it, renamed); return `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # nothing half written is left beside the report
+        raise ArenaError(f"cannot write {path}: {err.strerror}") from None
+    return path

@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterator
 from arena.runner import PlayStats, play
 from arena.types import ArenaError, Episode
 
-
 RESUME_HINT = "the run stops here; arena resume continues it from its last completed round"
 
 

@@ -306,7 +306,7 @@ class RayRollouts:
                              f"Ray actors: {_first_line(root)}") from e
 
     def _attach(self, seat: str, agent: Agent) -> None:
-        if hasattr(agent, "pool") and getattr(agent, "pool") is None:
+        if hasattr(agent, "pool") and agent.pool is None:
             agent.pool = SeatPool(self, seat)
             self._pooled.append(agent)
 

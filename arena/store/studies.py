@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from arena.store import RunStore
+    from arena.store.db import RunStore
 
 STUDY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
+from arena.store.db import RunStore
 from arena.types import Episode, jsonable
-
-if TYPE_CHECKING:
-    from arena.store import RunStore
 
 TOURNAMENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tournaments (
@@ -108,3 +107,12 @@ class TournamentTables:
         """`(key, method, rating, lower, upper)` rows of a tournament, by key and method."""
         return self.store.conn.execute("SELECT key, method, rating, lower, upper FROM ratings WHERE tournament=? "
                                        "ORDER BY key, method", (name,)).fetchall()
+
+
+def read_matches(run_dir: Path, tournament: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """`(seats, info)` of every stored episode of a run's tournament, in the order written."""
+    store = RunStore(run_dir)
+    try:
+        return TournamentTables(store).match_infos(tournament)
+    finally:
+        store.close()

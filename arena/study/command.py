@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from arena.runs import run_game
+    from arena.runs.opening import run_game
     from arena.store import RunStore, StudyTables, find_run, read_run_config
     from arena.study import items as study_items
     from arena.study.session import serve, study_desk

@@ -17,7 +17,7 @@ from arena.gameinfo import GameInfo
 from arena.options import call_kwargs
 from arena.registry import GameSpec
 from arena.registry import spec as game_spec
-from arena.runs import run_game
+from arena.runs.opening import run_game
 from arena.specs import agent_factories, parse_spec
 from arena.store import check_run_name, find_run, read_checkpoints, read_run_config
 from arena.types import ArenaError, jsonable

@@ -111,7 +111,7 @@ def play_missing(plan: Plan, tables: TournamentTables, emit: Callable[[dict[str,
         counter = itertools.count(1)
         episodes, _ = play(lambda: plan.game.make(**cfg.env), agents, cfg.episodes,
                            concurrency=cfg.concurrency, seed=episode_seed,
-                           on_episode=lambda ep: emit({"type": "episode", "pairing": pid,
+                           on_episode=lambda ep, pid=pid, counter=counter: emit({"type": "episode", "pairing": pid,
                                                        "done": next(counter), "total": cfg.episodes}))
         labels = {seat: e.label for seat, e in pairing.items()}
         tables.add_pairing(plan.name, plan.game_id, pid, labels, episodes)

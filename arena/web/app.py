@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from arena.spaces import MAX_TEXT
-from arena.web.desk import Refused, RatingDesk
+from arena.web.desk import RatingDesk, Refused
 
 ASSETS = Path(__file__).parent / "assets"
 COOKIE = "arena_rater"
@@ -67,7 +67,7 @@ def build_app(desk: RatingDesk, token: str, say: Callable[[str], None], *, max_b
                 return await fn(request)
             except BadRequest as err:
                 return refuse(request, err)
-            except Exception as err:  # a bug or a full disk: one line in the log, a plain 500 in the page
+            except Exception as err:  # noqa: BLE001 (a bug or a full disk): one line in the log, a plain 500 in the page
                 say(f"error in {request.method} {request.url.path[:80]}: {type(err).__name__}: "
                     f"{' '.join(str(err).split())[:200]}")
                 return PlainTextResponse("internal error\n", status_code=500, headers=SECURITY_HEADERS)
@@ -140,7 +140,8 @@ def build_app(desk: RatingDesk, token: str, say: Callable[[str], None], *, max_b
         raise BadRequest(404, "no such page")
 
     routes = [Route("/", guarded(index)), Route("/static/{name}", guarded(asset)),
-              Route("/api/next", guarded(next_item)), Route("/favicon.ico", favicon), Route("/api/answer", guarded(answer), methods=["POST"]),
+              Route("/api/next", guarded(next_item)), Route("/favicon.ico", favicon),
+              Route("/api/answer", guarded(answer), methods=["POST"]),
               Route("/{rest:path}", guarded(not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
     return Starlette(routes=routes)
 

@@ -18,7 +18,7 @@ own copy of that generator's state and swaps it in around every call into TextAr
 episode's draws never depend on another's, and the same seed gives the same transcript.
 
 Version history: v0 -- first version.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 import random

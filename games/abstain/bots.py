@@ -15,7 +15,7 @@ a made-up capital).
 Randomness comes from a hash of (seed, observation), so a move depends only on
 what the bot sees. The bots keep no state and are not checkpointed: a run that
 uses one records its spec, and tournaments and `arena play <run>` rebuild it.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from dataclasses import dataclass

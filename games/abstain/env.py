@@ -36,7 +36,7 @@ hallucination (wrong / answered) and payoff, overall and `known_*` / `unknown_*`
 the judge's agreement with the gold check on the answers it saw.
 
 Version history: v0 -- first version.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from functools import partial

@@ -22,7 +22,8 @@ from arena.experiment.results import write_csv
 FIGURES = ("known_accuracy", "unknown_accuracy", "known_abstention", "unknown_abstention", "hallucination",
            "known_hallucination", "unknown_hallucination", "unknown_wrong", "payoff", "accuracy", "abstention")
 CURVE = ("known_answer_rate", "unknown_answer_rate", "known_confidence", "unknown_confidence", "threshold_logistic",
-         "threshold", "threshold_lo", "threshold_hi", "optimal_threshold", "optimal_lo", "optimal_hi", "nominal_threshold")
+         "threshold", "threshold_lo", "threshold_hi", "optimal_threshold", "optimal_lo", "optimal_hi",
+         "nominal_threshold")
 COLUMNS = ("seed", "method", "k", "round", *FIGURES, *CURVE, "kl", "loss", "judge_agreement", "wall_s")
 CURVE_COLUMNS = ("seed", "method", "k", "round", "kind", "lo", "hi", "n", "confidence", "answer_rate", "accuracy")
 COLORS = {"base": "black", "sft": "tab:red", "sft-idk": "tab:orange", "rl": "tab:blue", "rl-judge": "tab:green"}
@@ -112,7 +113,8 @@ def tables(rows: Sequence[dict[str, Any]], info: dict[str, Any], seed: int):
     agreement = [r["judge_agreement"] for r in rows if r["method"] == "rl-judge" and r["judge_agreement"] is not None]
     lines = [f"base (greedy): knows {_f(kn.get('known_accuracy'))} of known facts and {_f(kn.get('unknown_accuracy'))} "
              f"of unknown ones; answers {_f(kn.get('known_answer_rate'))} / {_f(kn.get('unknown_answer_rate'))}",
-             f"judge: held-out pair accuracy {_f(jd.get('accuracy'), 3)} (near misses {_f(jd.get('accuracy_near_miss'), 3)})"
+             f"judge: held-out pair accuracy {_f(jd.get('accuracy'), 3)} "
+             f"(near misses {_f(jd.get('accuracy_near_miss'), 3)})"
              + (f"; agreement with gold on rl-judge's training answers {_f(sum(agreement) / len(agreement), 3)}"
                 if agreement else "")]
     return t, (s if sweep else None), lines

@@ -93,7 +93,8 @@ def train_judge(base: rules.FactBase, out_dir: Path, *, steps: int = 1500, seed:
     def loss_of(idx: list[int]):
         scores = judge.scores([texts[i] for i in idx], grad=True)  # (B,)
         y = labels[idx].to(scores.device)
-        return F.binary_cross_entropy_with_logits(scores, y), {"accuracy": float(((scores > 0).float() == y).float().mean())}
+        accuracy = float(((scores > 0).float() == y).float().mean())
+        return F.binary_cross_entropy_with_logits(scores, y), {"accuracy": accuracy}
 
     opt = Optimization(lr=lr, batch_size=batch_size, epochs=1)
     fitted = fit(judge.model, make_optimizer(judge.model, opt), len(data), loss_of, opt,

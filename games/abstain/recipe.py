@@ -26,7 +26,7 @@ faster than they gained abstentions.
 `--seat student=hf:<dir or hub id>` trains another causal LM (its fact knowledge
 is then whatever it has); `--seat judge=<spec>` replaces the judge (for `rl-judge`,
 a scorer whose verdicts become the reward).
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 import copy

@@ -37,8 +37,8 @@ import numpy as np
 from arena.spaces import as_score
 from arena.types import Episode, Move, Step
 from games.abstain import rules
-from games.abstain.metrics import summarize
 from games.abstain.evaluation import curve_metrics, question_stats
+from games.abstain.metrics import summarize
 
 
 class FrozenJudge:

@@ -33,7 +33,7 @@ Recipes (`games.adversarial_rm.recipe`): `explicit` (default; the game itself),
 plots gold and proxy reward against KL (`games.adversarial_rm.experiment`).
 
 Version history: v0 -- first version.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from functools import lru_cache, partial

@@ -74,8 +74,9 @@ def summarize(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[di
         golds = [(r["gold"], r["round"]) for r in rs if r["gold"] is not None]
         peak = max(golds) if golds else (None, None)
         last = rs[-1]
-        out.append({"seed": seed, "method": method, "eta": rs[0]["eta"], "rounds": len(rs), "gold_start": rs[0]["gold"], "gold_peak": peak[0],
-                    "peak_round": peak[1], "gold_final": last["gold"], "proxy_start": rs[0]["proxy"],
+        out.append({"seed": seed, "method": method, "eta": rs[0]["eta"], "rounds": len(rs),
+                    "gold_start": rs[0]["gold"], "gold_peak": peak[0], "peak_round": peak[1],
+                    "gold_final": last["gold"], "proxy_start": rs[0]["proxy"],
                     "proxy_final": last["proxy"], "kl_final": last["kl"],
                     "chosen_logp_drop": None if last["chosen_logp_delta"] is None else -last["chosen_logp_delta"],
                     "win_rate_final": last["gold_win_rate_vs_ref"], "length_final": last["length"],

@@ -65,7 +65,7 @@ class RoundProbe:
         import torch
 
         from agents.batch import batch_from_token_ids, completion_logprobs, encode_pairs, pad_id_of
-        from agents.learners import read_implicit_reward, prompt_encoder
+        from agents.learners import prompt_encoder, read_implicit_reward
         from agents.losses import masked_sum
 
         out: dict[str, float] = {}

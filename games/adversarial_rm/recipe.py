@@ -25,7 +25,7 @@ This module holds the recipe builders; `games.adversarial_rm.prepare` holds
 Defaults are sized for the tiny model on a 2-core CPU; `--set model=<hub id or
 dir>` and `--set data=<pairs.jsonl>` run the same recipes on a real model and real
 preference data (no gold reward then).
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from dataclasses import dataclass

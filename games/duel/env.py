@@ -63,8 +63,8 @@ class DuelEnv(TextGame):
         self.judge_mode = judge
         self.render_mode = render_mode
         self.possible_agents = ["policy_a", "policy_b"] + (["judge"] if judge == "seat" else [])
-        self.set_spaces(FIELDS, {"policy_a": partial(text_space, MAX_ANSWER), "policy_b": partial(text_space, MAX_ANSWER),
-                            "judge": score_space})
+        self.set_spaces(FIELDS, {"policy_a": partial(text_space, MAX_ANSWER),
+                                 "policy_b": partial(text_space, MAX_ANSWER), "judge": score_space})
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.rng = np.random.default_rng(seed)

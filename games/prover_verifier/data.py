@@ -66,7 +66,8 @@ def load_jsonl(path: str | Path) -> tuple[list[rules.Problem], int]:
             continue
         problems.append(rules.Problem(question, answer, solution=worked_solution(text, answer)))
     if not problems:
-        raise ArenaError(f"no usable problems in {path} (need JSON lines with 'question' and 'answer' ending in '#### <number>')")
+        raise ArenaError(f"no usable problems in {path} "
+                         "(need JSON lines with 'question' and 'answer' ending in '#### <number>')")
     return problems, skipped
 
 

@@ -31,17 +31,17 @@ study (a person's accuracy and time per solution).
 The role is drawn uniformly per episode from the env's RNG (or fixed by `role=`).
 `max_value` keeps every number of a generated problem in 0..max_value (default 9:
 one-digit arithmetic, the task the tiny models are trained on; None: the original
-2..19 start with operands up to 9). `problems=` (a list of `rules.Problem`) or `data=` (a GSM8K-style JSONL path,
-`games.prover_verifier.data`) replace the generator. `split="prover"|"verifier"` draws only problems from that half (`rules.problem_half`);
-the two halves never share a problem. Garbage actions never raise: a non-text
-solution is empty (incorrect, `valid_solution=False`); a non-finite score is
-invalid (`valid_score=False`: nobody is convinced by it).
+2..19 start with operands up to 9). `problems=` (a list of `rules.Problem`) or `data=` (a
+GSM8K-style JSONL path, `games.prover_verifier.data`) replace the generator. `split="prover"|"verifier"`
+draws only problems from that half (`rules.problem_half`); the two halves never share a problem.
+Garbage actions never raise: a non-text solution is empty (incorrect, `valid_solution=False`); a
+non-finite score is invalid (`valid_score=False`: nobody is convinced by it).
 
 Version history: v0 -- first version (`instruct` and the judge metrics added
 without changing play for the defaults); v1 -- the verifier also scores a
 reference solution and the payoffs read its score relative to it (v0 read the
 score's sign, which meant nothing for a scorer whose scores are all negative).
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from functools import partial

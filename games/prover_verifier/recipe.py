@@ -44,7 +44,8 @@ class CheckabilityParams:
     data: str = ""
     """GSM8K-style JSONL of problems (`question`, `answer` ending in `#### <number>`); empty = synthetic."""
     instruct: bool = False
-    """Tell the prover in words what its role asks (for instruction-tuned models; the tiny model reads the role line)."""
+    """Tell the prover in words what its role asks (for instruction-tuned models; the tiny model reads the role
+    line)."""
     pool_size: int = 4000
     """Synthetic problems generated (split by hash into the prover and the verifier half)."""
     pool_seed: int | None = None

@@ -164,7 +164,8 @@ class VerifierRoundLearner(RoundLearner):
         self.say(f"held-out AUC and best-of-{self.bon_n}")
         held = [ep for ep in episodes if ep.info.get("prover", {}).get("half") == "prover"
                 and "correct" in ep.info["prover"]]
-        scores = verifier_scores(agent, [ep.info["prover"]["question"] for ep in held], [solution_of(ep) for ep in held])
+        scores = verifier_scores(agent, [ep.info["prover"]["question"] for ep in held],
+                                 [solution_of(ep) for ep in held])
         pos = [s for s, ep in zip(scores, held) if s is not None and ep.info["prover"]["correct"]]
         neg = [s for s, ep in zip(scores, held) if s is not None and not ep.info["prover"]["correct"]]
         auc = rules.auc(pos, neg)

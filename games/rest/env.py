@@ -25,7 +25,7 @@ pool is exactly the sources of the original data D the recipe behaviour-clones
 on; `skip=|D|` gives sources outside D (ReST-EM's problems without human data).
 
 Version history: v0 -- first version.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 from functools import partial
@@ -128,7 +128,8 @@ class RestEnv(TextGame):
         end_episode(self, {
             "source": self.source, "reference": self.reference, "completions": list(self.completions),
             "rewards": rewards, "chrf": chrf, "exact": [y == self.reference for y in self.completions],
-            "valid": list(self.valid), "valid_scores": [s is not None for s in scores] if self.reward_mode == "seat" else [],
+            "valid": list(self.valid),
+            "valid_scores": [s is not None for s in scores] if self.reward_mode == "seat" else [],
             "mean_reward": float(np.mean(rewards)), "best_reward": float(np.max(rewards)),
             "mean_length": float(np.mean([len(y) for y in self.completions])),
         })

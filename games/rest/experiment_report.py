@@ -13,7 +13,7 @@ from rich.table import Table
 
 from arena.experiment import SeedView
 from arena.experiment.claims import fmt
-from games.rest.experiment import Row, online_ends, paper_rows, rows
+from games.rest.history import Row, online_ends, paper_rows, rows
 from games.rest.report import PAPER, PAPER_ONLINE
 
 LABELS = ("BC", "G1 I0", "G1 I4", "G2 I3")

@@ -275,8 +275,8 @@ class ReSTLearner:
             lr = improver.set_lr(optimizer, i)
             triples = [(rules.prompt(p.source), rules.target(p.completion), p.reward) for p in kept]
             fitted = improver.improve_step(agent, optimizer, triples, tau, len(dg)) if kept else {}
-            row = {"grow": grow, "improve": first + i, "label": f"G{grow} I{first + i}", "tau": tau, "dg_mean": dg_mean, "lr": lr,
-                   "pairs": len(kept), "kept": len(kept) / max(1, len(dg)),
+            row = {"grow": grow, "improve": first + i, "label": f"G{grow} I{first + i}", "tau": tau,
+                   "dg_mean": dg_mean, "lr": lr, "pairs": len(kept), "kept": len(kept) / max(1, len(dg)),
                    "from_data": sum(p.origin == "data" for p in kept),
                    "length": float(np.mean([len(p.completion) for p in kept])) if kept else 0.0,
                    "loss": fitted.get("loss", math.nan), **self.evaluation.step(agent)}

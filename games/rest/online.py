@@ -32,7 +32,7 @@ ReST's Improve-step settings (`gaps`, `thresholds`, `lr_decay`, `keep_best`,
 `binary_cut`, `cap`, `original_data`, `restart`, `bon_*`) are inherited from
 `Params` with the data and model settings; they are not used here, and a value
 other than ReST's default is refused rather than ignored.
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 import dataclasses

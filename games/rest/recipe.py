@@ -23,7 +23,7 @@ samples there would teach it nothing new.
 The defaults are sized so that `arena train rest-v0` (3 rounds = 3 Grow steps,
 64 sources each) finishes in minutes on a 2-core CPU. `--set model=<dir or hub
 id>` behaviour-clones another causal LM instead (`bc_steps=0`: use it as it is).
-"""
+"""  # noqa: E501 (a table row is one line)
 from __future__ import annotations
 
 import sys
@@ -82,7 +82,8 @@ class Params:
     data_seed: int | None = None
     """Seed of the data: D's sources and mistakes, the validation and test sources, the reward
     model's training pairs. Default (none): the run's --seed (`arena.selfplay.with_data_seed`), so
-    seeds vary the data as well as the training; `--set data_seed=N` pins the data and lets --seed vary training randomness only."""
+    seeds vary the data as well as the training; `--set data_seed=N` pins the data and lets --seed vary
+    training randomness only."""
     fresh_sources: int = 0
     """Grow steps draw from this many train sources outside D (no human translation; the reward
     still scores them) instead of D's own sources (0, as in the paper)."""

@@ -95,7 +95,8 @@ def table(history: dict[str, Any], title: str = "ReST on rest-v0") -> Table:
         star = "*" if row.get("seeds_next") else ""
         mean = row.get("dg_mean")
         t.add_row(row["label"] + star, *(["", "", "", "", ""] if bc else [
-                      f"{row['tau']:.3f}", "" if mean is None else f"{mean:.3f}", str(row["pairs"]), f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
+                      f"{row['tau']:.3f}", "" if mean is None else f"{mean:.3f}", str(row["pairs"]),
+                      f"{100 * row['kept']:.0f}%", f"{row['length']:.1f}"]),
                   f"{100 * row['valid']:.1f}", f"{100 * row['test']:.1f}",
                   *([f"{100 * row['test_chrf']:.1f}"] if learned else []),
                   f"{100 * row['test_exact']:.0f}%",

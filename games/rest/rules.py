@@ -263,7 +263,8 @@ def thresholds(schedule: Sequence[float], steps: int | None = None) -> list[floa
     return taus
 
 
-def thresholds_above_mean(rewards: Sequence[float], gaps: Sequence[float], unfiltered_first: bool = True) -> list[float]:
+def thresholds_above_mean(rewards: Sequence[float], gaps: Sequence[float],
+                          unfiltered_first: bool = True) -> list[float]:
     """ReST's thresholds for one Grow step, set from D_g's own rewards (docs/algorithms.md#rest: τ_1 > mean
     reward of D_g, τ_{i+1} > τ_i).
 
