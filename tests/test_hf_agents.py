@@ -294,6 +294,25 @@ def test_scorer_returns_finite_float32_arrays_independent_of_batching(scorer_dir
     assert scorer.model.score.weight.grad is not None
 
 
+def test_scorer_chunks_stay_within_the_token_budget_and_score_as_one_pass(scorer_dir):
+    scorer = ScorerAgent.from_pretrained(str(scorer_dir))
+    texts = PROMPTS * 5  # 20 texts of 2..50 tokens
+    lengths = [len(ids) for ids in scorer.tokenizer(texts)["input_ids"]]
+    scorer.score_tokens, scorer.max_batch = 120, 6
+    chunks = scorer._chunks(texts)
+    assert [i for c in chunks for i in range(c.start, c.stop)] == list(range(len(texts)))  # in order, each once
+    for c in chunks:
+        rows = lengths[c]
+        assert len(rows) <= 6 and (len(rows) == 1 or len(rows) * max(rows) <= 120)
+    assert len(chunks) > len(texts) // 6  # the budget, not only max_batch, cut them
+    chunked = scorer.scores(texts)
+    scorer.score_tokens, scorer.max_batch = 0, 0  # one pass of all 20
+    assert scorer._chunks(texts) == [slice(0, 64)]
+    np.testing.assert_allclose(chunked.numpy(), scorer.scores(texts).numpy(), atol=1e-5)
+    scorer.score_tokens = None  # the default on a CPU: CPU_SCORE_TOKENS (2048) cuts 60 texts of up to 48 tokens
+    assert len(scorer._chunks(texts * 3)) == 2
+
+
 def test_scorer_from_a_causal_lm_gets_a_seeded_head(model_dir):
     a = ScorerAgent.from_pretrained(str(model_dir), load=LoadConfig(seed=5))
     b = ScorerAgent.from_pretrained(str(model_dir), load=LoadConfig(seed=5))
