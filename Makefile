@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-quick: $(STAMP)  # the suite without the end-to-end tests marked slow
+test-quick: $(STAMP)  # the suite without the end-to-end runs marked slow (under a minute; `make test` runs all)
 	$(PY) -m pytest -q -m "not slow"
 
 # The browser the web-seat tests drive (tests/test_browser.py; skipped, saying so, without it):
@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/arena bench
 
 # Every GPU figure in one run, ~10 minutes on one GPU (docs/benchmarks.md#every-gpu-figure-in-one-command):
-# runs/gpu-check/suite.json and suite.md. On a GPU machine: `make install TORCH=torch` first (CUDA torch),
+# runs/gpu-check/ gets suite.json and the tables (markdown). On a GPU machine: `make install TORCH=torch` first (CUDA torch),
 # and `make vllm VLLM=vllm` for the vLLM rows (without it the HF agent is timed alone, saying so).
 gpu-check: $(STAMP)
 	$(VENV)/bin/arena bench --gpu-suite

@@ -20,7 +20,7 @@ the others still run), in this order:
    budgets; per round its wall time and where the time went.
 
 Written to `--out` (default `runs/gpu-check/`): `suite.json` (every figure of every part, and the
-machine) and `suite.md` (the tables); the parts' own JSON files beside them. `--dry-run` runs every
+machine) and `<out>/suite.md` (the tables, markdown); the parts' own JSON files beside them. `--dry-run` runs every
 part with tiny shapes and budgets on the CPU, so the suite is exercised by the tests before a GPU
 is ever at hand.
 """
@@ -135,7 +135,7 @@ def run(args) -> int:
                "device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu",
                "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "dry_run": args.dry_run}
     print(f"GPU suite{' (dry run: tiny shapes, CPU)' if args.dry_run else ''} on {machine['device']}; "
-          f"writing {out}/suite.json and {out}/suite.md", flush=True)
+          f"writing {out / 'suite.json'} and {(out / 'suite.json').with_suffix('.md')}", flush=True)
     results: dict[str, Any] = {"machine": machine, "parts": {}}
     t0 = time.perf_counter()
 
@@ -174,6 +174,6 @@ def run(args) -> int:
     from bench.suite_report import render
 
     table = render(results)
-    (out / "suite.md").write_text(table + "\n")
+    (out / "suite.json").with_suffix(".md").write_text(table + "\n")  # the tables, markdown
     print(table)
     return 0 if all(p["status"] == "ok" for p in results["parts"].values()) else 1

@@ -87,6 +87,7 @@ def torchrun(nproc: int = 2) -> list[str]:
     return [exe, "--standalone", "--nproc_per_node", str(nproc)]
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_two_gloo_processes_train_bit_identical_and_like_one_process(tmp_path):
     from safetensors.torch import load_file
