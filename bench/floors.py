@@ -196,8 +196,8 @@ def measure(args) -> dict[str, Any]:
             runs["prefill_one_pass"].append(timed_generate(agent, prompts, seeds, 0)["prefill_s"])
     bw, flops = max(runs["bandwidth"]), max(runs["flops"])
     rows = []
-    for name, key, phase in [(f"prefill ({'chunks of ~' + str(CPU_PREFILL_TOKENS) + ' tokens' if chunked else 'one pass'})",
-                              "prefill", "prefill"), ("prefill (one pass)", "prefill_one_pass", "prefill"),
+    first = f"prefill (chunks of ~{CPU_PREFILL_TOKENS} tokens)" if chunked else "prefill (one pass)"
+    for name, key, phase in [(first, "prefill", "prefill"), ("prefill (one pass)", "prefill_one_pass", "prefill"),
                              ("decode step", "decode", "decode")]:
         if not runs[key]:
             continue

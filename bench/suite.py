@@ -51,7 +51,7 @@ GPU = {
     "train": ["--episodes", "64", "--concurrency", "64", "--set", "prover_steps=4", "--set", "prover_min_steps=4",
               "--set", "verifier_samples=16", "--set", "bon_problems=16", "--set", "bon_samples=8",
               "--set", "pool_size=1000"],
-    "limits": {"floors": 90, "generation": 200, "memory": 150, "checkability": 150},
+    "limits": {"floors": 90, "generation": 180, "memory": 150, "checkability": 150},
 }
 """The parts' settings on a GPU (about 10 minutes in all at most: the sum of the limits, seconds)."""
 
@@ -107,7 +107,7 @@ def save_prover(out: Path, preset: str, seed: int) -> Path:
 
     model, tok = new_random_causal_lm(preset, seed)
     d = out / f"prover-{preset}"
-    GeneratorAgent(model, tok, SamplingConfig(chat_template=False, max_new_tokens=48)).save(d)
+    GeneratorAgent(model, tok, SamplingConfig()).save(d)  # the shipped prover's sampling: the defaults
     return d
 
 
@@ -140,6 +140,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
 
     def timed_part(name: str, cmd: list[str]) -> dict[str, Any] | list | None:
+        (out / f"{name}.json").unlink(missing_ok=True)  # figures of an earlier suite are never read as this one's
         meta = part(name, cmd, cfg["limits"][name], out / f"{name}.log")
         figures = None
         if (out / f"{name}.json").exists() and meta["status"] == "ok":
@@ -153,9 +154,9 @@ def run(args) -> int:
     results["roofline_gbps"] = {"value": hbm, "source": "--hbm-gbps" if args.hbm_gbps else
                                 "measured copy traffic (read + write), part floors"}
     vpy = vllm_python(args)
+    roofline = ["--hbm-gbps", f"{hbm:.1f}"] if hbm else []
     timed_part("generation", [vpy, "-m", "bench", "--device", device, "--seed", str(args.seed), "--vllm",
-                              "--vllm-optional", *cfg["model"], *cfg["dtype"], *cfg["generation"], *(["--hbm-gbps", f"{hbm:.1f}"]
-                                                                                       if hbm else []),
+                              "--vllm-optional", *cfg["model"], *cfg["dtype"], *cfg["generation"], *roofline,
                               "--json", str(out / "generation.json")])
     timed_part("memory", [*bench, "--memory", *cfg["model"], *cfg["memory"], "--json", str(out / "memory.json")])
     prover = save_prover(out, cfg["prover"], args.seed)

@@ -72,8 +72,8 @@ def _stop_token_ids(model, tokenizer) -> set[int]:
 CPU_PREFILL_TOKENS = 1024
 """Prompt tokens (rows x padded length) per prefill pass on a CPU when `GeneratorAgent.prefill_tokens`
 is None: a chunk's activations stay in the CPU's caches. 64 prompts of ~90 tokens on the tiny model,
-one thread: the prefill took 1.3-1.6x less time in chunks of this size than in one pass, with the same
-logits (`arena bench --floors`, docs/benchmarks.md)."""
+one thread, on a loaded 2-core machine: the prefill was 1.1-1.4x faster (paired min-max; median 1.2) in
+chunks of this size than in one pass, with the same logits (`arena bench --floors`, docs/benchmarks.md)."""
 
 RACE_FLOATS_PER_ROW = 2**18
 """Uniform draws buffered per batch row (steps x vocabulary): each row's generator fills up to 8 steps
@@ -229,8 +229,10 @@ class GeneratorAgent:
     def _race(gens: Sequence[torch.Generator], steps: int, vocab: int, dev: torch.device) -> torch.Tensor:
         """(b, steps, V) Exp(1) draws: row r's from `gens[r]` alone, so a row's tokens do not depend on the
         batch it is in. E = -log U with U ~ uniform is Exp(1), and `rand` draws U ~5x faster than
-        `exponential_` draws E. Several steps per call: one call a row a step was ~4% of the tiny
-        model's batch-64 decode step; a generator's stream does not depend on how it is cut."""
+        `exponential_` draws E. Several steps per call: one call a row a step was ~3% of the tiny
+        model's batch-64 decode step. On a CPU a generator's stream does not depend on how it is cut
+        (the same numbers as one call a step); on a GPU it does, but the steps per call depend on the
+        vocabulary alone (`RACE_FLOATS_PER_ROW`), never on the batch."""
         race = torch.empty((len(gens), steps, vocab), device=dev)
         for r, g in enumerate(gens):
             torch.rand((steps, vocab), generator=g, device=dev, out=race[r])
