@@ -157,6 +157,9 @@ CASES = {
         ["not in the Hugging Face cache and HF_HUB_OFFLINE is set"]),
     "bench --concurrency 0": (["bench", "--concurrency", "0"], ["--concurrency must be at least 1"]),
     "bench --episodes 0": (["bench", "--episodes", "0"], ["--episodes must be at least 1"]),
+    "bench --floors with one new token": (["bench", "--floors", "--max-new-tokens", "1"],
+                                          ["--floors needs --max-new-tokens of at least 2"]),
+    "bench --floors --bw-mib 0": (["bench", "--floors", "--bw-mib", "0"], ["--bw-mib must be at least 1"]),
     # item 11
     "ckpt: that is neither a run's nor a path": (["play", PV, "--seat", "prover=ckpt:../..", "-n", "1"],
                                                  ["malformed checkpoint spec"]),

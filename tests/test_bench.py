@@ -107,6 +107,15 @@ def test_floors_rows_are_time_over_the_larger_floor(tmp_path):
 
 # -- the GPU suite, dry run --------------------------------------------------------------------
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU, --gpu-suite would run the real suite")
+def test_gpu_suite_without_a_gpu_is_one_line_naming_the_dry_run(tmp_path):
+    from arena.types import ArenaError
+
+    with pytest.raises(ArenaError, match="needs a CUDA GPU.*--dry-run") as e:
+        bench.main(["--gpu-suite", "--out", str(tmp_path / "gc")])
+    assert "\n" not in str(e.value) and not (tmp_path / "gc").exists()  # nothing written
+
+
 def suite_command() -> list[str]:
     """The dry run's command as docs/benchmarks.md shows it (the block marked as run here)."""
     text = DOCS.read_text()
