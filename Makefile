@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-quick bench clean vllm test-vllm browser
+.PHONY: install demo test test-quick bench gpu-check clean vllm test-vllm browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,7 +25,7 @@ test: $(STAMP)  # the lint (pyproject.toml's [tool.ruff]), then the suite
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-test-quick: $(STAMP)  # the lint, then the suite without the end-to-end tests marked slow
+test-quick: $(STAMP)  # the lint, then the suite without the end-to-end runs marked slow (under a minute)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow"
 
@@ -39,6 +39,12 @@ browser:
 
 bench: $(STAMP)
 	$(VENV)/bin/arena bench
+
+# Every GPU figure in one run, ~10 minutes on one GPU (docs/benchmarks.md#every-gpu-figure-in-one-command):
+# runs/gpu-check/ gets suite.json and the tables (markdown). On a GPU machine: `make install TORCH=torch` first (CUDA torch),
+# and `make vllm VLLM=vllm` for the vLLM rows (without it the HF agent is timed alone, saying so).
+gpu-check: $(STAMP)
+	$(VENV)/bin/arena bench --gpu-suite
 
 # vLLM pins its own transformers and torch, so vllm: agents get their own venv (docs/scaling.md#vllm):
 # the CPU build here (~5 min); on a GPU machine `make vllm VLLM=vllm`. torchvision, torchaudio and

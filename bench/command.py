@@ -3,6 +3,8 @@
     arena bench                                  # tiny random model, prover-verifier-v1, CPU
     arena bench --model runs/tiny-pv --eos
     arena bench --preset qwen2-0.5b --device cuda --dtype bfloat16
+    arena bench --floors --threads 1             # each step against its memory and compute floors
+    arena bench --gpu-suite                      # every GPU figure: one JSON, one table (docs/benchmarks.md)
 
 Both modes play the same game with the same model and sampling settings:
 
@@ -31,11 +33,12 @@ synchronised on CUDA), and the process's peak RSS (plus the Python heap peak
 from a separate `tracemalloc` pass, and CUDA peak memory on a GPU). Then one
 `generate` call on K of the run's prompts as K/G distinct prompts x G is timed
 against K distinct ones (`--group-size`; the agent prefills a prompt once), and
-one learner step of each loss in `agents.learners` on data from the run.
+one learner step of each loss in `agents.learners` on data from the run, and the prefill and
+decode step against their floors (`bench.floors`; `--no-floors` skips it).
 
 Modules: `players` (building the seats), `modes` (what is timed), `clock`
-(forward-pass timing, CPU time, memory), `report` (the figures and the table);
-this one parses the command line and runs them in order.
+(forward-pass timing, CPU time, memory), `report` (the figures and the table), `floors` (steps
+against their floors), `suite` (`--gpu-suite`); this one parses the command line and runs them in order.
 """
 from __future__ import annotations
 
@@ -61,7 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--game", default="prover-verifier-v1", help="game id (default: %(default)s)")
     p.add_argument("--model", default="", help="hf spec of the generator (dir, hub id, .gguf); default: "
                    "a fresh random model of --preset")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random model shape (default: tiny)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="random model shape (default: tiny; smollm2-135m "
+                   "with --memory)")
     p.add_argument("--episodes", type=int, default=128, help="episodes in the batched run (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=64, help="concurrent episodes (default: %(default)s)")
     p.add_argument("--naive-episodes", type=int, default=16, help="episodes in the naive run (default: %(default)s)")
@@ -84,6 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-learners", action="store_true", help="skip timing the learner steps")
     p.add_argument("--learner-batch", type=int, default=8, help="micro-batch for learner steps (default: 8)")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the Python-heap pass")
+    p.add_argument("--no-floors", action="store_true", help="skip the prefill/decode floors table")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     m = p.add_argument_group("learner memory (--memory: fp32, bf16 and LoRA learner steps side by side; "
@@ -101,15 +106,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--rollouts", action="store_true", help="run the rollout-backend benchmark instead (needs ray)")
     r.add_argument("--ray-workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2], metavar="N,N",
                    help="Ray worker counts to compare with in-process (default: 1,2)")
-    r.add_argument("--repeats", type=int, default=3, help="rounds timed per backend (default: %(default)s)")
+    r.add_argument("--repeats", type=int, default=5,
+                   help="repeats of every timed figure (rounds per backend, calls per batch, floor runs; "
+                   "default: %(default)s)")
     v = p.add_argument_group("vLLM (--vllm: the HF agent and the vLLM agent on the same model and prompts; "
                              "see bench/vllm.py)")
     v.add_argument("--vllm", action="store_true", help="run the HF-vs-vLLM generation benchmark instead (needs vllm)")
     v.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64, 256],
                    metavar="N,N", help="batch sizes (default: 1,8,64,256); --repeats timed calls each")
     v.add_argument("--gpu-memory-utilization", type=float, default=0.5, help="the engine's share of the GPU")
+    v.add_argument("--vllm-optional", action="store_true", help="without vllm in this Python, time the HF agent "
+                   "alone and say why (default: a one-line error)")
     v.add_argument("--hbm-gbps", type=float, default=0.0, help="memory bandwidth in GB/s (e.g. 4800 for an H200): "
                    "print the fraction of that roofline the weight reads reach")
+    f = p.add_argument_group("floors (--floors: the prefill and the decode step of --concurrency rows against "
+                             "their memory-traffic and compute floors; see bench/floors.py)")
+    f.add_argument("--floors", action="store_true", help="run only the floors table")
+    f.add_argument("--bw-mib", type=int, default=256, help="buffer copied to measure the copy bandwidth, MiB "
+                   "(default: %(default)s; larger than the CPU's last cache)")
+    f.add_argument("--matmul-n", type=int, default=0, help="side of the square matmul that measures FLOP/s "
+                   "(default 0: 1024 on a CPU, 8192 on a GPU)")
+    g = p.add_argument_group("GPU suite (--gpu-suite: every GPU figure in one run, one JSON + one table; "
+                             "see bench/suite.py)")
+    g.add_argument("--gpu-suite", action="store_true", help="run the suite (needs a GPU unless --dry-run)")
+    g.add_argument("--dry-run", action="store_true", help="the suite with tiny shapes on the CPU (a minute)")
+    g.add_argument("--vllm-python", default="", help="the Python that runs the suite's vLLM part (default: "
+                   ".venv-vllm/bin/python when it exists, else this one)")
+    g.add_argument("--out", type=Path, default=Path("runs/gpu-check"), help="the suite's folder for its JSON, table "
+                   "and parts (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -117,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     from arena.registry import make
 
     args = parse_args(argv)
+    if args.preset is None:
+        args.preset = "smollm2-135m" if args.memory else "tiny"
     for name in ("episodes", "concurrency", "naive_episodes", "max_new_tokens"):
         if getattr(args, name) < 1:
             raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
@@ -124,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         raise ArenaError("--threads must be 0 (torch's choice) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.gpu_suite:
+        from bench import suite
+
+        return suite.run(args)
+    if args.floors:
+        from bench import floors
+
+        return floors.run(args)
     if args.memory:
         from bench import memory
 
@@ -185,10 +219,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.learner_batch}):")
         for name, s in learners.items():
             print(f"  {name:<20} {s * 1000:9.1f} ms" if isinstance(s, float) else f"  {name}: {s}")
+    floor_figures = {}
+    if not args.no_floors and args.max_new_tokens >= 2:
+        from bench import floors
+
+        floor_figures = floors.measure(argparse.Namespace(**{**vars(args), "json": None}))
+        print(floors.render(floor_figures))
     if args.json:
         args.json.write_text(json.dumps({
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params,
+            "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params, "floors": floor_figures,
             "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped,
             "speedup_tokens": batched.tokens_per_s / naive.tokens_per_s,
             "speedup_tokens_cpu": batched.tokens_per_cpu_s / naive.tokens_per_cpu_s,

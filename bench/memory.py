@@ -2,6 +2,7 @@
 fp32, bf16 and LoRA, side by side.
 
     arena bench --memory                                   # SmolLM2-135M's shape, random weights, CPU
+    arena bench --memory --preset tiny --seq-len 32 --steps 1   # the tiny model: seconds
     arena bench --memory --device cuda --preset qwen2-0.5b
 
 Each mode runs in its own process (peak memory is a per-process high-water mark), on the same
@@ -104,7 +105,7 @@ def run(args) -> int:
     if bad:
         from arena.types import ArenaError
         raise ArenaError(f"unknown memory mode(s) {', '.join(bad)}; known: {', '.join(MODES)}")
-    preset = args.preset if args.preset != "tiny" else "smollm2-135m"
+    preset = args.preset
     threads = args.threads or torch.get_num_threads()
     results = []
     for mode in modes:

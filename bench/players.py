@@ -45,10 +45,14 @@ def build_generator(args):
 
 
 def new_random_causal_lm(preset: str, seed: int):
-    """A randomly initialised model of a real architecture's shape, with the char tokenizer."""
+    """A randomly initialised model of a real architecture's shape (`tiny`: the project's tiny Llama),
+    with the char tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from agents.tiny import char_tokenizer, init_weights
+    from agents.tiny import char_tokenizer, init_weights, new_tiny_causal_lm
+
+    if preset == "tiny":
+        return new_tiny_causal_lm(seed)
 
     kw = dict(PRESETS[preset])
     tok = char_tokenizer()

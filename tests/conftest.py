@@ -13,7 +13,9 @@ EXTERNAL = Path(__file__).parent / "external"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: over ~20 s on a shared 2-core CPU (skip with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: an end-to-end run (CLI commands, training rounds, several processes, "
+                            "every docs page), about a second or more on a shared 2-core CPU; `make test-quick` "
+                            "skips them (-m 'not slow'), `make test` runs them")
 
 
 @pytest.fixture

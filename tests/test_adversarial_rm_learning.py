@@ -31,6 +31,7 @@ def base_dir():
     return str(BASE)
 
 
+@pytest.mark.slow
 def test_implicit_reward_of_a_briefly_trained_policy_orders_held_out_pairs_like_the_data(base_dir):
     """β·log(π/π_ref) read out of a DPO-trained policy ranks unseen pairs as their labels do."""
     policy = GeneratorAgent.from_pretrained(base_dir)

@@ -2,6 +2,8 @@
 from a notebook without internal imports."""
 import doctest
 
+import pytest
+
 import arena
 
 
@@ -10,6 +12,7 @@ def test_the_package_docstring_example_runs():
     assert result.attempted >= 5 and result.failed == 0
 
 
+@pytest.mark.slow
 def test_train_then_tournament_from_python(tmp_path):
     summaries = arena.train("prover-verifier-v1", recipe="scripted", rounds=2, episodes=24, concurrency=6,
                             run="nb", runs_dir=tmp_path, seed=11)

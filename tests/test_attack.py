@@ -31,6 +31,7 @@ def test_steps_to_exploit_waits_for_a_full_window():
     assert r.steps_lower <= r.steps <= r.steps_upper
 
 
+@pytest.mark.slow
 def test_attack_exploits_a_weak_scripted_verifier_faster_than_a_strong_one(tmp_path):
     # The scripted learner raises the check rate by 0.5 x the sneaky success: start near zero
     # for a weak verifier, at 1 for one that checks every step.
@@ -60,6 +61,7 @@ def test_attack_exploits_a_weak_scripted_verifier_faster_than_a_strong_one(tmp_p
     assert "steps to exploit" in str(attack_table(again).columns[1].header)
 
 
+@pytest.mark.slow
 def test_attack_cli_and_errors(tmp_path, capsys):
     scripted_run(tmp_path, "cli", 0.5, rounds=2)
     rc = cli_main(["attack", "cli", "--seat", "verifier", "--seeds", "2", "--budget", "20", "--runs-dir",

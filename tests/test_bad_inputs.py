@@ -157,6 +157,9 @@ CASES = {
         ["not in the Hugging Face cache and HF_HUB_OFFLINE is set"]),
     "bench --concurrency 0": (["bench", "--concurrency", "0"], ["--concurrency must be at least 1"]),
     "bench --episodes 0": (["bench", "--episodes", "0"], ["--episodes must be at least 1"]),
+    "bench --floors with one new token": (["bench", "--floors", "--max-new-tokens", "1"],
+                                          ["--floors needs --max-new-tokens of at least 2"]),
+    "bench --floors --bw-mib 0": (["bench", "--floors", "--bw-mib", "0"], ["--bw-mib must be at least 1"]),
     # item 11
     "ckpt: that is neither a run's nor a path": (["play", PV, "--seat", "prover=ckpt:../..", "-n", "1"],
                                                  ["malformed checkpoint spec"]),
@@ -167,6 +170,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_and_leaves_nothing(capsys, world, monkeypatch, case):
     argv, needles = CASES[case]
@@ -229,6 +233,7 @@ TRAIN = ["train", PV, "--recipe", "scripted", "--rounds", "2", "--episodes", "8"
     ("set_marker:1:dbfull", "run database: database or disk is full", False),  # during setup: nothing left
     ("write_json:1:enospc", "No space left on device", False),
 ])
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_run_resumes_after(tmp_path, fault, needle, exists):
     runs = tmp_path
     proc = arena_with_fault(runs, fault, *TRAIN)
@@ -371,6 +376,7 @@ def test_the_live_view_prints_run_and_metric_names_as_written():
     assert "[bold]g[/bold]" in shown and "R:[red]a" in shown and "[i]m" in shown and "[b]v" in shown
 
 
+@pytest.mark.slow
 def test_tournament_tables_print_agent_specs_as_written(capsys, world, monkeypatch):
     monkeypatch.setenv("ARENA_RUNS_DIR", str(world["runs"]))
     spec = "scripted:constant?value=[red]x[/red]"

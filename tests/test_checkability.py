@@ -43,6 +43,7 @@ def run(tmp_path_factory):
     return trainer.run_dir, summaries, base
 
 
+@pytest.mark.slow
 def test_every_metric_is_present_finite_and_in_range(run):
     _, summaries, _ = run
     assert [s["round"] for s in summaries] == [0, 1]
@@ -169,6 +170,7 @@ def test_resume_restores_the_verifier_buffer(run):
     assert len(learner.rounds) == 2 and learner.pool is not None
 
 
+@pytest.mark.slow
 def test_a_gsm8k_style_file_drives_the_recipe(tmp_path):
     from pathlib import Path
 

@@ -203,6 +203,7 @@ def test_one_digit_problems_and_sneaky_solutions_stay_in_range():
         assert 0 <= first_wrong[3] <= 9  # the planted result itself never gives the error away
 
 
+@pytest.mark.slow
 def test_pretrain_writes_plain_hf_prover_and_a_likelihood_scorer_verifier(tmp_path):
     from transformers import AutoModelForCausalLM
 

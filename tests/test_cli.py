@@ -44,10 +44,12 @@ def assert_one_line_error(capsys, argv, pattern):
     (["watch", "never-was"], "no run named 'never-was'"),
     (["experiment", "no-such-experiment"], "unknown experiment 'no-such-experiment'"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_a_one_line_error(capsys, runs, argv, pattern):
     assert_one_line_error(capsys, argv, pattern)
 
 
+@pytest.mark.slow
 def test_corrupt_database_is_a_one_line_error(capsys, runs):
     assert main(["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "1", "--episodes", "4",
                  "--run", "r", "--plain"]) == 0
@@ -58,6 +60,7 @@ def test_corrupt_database_is_a_one_line_error(capsys, runs):
     assert_one_line_error(capsys, ["resume", "r"], "corrupt or unreadable run database")
 
 
+@pytest.mark.slow
 def test_games_lists_every_game_with_description(capsys):
     code, out, _ = run(capsys, "games")
     assert code == 0 and "prover-verifier-v1" in out and "duel-v0" in out and "scripted" in out
@@ -71,6 +74,7 @@ def test_play_prints_transcripts_and_results(capsys):
     assert "helpful_accuracy=1" in out  # the helpful bot is always right
 
 
+@pytest.mark.slow
 def test_train_then_resume_a_finished_run(capsys, runs):
     assert main(["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
                  "--run", "done", "--plain"]) == 0
@@ -100,6 +104,7 @@ def test_no_command_prints_the_help_with_plugin_summaries(capsys):
     assert "Rollout benchmark" in out
 
 
+@pytest.mark.slow
 def test_play_a_run_uses_its_game_settings_and_checkpoints(capsys, runs, monkeypatch):
     import re
 
@@ -124,6 +129,7 @@ def test_play_a_run_uses_its_game_settings_and_checkpoints(capsys, runs, monkeyp
     assert_one_line_error(capsys, ["play", "no-such-thing"], "nor is it a run")
 
 
+@pytest.mark.slow
 def test_runs_lists_each_run_with_its_rounds_and_last_figures(capsys, runs):
     code, out, _ = run(capsys, "runs")
     assert code == 0 and "no runs in" in out
@@ -138,6 +144,7 @@ def test_runs_lists_each_run_with_its_rounds_and_last_figures(capsys, runs):
     assert "round 1: helpful_accuracy=1" in text
 
 
+@pytest.mark.slow
 def test_a_run_whose_setup_fails_leaves_no_directory_behind(capsys, runs):
     assert_one_line_error(capsys, ["train", "prover-verifier-v1", "--set", "nope=1", "--run", "typo"],
                           "unknown parameter(s) nope")
@@ -159,6 +166,7 @@ def test_train_help_for_a_game_lists_its_recipe_keys_and_settings(capsys):
     assert "game settings: --env KEY=VALUE" in out and "max_value" in out
 
 
+@pytest.mark.slow
 def test_train_logs_every_round_to_tensorboard(runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

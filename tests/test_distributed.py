@@ -87,6 +87,7 @@ def torchrun(nproc: int = 2) -> list[str]:
     return [exe, "--standalone", "--nproc_per_node", str(nproc)]
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_two_gloo_processes_train_bit_identical_and_like_one_process(tmp_path):
     from safetensors.torch import load_file
@@ -205,13 +206,16 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     Round 1's weights are not compared at 1e-5: AdamW's first step of a round moves a weight by
     about lr * sign(g), so where |g| is near AdamW's eps the float rounding of the round-0 weights
     (<= 4e-6) moves that weight by up to 2 * lr (measured: 1.0e-3 = 2 * 5e-4 on ~1% of the weights).
-    Since the verifier became a likelihood scorer (scores near -10, lr 2e-3) the
+    Since the verifier became a likelihood scorer (scores near -10) the
     same holds within round 0: its all-reduced steps round differently (measured: 4.8e-5 on a verifier
     weight) and reach the prover through its rewards (8.3e-5). So round 0's weights are compared at
     2 * each seat's lr, and round 1's episodes, which that prover samples, by their keys only (a token
     can flip); round 0's are compared whole."""
     from safetensors.torch import load_file
 
+    from games.prover_verifier.recipe import CheckabilityParams
+
+    params = CheckabilityParams()
     _, out_one, out_two, _, two = trained
     said = " ".join(two.stdout.split())
     assert said.count("round 1 episodes=8") == 1 and said.count("run written to") == 1  # rank 0 only
@@ -228,7 +232,7 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
                                               / "model.safetensors")) for d in (out_one, out_two))
         for k in first_one:
             diff = (first_two[k] - first_one[k]).abs().max().item()
-            tol = 2 * (2e-3 if seat == "verifier" else 5e-4)  # 2 * the seat's lr (see above)
+            tol = 2 * (params.verifier_lr if seat == "verifier" else params.prover_lr)  # 2 * the seat's lr (see above)
             assert diff <= tol, f"{seat} round 0: 2 processes vs 1 at {k}: {diff:.2e}"
 
     run_one, run_two = out_one / "runs" / "pv", out_two / "runs" / "pv"
@@ -256,8 +260,8 @@ def test_arena_train_under_torchrun_splits_rounds_trains_alike_and_writes_once(t
     reference = [json.loads(line)["summary"] for line in (run_one / "events.jsonl").read_text().splitlines()
                  if json.loads(line)["type"] == "round_end"]
     assert summaries[0]["metrics"] == pytest.approx(reference[0]["metrics"], abs=1e-5)
-    for seat in ("prover", "verifier"):
-        assert summaries[0]["losses"][seat] == pytest.approx(reference[0]["losses"][seat], rel=1e-4, abs=1e-6)
+    for seat in ("prover", "verifier"):  # means over a round's steps of weights that differ as above (2.0e-4 measured)
+        assert summaries[0]["losses"][seat] == pytest.approx(reference[0]["losses"][seat], rel=1e-3, abs=1e-6)
 
 
 @needs_gloo

@@ -243,6 +243,7 @@ def test_the_pages_and_their_commands_are_found():
     assert any(c.needs_other_process and c.argv[:1] == ["train"] for c in scaling)  # torchrun / accelerate lines
 
 
+@pytest.mark.slow
 def test_the_parse_only_check_refuses_what_the_code_refuses(repo_path, monkeypatch):
     """The checker itself: a renamed flag, game, recipe or --set key fails it."""
     check_parses(Command("x", "", "parse-only", "arena", ["train", "prover-verifier-v1", "--rounds", "2"]), monkeypatch)
@@ -262,6 +263,7 @@ def test_the_parse_only_check_refuses_what_the_code_refuses(repo_path, monkeypat
         check_parses(Command("x", "", "parse-only", "make", ["nope"]), monkeypatch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=rel)
 def test_every_command_parses(page, repo_path, runs, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
@@ -279,6 +281,7 @@ def run_pages():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", run_pages())
 def test_commands_run(page, repo_path, runs, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)

@@ -93,6 +93,7 @@ def test_bots_check_their_options(repo_path):
 
 # -- the walk-through of docs/adding-a-game.md, command by command ---------------------------
 
+@pytest.mark.slow
 def test_adding_a_game_walkthrough(repo_path, runs, capsys):
     commands = page_commands(ROOT / "docs" / "adding-a-game.md")
     assert len(commands) >= 5 and any(argv[:1] == ["play"] and "--game" in argv for argv in commands)
@@ -125,6 +126,7 @@ def test_adding_a_game_walkthrough(repo_path, runs, capsys):
     assert "mean_offer" in page and "proposer/round-5" in page and "Tournament default" in page
 
 
+@pytest.mark.slow
 def test_a_run_of_an_unregistered_game_needs_game_on_the_command_line(repo_path, runs, capsys):
     assert main(["train", ULTIMATUM, "--rounds", "1", "--episodes", "8", "--run", "u", "--plain"]) == 0
     capsys.readouterr()
@@ -161,6 +163,7 @@ def tictactoe(monkeypatch):
     return "pettingzoo.classic.tictactoe_v3:env"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The old environment creation API")
 def test_a_game_without_text_spaces_is_refused_at_load_leaving_nothing(tictactoe, runs, capsys):
     for argv in (["play", tictactoe, "-n", "1"],

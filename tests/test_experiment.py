@@ -58,6 +58,7 @@ def recipes(monkeypatch):
     monkeypatch.setitem(ProverVerifierEnv.game_info.recipes, "frozen", f"{__name__}:frozen")
 
 
+@pytest.mark.slow
 def test_seeds_by_arms_judged_written_and_reused(tmp_path, recipes, capsys):
     argv = ["--seeds", "0,1,2", "--arms", "learn,frozen", "--runs-dir", str(tmp_path), "--plain"]
     assert run_experiment(EXP, argv) == 0
@@ -98,6 +99,7 @@ def test_seeds_by_arms_judged_written_and_reused(tmp_path, recipes, capsys):
     assert json.loads((tmp_path / "toy" / "dynamics.json").read_text())["claims"] == doc["claims"]
 
 
+@pytest.mark.slow
 def test_summarize_reads_back_and_more_rounds_resume(tmp_path, recipes, capsys):
     base = ["--seeds", "0", "--arms", "learn", "--runs-dir", str(tmp_path), "--plain"]
     assert run_experiment(EXP, [*base, "--rounds", "2"]) == 0
@@ -111,6 +113,7 @@ def test_summarize_reads_back_and_more_rounds_resume(tmp_path, recipes, capsys):
     assert "no run toy-learn-s5 yet" in out and "seed 0" in out
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(tmp_path, recipes, capsys):
     assert run_experiment(EXP, ["--summarize", "--runs-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().startswith("error: no finished runs")
@@ -149,6 +152,7 @@ def test_compare_and_trend_cells():
     assert trend("k", "k", "", "c", "rises").check(seed) == ("-", None)
 
 
+@pytest.mark.slow
 def test_an_arm_keeps_its_own_rounds_and_settings_follow_the_flags(tmp_path, recipes, capsys):
     """`Arm.rounds` unless --rounds is given; `Experiment.settings` from the flags, which --set cannot change."""
     import argparse

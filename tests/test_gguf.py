@@ -90,6 +90,7 @@ def test_the_gguf_file_loads_as_the_model_it_was_written_from(prover_gguf):
     assert getattr(agent.model, "hf_quantizer", None) is None  # marked as ordinary weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True])
 def test_arena_train_with_a_gguf_seat_completes_a_round_and_writes_safetensors(capsys, runs, prover_gguf, lora):
     from arena.registry import spec as game_spec

@@ -115,6 +115,29 @@ def test_repeated_prompts_are_prefilled_once_and_decode_as_if_alone(tiny):
     assert len({tuple(c) for c in ids_of(agent.act(obs([PROMPTS[0]] * 4)))}) > 1
 
 
+def test_a_prefill_in_chunks_of_rows_fills_the_one_cache_as_one_pass_does(tiny):
+    model, tok = tiny
+    prompts = PROMPTS * 3  # 12 distinct-enough rows, some repeated: prefilled once each
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=12, ignore_eos=True)
+    seeds = list(range(len(prompts)))
+    whole = GeneratorAgent(model, tok, sampling)
+    whole.prefill_tokens = 0
+    chunked = GeneratorAgent(model, tok, sampling)
+    T = max(len(tok(p)["input_ids"]) for p in PROMPTS)
+    chunked.prefill_tokens = T  # one row a pass
+    passes = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: passes.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        a, b = whole.act(obs(prompts), seeds=seeds), chunked.act(obs(prompts), seeds=seeds)
+    finally:
+        hook.remove()
+    steps = 12 - 1  # decode forwards after the prefill
+    assert passes[0] == (4, T) and passes[1 + steps:1 + steps + 4] == [(1, T)] * 4  # 4 distinct prompts
+    assert ids_of(a) == ids_of(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.extras["logprobs"], y.extras["logprobs"], atol=1e-5)
+
+
 def test_same_seed_same_samples_different_seed_different(tiny):
     model, tok = tiny
     agent = GeneratorAgent(model, tok, SamplingConfig(temperature=1.0, max_new_tokens=16, ignore_eos=True))
@@ -270,6 +293,25 @@ def test_scorer_returns_finite_float32_arrays_independent_of_batching(scorer_dir
     assert s.shape == (2,) and s.requires_grad
     s.sum().backward()
     assert scorer.model.score.weight.grad is not None
+
+
+def test_scorer_chunks_stay_within_the_token_budget_and_score_as_one_pass(scorer_dir):
+    scorer = ScorerAgent.from_pretrained(str(scorer_dir))
+    texts = PROMPTS * 5  # 20 texts of 2..50 tokens
+    lengths = [len(ids) for ids in scorer.tokenizer(texts)["input_ids"]]
+    scorer.score_tokens, scorer.max_batch = 120, 6
+    chunks = scorer._chunks(texts)
+    assert [i for c in chunks for i in range(c.start, c.stop)] == list(range(len(texts)))  # in order, each once
+    for c in chunks:
+        rows = lengths[c]
+        assert len(rows) <= 6 and (len(rows) == 1 or len(rows) * max(rows) <= 120)
+    assert len(chunks) > len(texts) // 6  # the budget, not only max_batch, cut them
+    chunked = scorer.scores(texts)
+    scorer.score_tokens, scorer.max_batch = 0, 0  # one pass of all 20
+    assert scorer._chunks(texts) == [slice(0, 64)]
+    np.testing.assert_allclose(chunked.numpy(), scorer.scores(texts).numpy(), atol=1e-5)
+    scorer.score_tokens = None  # the default on a CPU: CPU_SCORE_TOKENS (2048) cuts 60 texts of up to 48 tokens
+    assert len(scorer._chunks(texts * 3)) == 2
 
 
 def test_scorer_from_a_causal_lm_gets_a_seeded_head(model_dir):

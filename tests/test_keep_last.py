@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from arena.checkpoints import kept_rounds
 from arena.cli import main
 from arena.store import read_checkpoints
@@ -15,6 +17,7 @@ def test_kept_rounds_are_the_last_k_and_every_nth():
     assert kept_rounds([0, 1, 2, 3, 4], 1, 2) == {0, 2, 4}
 
 
+@pytest.mark.slow
 def test_train_keeps_the_last_k_and_tournament_and_resume_use_them(capsys, runs):
     argv = ["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "5", "--episodes", "8",
             "--run", "k", "--keep-last", "2", "--keep-every", "3", "--plain", "--no-tensorboard"]

@@ -61,6 +61,7 @@ def test_a_solution_that_writes_the_marker_is_scored_whole():
     assert agent.scores([text]).item() == pytest.approx(whole, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_text_cut_short_pays_for_its_end(tmp_path):
     """The end-of-text token is scored: after an LM learned where solutions end, a solution cut after
     its first line scores below the whole one (with the end left out it would score above it)."""
@@ -123,6 +124,7 @@ def test_saved_scorer_loads_as_a_likelihood_scorer_with_the_same_scores(tmp_path
     assert loaded.act([obs])[0].shape == (1,)
 
 
+@pytest.mark.slow
 def test_bradley_terry_training_teaches_the_likelihood_scorer_to_check(tmp_path):
     """A weak LM (briefly pretrained on correct one-step solutions), then the verifier learner,
     unchanged, on rule-made pairs: held-out AUC of correct vs wrong rises well above its start."""

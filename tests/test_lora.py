@@ -68,6 +68,7 @@ def lora_run(tmp_path_factory):
     return trainer, models, before, reference, summaries, runs, ASSETS
 
 
+@pytest.mark.slow
 def test_a_round_trains_only_the_adapter_and_the_base_stays_bit_identical(lora_run):
     _, models, before, reference, summaries, _, _ = lora_run
     assert summaries[0]["losses"]["prover"]["rl_steps"] >= 1

@@ -185,6 +185,7 @@ def test_an_outside_game_plays_with_scripted_seats(runs, capsys):
     assert "textrps_v0: 4 episodes" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_outside_game_trains_replays_resumes_and_rates_with_scripted_seats(runs, capsys):
     assert main(["train", GAME, "--rounds", "2", "--episodes", "6", "--run", "rps", "--plain",
                  "--seat", f"player_0={ROCK}", "--seat", "player_1=scripted:random"]) == 0
@@ -216,6 +217,7 @@ def test_a_tournament_of_outside_bots_without_a_run(runs, capsys):
     assert rating == {ROCK: 0.0, PAPER: 1.0}  # against rock: a draw, a win
 
 
+@pytest.mark.slow
 def test_bare_text_and_two_field_games_play_with_scripted_and_human_seats(runs, capsys, monkeypatch):
     import io
 
@@ -249,6 +251,7 @@ def test_a_game_without_text_is_refused_in_one_line_leaving_nothing(runs, capsys
 
 # -- LLM seats ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_llm_reads_the_only_text_field_and_trains_and_replays(runs, capsys, model_dir):
     llm = f"hf:{model_dir}?max_new_tokens=4&chat_template=false"
     assert main(["train", GAME, "--rounds", "1", "--episodes", "4", "--run", "lm", "--plain", "--device", "cpu",
@@ -274,6 +277,7 @@ def test_an_llm_on_a_bare_text_observation_reads_it(model_dir):
     assert prompt_text({"extras": move.extras}, model_dir) == move.observation["text"]
 
 
+@pytest.mark.slow
 def test_an_llm_on_an_ambiguous_game_is_refused_until_the_field_is_named(runs, capsys, model_dir):
     two = f"{__name__}:TwoFieldRPS"
     llm = f"player_0=hf:{model_dir}?chat_template=false"
@@ -326,6 +330,7 @@ def test_a_game_names_its_field_in_game_info(model_dir):
 
 # -- docs/outside-games.md, command by command ----------------------------------------------------
 
+@pytest.mark.slow
 def test_the_outside_games_page_runs_as_written(runs, tmp_path, monkeypatch, capsys):
     """The page's game (its python block, saved as textrps.py) and every `PYTHONPATH=. arena` line."""
     import re

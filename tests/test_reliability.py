@@ -148,6 +148,7 @@ def test_kill_9_sweep_recovers_identical_runs(tmp_path, reference):
     assert len(done) == len(KILL_POINTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["restore:1:after", "replay_events:1:after", "complete_round:1:after"])
 def test_a_resume_killed_too_still_ends_identical(tmp_path, reference, point):
     """Killed in round 1's commit/event gap, then the resume killed as well, then resumed."""
@@ -160,6 +161,7 @@ def test_a_resume_killed_too_still_ends_identical(tmp_path, reference, point):
     check_events(runs / "k", 3)
 
 
+@pytest.mark.slow
 def test_sigint_during_the_config_write_leaves_nothing(tmp_path, reference):
     runs = tmp_path
     proc = arena(runs, *TRAIN, fault={"ARENA_TEST_FAULT": "write_json:1:sigint"})
@@ -169,6 +171,7 @@ def test_sigint_during_the_config_write_leaves_nothing(tmp_path, reference):
     assert run_state(runs / "k") == reference["state"]
 
 
+@pytest.mark.slow
 def test_watch_stops_on_a_run_that_nobody_writes(tmp_path):
     """Killed between round 1's commit and its round_end event: `arena watch` does not wait
     forever; it shows the committed rounds (from the store) and says the run is not running."""
@@ -199,6 +202,7 @@ def start_paused(runs: Path, args: list[str], point: str, tmp: Path, pythonpath:
     return proc
 
 
+@pytest.mark.slow
 def test_a_second_writer_meets_a_one_line_error_naming_the_holder(tmp_path):
     runs, tmp = tmp_path / "runs", tmp_path
     # 1. while a run is being set up: a second `arena train` of the same name is refused
@@ -237,6 +241,7 @@ def test_a_second_writer_meets_a_one_line_error_naming_the_holder(tmp_path):
     check_events(runs / "k", 3)
 
 
+@pytest.mark.slow
 def test_two_trains_racing_for_one_name_make_one_run(tmp_path, reference):
     runs = tmp_path
     env = {**os.environ, "ARENA_RUNS_DIR": str(runs)}
@@ -278,6 +283,7 @@ def edit_config(runs: Path, **changes) -> None:
 
 @pytest.mark.parametrize("command", [["play", "k", "-n", "1"], ["tournament", "k", "-n", "1", "--bootstrap", "0"],
                                      ["resume", "k", "--rounds", "4"]])
+@pytest.mark.slow
 def test_config_json_naming_code_runs_nothing(hijacked, command):
     runs, marker, mods = hijacked
     edit_config(runs, game_id="os:system", game="os:system", env_kwargs={"command": f"touch {marker}"})
@@ -291,6 +297,7 @@ def test_config_json_naming_code_runs_nothing(hijacked, command):
     assert listed.returncode == 0 and "k " in listed.stdout and not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["play", "k", "-n", "1"], ["tournament", "k", "-n", "1", "--bootstrap", "0"]])
 def test_a_duel_task_named_by_a_run_is_never_imported(hijacked, command):
     runs, marker, mods = hijacked
@@ -300,6 +307,7 @@ def test_a_duel_task_named_by_a_run_is_never_imported(hijacked, command):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_game_named_on_the_command_line_is_the_users_choice(tmp_path):
     """What the user types in the same command may be imported (`--game module:Class`), checked
     against the run's game id; a run of an unregistered game never imports it by itself."""
@@ -318,6 +326,7 @@ def test_a_game_named_on_the_command_line_is_the_users_choice(tmp_path):
                    "but the run plays guess-v0")
 
 
+@pytest.mark.slow
 def test_an_emptied_or_replaced_store_is_refused_and_nothing_is_overwritten(tmp_path):
     runs = tmp_path
     assert arena(runs, *TRAIN).returncode == 0
@@ -345,6 +354,7 @@ def test_an_emptied_or_replaced_store_is_refused_and_nothing_is_overwritten(tmp_
     one_line_error(arena(runs, "resume", "k"), "has 0 completed round(s) but checkpoints/ holds round-2")
 
 
+@pytest.mark.slow
 def test_resume_rounds_cannot_shorten_or_zero_a_run(tmp_path):
     runs = tmp_path
     assert arena(runs, *TRAIN[:4], "--rounds", "2", *TRAIN[6:]).returncode == 0

@@ -215,6 +215,7 @@ def test_arena_tournament_prints_the_ratings_table_once(tmp_path, capsys):
 
 # -- arena report: one self-contained page -------------------------------------------------
 
+@pytest.mark.slow
 def test_report_html_is_self_contained_complete_and_escaped(runs, capsys):
     import base64
 

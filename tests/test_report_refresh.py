@@ -21,6 +21,7 @@ def section(page: str, start: str, end: str) -> str:
     return page[page.index(start):page.index(end)]
 
 
+@pytest.mark.slow
 def test_tournament_and_attack_rewrite_the_report_with_censored_values_marked(runs, capsys):
     assert main(["train", "prover-verifier-v1", "--recipe", "scripted", "--rounds", "2", "--episodes", "8",
                  "--run", "r", "--plain", "--seat", STRONG]) == 0
@@ -68,6 +69,7 @@ def test_tournament_and_attack_rewrite_the_report_with_censored_values_marked(ru
     assert "Tournament default" in page  # the tournament is still there
 
 
+@pytest.mark.slow
 def test_a_run_held_by_another_process_is_not_rewritten_and_the_command_still_succeeds(runs, capsys, monkeypatch):
     import arena.report.html as html
 
@@ -91,6 +93,7 @@ def test_a_run_held_by_another_process_is_not_rewritten_and_the_command_still_su
     assert "Tournament default" in report.read_text()
 
 
+@pytest.mark.slow
 def test_training_rewrites_the_report_between_rounds_under_its_own_lock(runs, monkeypatch):
     import arena.cli.train as train
     import arena.report.html as html
@@ -108,6 +111,7 @@ def test_training_rewrites_the_report_between_rounds_under_its_own_lock(runs, mo
     assert calls == [True, True, True, False]  # after each round with the trainer's lock; then once more
 
 
+@pytest.mark.slow
 def test_a_training_that_fails_leaves_a_report_of_the_rounds_it_completed(runs, monkeypatch, capsys):
     from arena.selfplay import Trainer
 
@@ -141,6 +145,7 @@ def test_attack_figure_draws_censored_values_open_and_counts_them():
     assert figures.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_every_command_of_the_reports_doc_runs_and_leaves_a_report_with_all_it_added(runs, capsys):
     import shlex
     from pathlib import Path

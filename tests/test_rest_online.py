@@ -37,6 +37,7 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_online_round_updates_the_policy_against_the_bc_reference_and_records_r_and_chrf(tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -90,6 +90,7 @@ def cli(*args, env=None, check=True, timeout=120):
                           check=check)
 
 
+@pytest.mark.slow
 def test_kill_9_in_round_2_then_resume_matches_uninterrupted(runs):
     env = {**os.environ, "ARENA_RUNS_DIR": str(runs), "PYTHONPATH": str(EXTERNAL)}
     common = ["train", "ext_game:GuessEnv", "--rounds", "4", "--episodes", "40", "--concurrency", "4",
@@ -122,6 +123,7 @@ def test_kill_9_in_round_2_then_resume_matches_uninterrupted(runs):
     assert [line.split()[1] for line in watched.splitlines() if line.startswith("round ")] == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_game_from_entry_point_group_plays_and_trains(tmp_path, runs):
     dist = tmp_path / "site" / "guessgame-0.1.dist-info"
     dist.mkdir(parents=True)

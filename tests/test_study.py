@@ -130,6 +130,7 @@ def test_a_study_over_http_stores_what_raters_answered_and_can_be_extended(toy_r
     assert items2[:4] == items and js2[:4] == js and len(js2) == 6
 
 
+@pytest.mark.slow
 @needs_web
 def test_bad_study_input_is_one_line(toy_runs, capsys, monkeypatch):
     monkeypatch.setenv("ARENA_RUNS_DIR", str(toy_runs))
@@ -197,6 +198,7 @@ def test_report_section_escapes_what_the_study_stored(tmp_path):
     assert "Cannot read s/study.json" in "".join(study_sections(tmp_path))
 
 
+@pytest.mark.slow
 @needs_web
 def test_play_a_multi_turn_game_in_the_web_seat(tmp_path):
     s = Served(["play", "study_toy:ChatEnv", "--seat", "player_1=human:web",

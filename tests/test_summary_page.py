@@ -153,6 +153,7 @@ def test_series_figure_draws_censored_points_open_and_counts_them():
     fig.savefig(buf, format="png")
 
 
+@pytest.mark.slow
 def test_a_runs_report_shows_its_experiment_slice_and_survives_a_broken_one(runs, capsys):
     from arena.cli import main
 

@@ -72,6 +72,7 @@ def test_sft_batch_masks_the_prompt_and_ends_with_eos():
     assert batch.attention_mask[0].tolist() == [1] * 7 and batch.input_ids.shape == (2, 7)
 
 
+@pytest.mark.slow
 def test_pretrain_lowers_the_loss_and_writes_a_plain_hf_directory(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

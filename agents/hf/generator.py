@@ -1,7 +1,7 @@
-"""The generator: `GeneratorAgent`, a causal LM playing a `Text` seat, with its KV cache.
+"""The generator: `GeneratorAgent`, a causal LM playing a `Text` seat.
 
-Batched, KV-cached, seedable decoding (`GeneratorAgent.generate`), the cache it
-decodes into (`new_kv_cache`, preallocated per batch), and `encode_prompt`, the
+Batched, KV-cached, seedable decoding (`GeneratorAgent.generate`; the cache it
+decodes into is `agents.hf.kvcache`'s, preallocated per batch), and `encode_prompt`, the
 one function that turns a prompt into the ids the model conditions on (learners
 and pretraining call it too, so train and play see identical inputs).
 """
@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
+from agents.hf.kvcache import PreallocLayer, new_kv_cache, rows_of_cache
 from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
                                load_weights_in_place, save_agent_dir)
 from agents.hf.lora import is_lora
@@ -68,56 +67,18 @@ def _stop_token_ids(model, tokenizer) -> set[int]:
     return {int(i) for i in ids}
 
 
-# -- the KV cache -------------------------------------------------------------------
-
-class PreallocLayer(DynamicLayer):
-    """A `DynamicLayer` that writes into a buffer sized once per batch, instead of
-    `torch.cat`-ing the whole cache at every step (on CPU that copy was over half of
-    a decode step). `keys`/`values` are views of the filled part: (b, heads, n, head_dim)."""
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity, self.length = capacity, 0
-
-    def lazy_initialization(self, key_states, value_states) -> None:
-        super().lazy_initialization(key_states, value_states)
-        b, h, _, d = key_states.shape
-        self._k = key_states.new_empty((b, h, self.capacity, d))
-        self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        n = self.length + key_states.shape[-2]
-        if n > self.capacity:  # never with the capacity `_decode` asks for; grow to stay correct
-            self.capacity = max(n, 2 * self.capacity)
-            k, v = self._k, self._v
-            self._k = k.new_empty((*k.shape[:2], self.capacity, k.shape[-1]))
-            self._v = v.new_empty((*v.shape[:2], self.capacity, v.shape[-1]))
-            self._k[:, :, :self.length], self._v[:, :, :self.length] = k[:, :, :self.length], v[:, :, :self.length]
-        self._k[:, :, self.length:n] = key_states
-        self._v[:, :, self.length:n] = value_states
-        self.length = n
-        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
-        return self.keys, self.values
-
-    def batch_select_indices(self, indices) -> None:
-        if self.is_initialized:
-            self._k, self._v = self._k[indices], self._v[indices]
-            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
-
-
-def new_kv_cache(config, capacity: int):
-    """A `DynamicCache` for `config` whose full-attention layers are preallocated to `capacity` tokens.
-
-    Sliding-window and other special layers keep their own transformers class.
-    """
-    cache = DynamicCache(config=config)
-    cache.layers = [PreallocLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
-
-
 # -- the agent ----------------------------------------------------------------------
+
+CPU_PREFILL_TOKENS = 1024
+"""Prompt tokens (rows x padded length) per prefill pass on a CPU when `GeneratorAgent.prefill_tokens`
+is None: a chunk's activations stay in the CPU's caches. 64 prompts of ~90 tokens on the tiny model,
+one thread, on a loaded 2-core machine: the prefill was 1.1-1.4x faster (paired min-max; median 1.2) in
+chunks of this size than in one pass, with the same logits (`arena bench --floors`, docs/benchmarks.md)."""
+
+RACE_FLOATS_PER_ROW = 2**18
+"""Uniform draws buffered per batch row (steps x vocabulary): each row's generator fills up to 8 steps
+of its draws in one call instead of one call a step (the same numbers on a CPU)."""
+
 
 @dataclass
 class Completion:
@@ -162,6 +123,10 @@ class GeneratorAgent:
     """`act` takes `seeds=` (one sampling seed per observation): see `arena.types.Agent`."""
     text_field = "prompt"
     """The observation field this agent reads (its factory sets the seat's: `AgentContext.llm_text_field`)."""
+    prefill_tokens: int | None = None
+    """Prompt tokens (rows x padded length) per prefill forward pass: a batch's prompts are prefilled in
+    chunks of rows, written in place into the one KV cache. None: `CPU_PREFILL_TOKENS` on a CPU, the
+    whole batch in one pass on other devices (a GPU wants the large matmul); 0: always one pass."""
     pool = None
     """Set by a rollout backend with workers (`arena.rollout.ray.SeatPool`): `act` then draws the
     seeds here and `pool.act(self, observations, seeds)` generates on the workers' replicas, so
@@ -242,8 +207,9 @@ class GeneratorAgent:
             piece = self._pieces[token] = self.tokenizer.decode([token], skip_special_tokens=True)
         return piece
 
-    def _sample(self, logits: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Tensor:
-        """(b, V) float logits -> (b,) token ids; row r is drawn with `gens[r]` alone."""
+    def _sample(self, logits: torch.Tensor, race: torch.Tensor | None) -> torch.Tensor:
+        """(b, V) float logits -> (b,) token ids; `race` (b, V): row r's Exp(1) draws (`_race`), from
+        its own generator alone (None when greedy)."""
         s = self.sampling
         if s.temperature == 0:
             return logits.argmax(-1)
@@ -257,15 +223,21 @@ class GeneratorAgent:
             drop = probs.cumsum(-1) - probs > s.top_p  # mass before this token already reaches top_p
             logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
         # Exponential race: argmax p_i / E_i with E_i ~ Exp(1) is a draw from p (same law as
-        # torch.multinomial, several times faster on CPU). E = -log U with U ~ uniform is
-        # Exp(1), and `rand` draws U ~5x faster than `exponential_` draws E.
-        # One draw per row from the row's own generator, so a row's tokens do not depend on the
-        # batch it is in (~0.15 ms a step for 64 rows, a few % of a tiny model's decode step).
-        probs = logits.softmax(-1)
-        race = torch.empty_like(probs)
+        # torch.multinomial, several times faster on CPU).
+        return (logits.softmax(-1) / race).argmax(-1)
+
+    @staticmethod
+    def _race(gens: Sequence[torch.Generator], steps: int, vocab: int, dev: torch.device) -> torch.Tensor:
+        """(b, steps, V) Exp(1) draws: row r's from `gens[r]` alone, so a row's tokens do not depend on the
+        batch it is in. E = -log U with U ~ uniform is Exp(1), and `rand` draws U ~5x faster than
+        `exponential_` draws E. Several steps per call: one call a row a step was ~3% of the tiny
+        model's batch-64 decode step. On a CPU a generator's stream does not depend on how it is cut
+        (the same numbers as one call a step); on a GPU it does, but the steps per call depend on the
+        vocabulary alone (`RACE_FLOATS_PER_ROW`), never on the batch."""
+        race = torch.empty((len(gens), steps, vocab), device=dev)
         for r, g in enumerate(gens):
-            torch.rand(probs.shape[-1:], generator=g, device=probs.device, out=race[r])
-        return (probs / race.log_().neg_()).argmax(-1)
+            torch.rand((steps, vocab), generator=g, device=dev, out=race[r])
+        return race.log_().neg_()
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Completion]:
@@ -297,10 +269,8 @@ class GeneratorAgent:
             mask[i, T - len(p):] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (U, T) positions count real tokens only
-        cache = new_kv_cache(self.model.config, T + s.max_new_tokens)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **self._cache_kw(cache),
-                         use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float()  # (U, V)
+        cache = new_kv_cache(self.model.config, T + s.max_new_tokens, rows=U)
+        logits = self._prefill(ids, mask, pos, cache)  # (U, V)
         if U < B:
             expand = torch.tensor(source, device=dev)
             cache.batch_select_indices(expand)
@@ -308,6 +278,9 @@ class GeneratorAgent:
         next_pos = pos[:, -1:] + 1  # (b, 1)
         rows = list(range(B))  # original index of each batch row
         gens = [torch.Generator(device=dev).manual_seed(x) for x in seeds] if s.temperature else []
+        vocab = logits.shape[-1]
+        per_call = max(1, min(8, RACE_FLOATS_PER_ROW // vocab))  # steps of draws per generator call
+        race = None
         done = [False] * B  # by original index
         tokens: list[list[int]] = [[] for _ in range(B)]
         logps: list[list[float]] = [[] for _ in range(B)]
@@ -315,7 +288,9 @@ class GeneratorAgent:
         finish = ["length"] * B
         stops, eos = s.stop, (set() if s.ignore_eos else self.stop_token_ids)
         for step in range(s.max_new_tokens):
-            tok = self._sample(logits, [gens[i] for i in rows] if gens else [])  # (b,)
+            if gens and step % per_call == 0:  # (b, per_call, V): the next steps' draws of every row
+                race = self._race([gens[i] for i in rows], min(per_call, s.max_new_tokens - step), vocab, dev)
+            tok = self._sample(logits, race[:, step % per_call] if gens else None)  # (b,)
             lp = torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1)  # (b,)
             keep = []
             for r, (i, t, t_lp) in enumerate(zip(rows, tok.tolist(), lp.tolist())):
@@ -342,6 +317,7 @@ class GeneratorAgent:
                 sel = torch.tensor(keep, device=dev)
                 cache.batch_select_indices(sel)
                 tok, mask, next_pos = tok[sel], mask[sel], next_pos[sel]
+                race = race[sel] if race is not None else None
                 rows = [rows[r] for r in keep]
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)  # (b, T + step + 1)
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
@@ -350,6 +326,23 @@ class GeneratorAgent:
             next_pos = next_pos + 1
         return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
                 for i in range(B)]
+
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache) -> torch.Tensor:
+        """(U, V) float logits at the last prompt position of each row; `cache` filled for all U rows,
+        in chunks of rows of about `prefill_tokens` tokens (every row keeps the batch's padded length,
+        so each row's figures are those of one pass)."""
+        U, T = ids.shape
+        budget = self.prefill_tokens
+        if budget is None:
+            budget = CPU_PREFILL_TOKENS if self.device.type == "cpu" else 0
+        step = max(1, budget // T) if budget else U
+        if step >= U or not all(isinstance(layer, PreallocLayer) for layer in cache.layers):
+            parts = [(slice(0, U), cache)]
+        else:
+            parts = [(slice(i, i + step), rows_of_cache(cache, self.model.config, i)) for i in range(0, U, step)]
+        logits = [self.model(input_ids=ids[r], attention_mask=mask[r], position_ids=pos[r], **self._cache_kw(c),
+                             use_cache=True, logits_to_keep=1).logits[:, -1, :].float() for r, c in parts]
+        return logits[0] if len(logits) == 1 else torch.cat(logits)
 
     def _cache_kw(self, cache) -> dict[str, Any]:
         """The KV cache as the model's forward names it: `cache` (transformers >= 5.2x, where

@@ -1,0 +1,94 @@
+"""The generator's KV cache: preallocated once per batch, prefilled in place in chunks of rows.
+
+`new_kv_cache(config, capacity, rows)` is a transformers `DynamicCache` whose full-attention layers
+are `PreallocLayer`s (one buffer per layer sized for the whole completion, written in place instead
+of `torch.cat` at every step); `rows_of_cache(cache, config, start)` is a cache over rows `start:`
+of it (`PrefillRows`), so a batch's prompts can be prefilled a chunk of rows at a time straight
+into the one cache.
+"""
+from __future__ import annotations
+
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+class PreallocLayer(DynamicLayer):
+    """A `DynamicLayer` that writes into a buffer sized once per batch, instead of
+    `torch.cat`-ing the whole cache at every step (on CPU that copy was over half of
+    a decode step). `keys`/`values` are views of the filled part: (b, heads, n, head_dim)."""
+
+    def __init__(self, capacity: int, rows: int = 0):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+        self.rows = rows
+        """Batch rows of the buffers (0: the first update's); a prefill in chunks of rows
+        (`PrefillRows`) fills them part by part."""
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        super().lazy_initialization(key_states, value_states)
+        _, h, _, d = key_states.shape
+        b = self.rows or key_states.shape[0]
+        self._k = key_states.new_empty((b, h, self.capacity, d))
+        self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self.length + key_states.shape[-2]
+        if n > self.capacity:  # never with the capacity `_decode` asks for; grow to stay correct
+            self.capacity = max(n, 2 * self.capacity)
+            k, v = self._k, self._v
+            self._k = k.new_empty((*k.shape[:2], self.capacity, k.shape[-1]))
+            self._v = v.new_empty((*v.shape[:2], self.capacity, v.shape[-1]))
+            self._k[:, :, :self.length], self._v[:, :, :self.length] = k[:, :, :self.length], v[:, :, :self.length]
+        self._k[:, :, self.length:n] = key_states
+        self._v[:, :, self.length:n] = value_states
+        self.length = n
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices) -> None:
+        if self.is_initialized:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+
+class PrefillRows(DynamicLayer):
+    """Rows `start:start+b` of a `PreallocLayer`, for a prefill in chunks of rows: the chunk's keys and
+    values are written straight into the whole batch's buffers (no copy afterwards)."""
+
+    def __init__(self, parent: PreallocLayer, start: int):
+        super().__init__()
+        self.parent, self.start = parent, start
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        p = self.parent
+        if not p.is_initialized:
+            p.lazy_initialization(key_states, value_states)
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        rows, n = slice(self.start, self.start + key_states.shape[0]), key_states.shape[-2]
+        p._k[rows, :, :n], p._v[rows, :, :n] = key_states, value_states
+        p.length = n
+        p.keys, p.values = p._k[:, :, :n], p._v[:, :, :n]
+        self.keys, self.values = p._k[rows, :, :n], p._v[rows, :, :n]
+        return self.keys, self.values
+
+
+def new_kv_cache(config, capacity: int, rows: int = 0):
+    """A `DynamicCache` for `config` whose full-attention layers are preallocated to `capacity` tokens
+    (and `rows` batch rows; 0: the first update's).
+
+    Sliding-window and other special layers keep their own transformers class.
+    """
+    cache = DynamicCache(config=config)
+    cache.layers = [PreallocLayer(capacity, rows) if type(layer) is DynamicLayer else layer
+                    for layer in cache.layers]
+    return cache
+
+
+def rows_of_cache(cache, config, start: int):
+    """A cache that prefills rows `start:` of `cache` (every layer a `PreallocLayer`) in place."""
+    part = DynamicCache(config=config)
+    part.layers = [PrefillRows(layer, start) for layer in cache.layers]
+    return part
