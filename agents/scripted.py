@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
+from arena.bots import STATE_FILE
 from arena.gameinfo import GameInfo
 from arena.options import parse_query
 from arena.registry import load_attr
@@ -23,8 +24,6 @@ from arena.seeding import stable_hash
 from arena.specs import AgentContext
 from arena.textobs import read_text
 from arena.types import ArenaError
-
-STATE_FILE = "scripted.json"
 
 
 class RandomAgent:

@@ -4,14 +4,15 @@
 into the snapshot; `render(snapshot)` turns it into a rich renderable and is
 tested with a capture console. `LiveView` drives a `rich.live.Live` while
 training (or prints one plain line per round when stdout is not a terminal);
-`watch` tails another process's events.jsonl into the same view.
+`watch` tails another process's events.jsonl into the same view. `LiveRegion` is what
+it shares with the tournament's view: the `Live` region on a terminal, none off one.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,6 +23,8 @@ from rich.text import Text
 from arena.runs.lock import run_holder
 from arena.store import read_events, read_round_summaries
 from arena.types import ArenaError
+
+V = TypeVar("V", bound="LiveRegion")
 
 
 @dataclass
@@ -197,34 +200,57 @@ def plain_line(summary: dict[str, Any]) -> str:
             f"elapsed={_duration(summary['elapsed_s'])} eta={_duration(summary['eta_s'])}").replace("  ", " ")
 
 
-class LiveView:
-    """Feeds events to a snapshot and shows it: live on a terminal, plain lines otherwise."""
+class LiveRegion:
+    """A view shown in a `rich.live.Live` region on a terminal; off one `live` is None and the view
+    prints plain lines instead. As a context manager it opens the region and closes it showing
+    `last_frame()`. A subclass sets `console` and what `frame()` (the region's content) reads,
+    then calls `start_live`."""
 
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 4):
-        self.console = console or Console()
-        self.snapshot = Snapshot()
-        self.live: Live | None = None
+    console: Console
+    live: Live | None = None
+
+    def frame(self) -> Any:
+        raise NotImplementedError
+
+    def last_frame(self) -> Any:
+        """What the region is left showing when it closes (default: the last frame)."""
+        return self.frame()
+
+    def start_live(self, refresh_per_second: float = 4) -> None:
         if self.console.is_terminal:
-            self.live = Live(self._render(), console=self.console,
-                             refresh_per_second=refresh_per_second, transient=False)
+            self.live = Live(self.frame(), console=self.console, refresh_per_second=refresh_per_second,
+                             transient=False)
 
-    def __enter__(self) -> "LiveView":
+    def refresh(self) -> None:
+        if self.live:
+            self.live.update(self.frame())
+
+    def __enter__(self: V) -> V:
         if self.live:
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.live:
-            self.live.update(self._render())
+            self.live.update(self.last_frame())
             self.live.__exit__(*exc)
 
-    def _render(self) -> Group:
+
+class LiveView(LiveRegion):
+    """Feeds events to a snapshot and shows it: live on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 4):
+        self.console = console or Console()
+        self.snapshot = Snapshot()
+        self.start_live(refresh_per_second)
+
+    def frame(self) -> Group:
         return render(self.snapshot, self.console.width)  # the width now: a resized terminal re-lays out
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.snapshot.apply(event)
         if self.live:
-            self.live.update(self._render())
+            self.refresh()
         elif event.get("type") == "round_end":
             self.console.print(plain_line(event["summary"]), soft_wrap=True, highlight=False, markup=False)
 

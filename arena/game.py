@@ -1,7 +1,7 @@
 """Small helpers for writing a game's `AECEnv` (the bookkeeping every text game repeats)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from gymnasium import spaces
 from pettingzoo import AECEnv
@@ -72,3 +72,9 @@ def end_episode(env: Any, info: dict[str, Any]) -> None:
     """Terminate every agent, each with a copy of the episode's final info."""
     env.infos = {a: dict(info) for a in env.agents}
     env.terminations = {a: True for a in env.agents}
+
+
+def final_infos(episodes: Iterable[Any], seat: str, key: str) -> list[dict[str, Any]]:
+    """`seat`'s final info in each of `episodes` that has `key` (the one `end_episode` gave it; an
+    episode that ended otherwise has none): what a game's `round_metrics` summarises."""
+    return [ep.info[seat] for ep in episodes if key in ep.info.get(seat, {})]

@@ -11,11 +11,10 @@ document as a one-line note).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from arena.report.page import GE, censored_value, ci, count_of, e, fmt, num, png_file, table, text
+from arena.report.page import GE, censored_value, ci, count_of, e, fmt, json_section, num, table, text
 
 
 def attack_dirs(run_dir: Path) -> list[Path]:
@@ -31,17 +30,13 @@ def attack_section(out_dir: Path, run_name: str) -> str:
         return head + (f'<p class="note">No attack.json yet (the attack was interrupted before it ended, or an older '
                        f'arena ran it): running the same <code>arena attack {e(run_name)} --name '
                        f'{e(out_dir.name)} …</code> again plays only what is missing and writes it.</p>')
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list):
-            raise ValueError("not an attack document (no list of rounds)")
-        body = _attack_body(doc)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        return head + f'<p class="note">Cannot read {e(out_dir.name)}/attack.json: {e(err)}</p>'
-    return head + body + png_file(out_dir / "attack.png", f"steps to exploit of attack {out_dir.name}", "wide")
+    return json_section(head, out_dir, "attack.json", _attack_body, "attack.png",
+                        f"steps to exploit of attack {out_dir.name}")
 
 
-def _attack_body(doc: dict[str, Any]) -> str:
+def _attack_body(doc: Any) -> str:
+    if not isinstance(doc, dict) or not isinstance(doc.get("rounds"), list):
+        raise ValueError("not an attack document (no list of rounds)")
     metric, budget = text(doc.get("metric", "success")), num(doc.get("budget"))
     rounds = [r for r in doc["rounds"] if isinstance(r, dict)]
     parts = [f'<p class="meta">on {e(text(doc.get("seat", "?")))} checkpoints: {e(text(doc.get("attacker", "?")))}'

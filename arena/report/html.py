@@ -33,7 +33,7 @@ from typing import Any, Sequence
 from arena.report import figures
 from arena.report.attacks import attack_dirs, attack_section
 from arena.report.experiment import experiment_section
-from arena.report.page import ci, document, e, fmt, num, png_file, png_img, table, text, write_page
+from arena.report.page import ci, document, e, fmt, json_section, num, png_img, table, text, write_page
 from arena.runs.lock import RunLock
 from arena.store import RunStore, read_run_config
 from arena.types import ArenaError
@@ -174,18 +174,13 @@ INTERVALS = {"wilson": "Wilson score interval", "bootstrap": "bootstrap percenti
 
 def tournament_section(out_dir: Path) -> str:
     """A tournament's ratings, cross-play tables and heatmap, from its `tournament.json`."""
-    head = f"<h3>Tournament {e(out_dir.name)}</h3>"
-    try:
-        doc = json.loads((out_dir / "tournament.json").read_text(encoding="utf-8"))
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        body = _tournament_body(doc)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        return head + f'<p class="note">Cannot read {e(out_dir.name)}/tournament.json: {e(err)}</p>'
-    return head + body + png_file(out_dir / "crossplay.png", f"cross-play heatmap of tournament {out_dir.name}", "wide")
+    return json_section(f"<h3>Tournament {e(out_dir.name)}</h3>", out_dir, "tournament.json", _tournament_body,
+                        "crossplay.png", f"cross-play heatmap of tournament {out_dir.name}")
 
 
-def _tournament_body(doc: dict[str, Any]) -> str:
+def _tournament_body(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
     short = {str(k): str(v) for k, v in (doc.get("short_labels") or {}).items()}
     ratings = [r for r in doc.get("ratings") or [] if isinstance(r, dict)]
     parts = [f'<p class="meta">{e(text(doc.get("game", "?")))} · {e(fmt(doc.get("episodes_per_pairing"), "g"))} '

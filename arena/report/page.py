@@ -16,7 +16,7 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from arena.types import ArenaError
 
@@ -100,6 +100,17 @@ def png_file(path: Any, alt: str, cls: str = "") -> str:
     except OSError:
         return ""
     return png_img(data, alt, cls) if data[:8] == b"\x89PNG\r\n\x1a\n" else ""
+
+
+def json_section(head: str, out_dir: Path, name: str, body: Callable[[Any], str], figure: str, alt: str) -> str:
+    """`head`, `body(doc)` of the JSON document `out_dir/name` and the figure `out_dir/figure`; the
+    document is untrusted data: when it cannot be read, or `body` finds it of the wrong shape (an
+    error), the section is `head` and a one-line note instead."""
+    try:
+        html_body = body(json.loads((out_dir / name).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        return head + f'<p class="note">Cannot read {e(out_dir.name)}/{e(name)}: {e(err)}</p>'
+    return head + html_body + png_file(out_dir / figure, alt, "wide")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, wrap: Sequence[int] = ()) -> str:

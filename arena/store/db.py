@@ -1,7 +1,7 @@
 """A run's SQLite database, `<run>/arena.db` (WAL): rounds, episodes, checkpoints and run metadata
 (`kv`), through `RunStore`; and reading its marks, round summaries and checkpoints without writing
 to it. The tournament and study tables live in the same file (`arena.store.tournaments`,
-`arena.store.studies`).
+`arena.store.studies`), each headed by a table of what is registered by name (`RegisteredTables`).
 
 A round's rows are committed in one transaction together with its `completed`
 mark; rows of a round that never completed are dropped on resume, and rows of a
@@ -165,6 +165,31 @@ def read_store_marks(run_dir: Path) -> tuple[Any, list[int]]:
         raise ArenaError(f"corrupt or unreadable run database {db}: {e}") from None
     finally:
         conn.close()
+
+
+class RegisteredTables:
+    """Tables of one run's store headed by a registry table `name, game, config, created`: one row per
+    tournament or study, by name (the schema creates it as `table`)."""
+
+    schema = ""
+    """The `CREATE TABLE IF NOT EXISTS` statements, run when the tables are opened."""
+    table = ""
+    """The registry table's name."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        store.conn.executescript(self.schema)
+
+    def config(self, name: str) -> dict[str, Any] | None:
+        """The config `name` was registered with (None: not registered yet)."""
+        row = self.store.conn.execute(f"SELECT config FROM {self.table} WHERE name=?", (name,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
+
+    def register(self, name: str, game: str, config: dict[str, Any]) -> None:
+        """Register `name`, or replace its config (its creation time stays)."""
+        self.store.conn.execute(
+            f"INSERT INTO {self.table} VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET config=excluded.config",
+            (name, game, json.dumps(config), time.time()))
 
 
 def read_round_summaries(run_dir: Path) -> list[dict[str, Any]]:

@@ -7,13 +7,10 @@ judgement a rater saw accepted, and goes on from there when started again.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from arena.store.db import RunStore
+from arena.store.db import RegisteredTables
 
 STUDY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -76,25 +73,13 @@ class Judgement:
     time_limit: float | None
 
 
-class StudyTables:
+class StudyTables(RegisteredTables):
     """The study tables (`studies`, `study_items`, `judgements`) of one run's store."""
 
-    def __init__(self, store: RunStore):
-        self.store = store
-        store.conn.executescript(STUDY_SCHEMA)
-
-    def config(self, name: str) -> dict[str, Any] | None:
-        row = self.store.conn.execute("SELECT config FROM studies WHERE name=?", (name,)).fetchone()
-        return json.loads(row[0]) if row is not None else None
+    schema, table = STUDY_SCHEMA, "studies"
 
     def names(self) -> list[str]:
         return [n for (n,) in self.store.conn.execute("SELECT name FROM studies ORDER BY created, name")]
-
-    def register(self, name: str, game: str, config: dict[str, Any]) -> None:
-        """Create the study, or replace its config (its creation time stays)."""
-        self.store.conn.execute(
-            "INSERT INTO studies VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET config=excluded.config",
-            (name, game, json.dumps(config), time.time()))
 
     def add_items(self, name: str, items: list[StudyItem]) -> None:
         """Add items in one transaction (an item already there is kept as it was)."""

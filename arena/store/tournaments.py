@@ -3,11 +3,10 @@ completed pairings, matches and ratings (SQL only; `arena.tournament` plans, pla
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from arena.store.db import RunStore
+from arena.store.db import RegisteredTables, RunStore
 from arena.types import Episode, jsonable
 
 TOURNAMENT_SCHEMA = """
@@ -40,26 +39,13 @@ CREATE TABLE IF NOT EXISTS ratings (
 `seat=label | seat=label`; `rewards`/`info` are the episode's per-seat JSON."""
 
 
-class TournamentTables:
+class TournamentTables(RegisteredTables):
     """The tournament tables (`tournaments`, `matches`, `ratings`) of one run's store.
 
     A pairing's episodes are written in one transaction, so a pairing has either all
     its rows or none; `completed_pairings` counts only pairings with every episode."""
 
-    def __init__(self, store: RunStore):
-        self.store = store
-        store.conn.executescript(TOURNAMENT_SCHEMA)
-
-    def config(self, name: str) -> dict[str, Any] | None:
-        """The config a tournament was registered with (None: not registered yet)."""
-        row = self.store.conn.execute("SELECT config FROM tournaments WHERE name=?", (name,)).fetchone()
-        return json.loads(row[0]) if row is not None else None
-
-    def register(self, name: str, game: str, config: dict[str, Any]) -> None:
-        """Create the tournament, or replace its config (its creation time stays)."""
-        self.store.conn.execute(
-            "INSERT INTO tournaments VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET config=excluded.config",
-            (name, game, json.dumps(config), time.time()))
+    schema, table = TOURNAMENT_SCHEMA, "tournaments"
 
     def completed_pairings(self, name: str, episodes: int) -> set[str]:
         """Pairings of a tournament with exactly `episodes` stored episodes."""

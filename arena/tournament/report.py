@@ -19,11 +19,11 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group
-from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
+from arena.dashboard import LiveRegion
 from arena.store import TournamentTables
 from arena.tournament.analysis import (RATING_COLUMNS, CrossPlay, TournamentResult, finite_or_none,
                                        rating_records, rating_rows)
@@ -201,7 +201,7 @@ def _prefix(short: dict[str, str], labels: list[str]) -> str:
     return common.rstrip("0123456789")
 
 
-class TournamentView:
+class TournamentView(LiveRegion):
     """Progress and live standings while a tournament plays; plain lines off a terminal. The final
     ratings (with their bootstrap intervals) are printed once, when the tournament has ended."""
 
@@ -213,24 +213,19 @@ class TournamentView:
         self.episodes = self.progress.add_task("episodes", total=None)
         self.standings: TournamentResult | None = None
         self.final: TournamentResult | None = None
-        self.live = Live(self.render(), console=self.console, refresh_per_second=4) \
-            if self.console.is_terminal else None
+        self.start_live()
 
-    def render(self) -> Group:
+    def frame(self) -> Group:
         parts: list[Any] = [self.progress]
         if self.standings is not None and self.standings.n_episodes:
             parts.append(ratings_table(self.standings))
         return Group(*parts)
 
-    def __enter__(self) -> "TournamentView":
-        if self.live:
-            self.live.__enter__()
-        return self
+    def last_frame(self) -> Group:
+        return Group(self.progress)  # the standings give way to the final table below
 
     def __exit__(self, *exc: Any) -> None:
-        if self.live:
-            self.live.update(Group(self.progress))  # the standings give way to the final table below
-            self.live.__exit__(*exc)
+        super().__exit__(*exc)
         if self.final is not None and exc[0] is None:
             # printed, not left in the live region: a live region taller than the terminal is cut
             self.console.print(ratings_table(self.final))
@@ -257,5 +252,4 @@ class TournamentView:
                                    f"{event['pairing']}: {rewards}", highlight=False, markup=False, soft_wrap=True)
         elif kind == "tournament_end":
             self.final = event["result"]
-        if self.live:
-            self.live.update(self.render())
+        self.refresh()

@@ -5,25 +5,20 @@
 """
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
-from arena.options import spec_options
-from arena.seeding import stable_hash
+from arena.bots import SavedBot
 
 MOVES_RE = re.compile(r"Available Moves:([^\n]*)")
 MOVE_RE = re.compile(r"\[[^\]\n]*\]")
 
 
-class ListedMove:
+class ListedMove(SavedBot):
     """Plays one of the moves the game's latest board lists (`[0]` when it lists none)."""
 
-    kind, name, produces = "scripted", "listed-move", "text"
+    name, produces = "listed-move", "text"
 
     @dataclass
     class Params:
@@ -31,13 +26,9 @@ class ListedMove:
         """`first` or `random` (among the listed moves)."""
 
     def __init__(self, seat: str = "", options: str = ""):
-        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
+        super().__init__(seat, options)
         if self.params.pick not in ("first", "random"):
             raise ValueError(f"pick must be 'first' or 'random', not {self.params.pick!r}")
-        self.seed = 0
-
-    def reset(self, seed: int) -> None:
-        self.seed = seed
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         out = []
@@ -49,12 +40,5 @@ class ListedMove:
             elif self.params.pick == "first":
                 out.append(moves[0])
             else:
-                rng = np.random.default_rng(stable_hash(self.seed, obs["prompt"]))
-                out.append(moves[int(rng.integers(len(moves)))])
+                out.append(moves[int(self.rng(obs).integers(len(moves)))])
         return out
-
-    def save(self, directory: Path) -> None:
-        (Path(directory) / "scripted.json").write_text(json.dumps({"bot": self.name, "params": asdict(self.params)}))
-
-    def load(self, directory: Path) -> None:
-        self.params = self.Params(**json.loads((Path(directory) / "scripted.json").read_text())["params"])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import MAX_TEXT, as_text, sanitize, text_space
 
@@ -123,7 +123,7 @@ class TextArenaEnv(TextGame):
 
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
-        infos = [ep.info["player_0"] for ep in episodes if "rewards" in ep.info.get("player_0", {})]
+        infos = final_infos(episodes, "player_0", "rewards")
         n = max(1, len(infos))
         return {"win_rate_0": sum(i["rewards"][0] > i["rewards"][1] for i in infos) / n,
                 "draw_rate": sum(i["rewards"][0] == i["rewards"][1] for i in infos) / n,

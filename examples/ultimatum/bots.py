@@ -4,54 +4,39 @@
     scripted:threshold?min=3        a responder that accepts offers of at least `min` coins
     scripted:tabular                either seat: a softmax policy table the recipe's learner trains
 
-A bot declares what it `produces` ("text": these seats take text), reads its options through
-`arena.options.spec_options` (a dataclass `Params` with a docstring per field: an unknown option
-or a bad value is a one-line error), and draws its randomness from a hash of (seed, observation),
-so its moves do not depend on how episodes are batched. `save`/`load` make it a checkpoint
-(`kind = "scripted"`: the engine rebuilds it by the `bot` name saved in scripted.json).
+A bot subclasses `arena.bots.SavedBot` and declares what it `produces` ("text": these seats
+take text) and its options (a dataclass `Params` with a docstring per field, read through
+`arena.options.spec_options`: an unknown option or a bad value is a one-line error). The base
+class draws its randomness from a hash of (seed, observation), so its moves do not depend on how
+episodes are batched, and saves it as a checkpoint (`kind = "scripted"`: the engine rebuilds it
+by the `bot` name saved in scripted.json); `TabularPolicy` adds its logits to that state.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from arena.options import spec_options
-from arena.seeding import stable_hash
-
-STATE_FILE = "scripted.json"
+from arena.bots import SavedBot
 
 
-class FixedOffer:
+class FixedOffer(SavedBot):
     """A proposer that always offers `offer` coins."""
 
-    kind, name, produces = "scripted", "fixed", "text"
+    name, produces = "fixed", "text"
 
     @dataclass
     class Params:
         offer: int = 5
         """Coins offered to the responder."""
 
-    def __init__(self, seat: str = "", options: str = ""):
-        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
-
-    def reset(self, seed: int) -> None:
-        pass
-
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         return [f"offer {self.params.offer}" for _ in observations]
 
-    def save(self, directory: Path) -> None:
-        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": asdict(self.params)}))
 
-    def load(self, directory: Path) -> None:
-        self.params = self.Params(**json.loads((Path(directory) / STATE_FILE).read_text())["params"])
-
-
-class Threshold(FixedOffer):
+class Threshold(SavedBot):
     """A responder that accepts an offer of at least `min` coins."""
 
     name = "threshold"
@@ -65,7 +50,7 @@ class Threshold(FixedOffer):
         return ["accept" if int(o["offer"] or 0) >= self.params.min else "reject" for o in observations]
 
 
-class TabularPolicy(FixedOffer):
+class TabularPolicy(SavedBot):
     """A softmax policy table for either seat, trained by `examples.ultimatum.learner.Reinforce`.
 
     proposer:  logits (pot + 1,)  P(offer k) = softmax(logits / temperature)[k]
@@ -83,12 +68,7 @@ class TabularPolicy(FixedOffer):
 
     def __init__(self, seat: str = "", options: str = ""):
         super().__init__(seat, options)
-        self.seat = seat
         self.logits = np.zeros(self.params.pot + 1)  # uniform offers / even odds of accepting
-        self.seed = 0
-
-    def reset(self, seed: int) -> None:
-        self.seed = seed
 
     def probabilities(self) -> np.ndarray:
         """(pot + 1,): offer probabilities (proposer) or accept probabilities per offer (responder)."""
@@ -102,7 +82,7 @@ class TabularPolicy(FixedOffer):
         p = self.probabilities()
         out = []
         for obs in observations:
-            rng = np.random.default_rng(stable_hash(self.seed, obs["prompt"]))
+            rng = self.rng(obs)
             if self.seat == "responder":
                 k = min(int(obs["offer"] or 0), self.params.pot)
                 out.append("accept" if rng.random() < p[k] else "reject")
@@ -110,11 +90,10 @@ class TabularPolicy(FixedOffer):
                 out.append(f"offer {int(rng.choice(len(p), p=p))}")
         return out
 
-    def save(self, directory: Path) -> None:
-        (Path(directory) / STATE_FILE).write_text(json.dumps(
-            {"bot": self.name, "params": asdict(self.params), "logits": self.logits.tolist()}))
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "logits": self.logits.tolist()}
 
-    def load(self, directory: Path) -> None:
-        state = json.loads((Path(directory) / STATE_FILE).read_text())
-        self.params = self.Params(**state["params"])
+    def load(self, directory: Path) -> dict[str, Any]:
+        state = super().load(directory)
         self.logits = np.asarray(state["logits"], dtype=float)
+        return state

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import as_text, text_space
 from examples.ultimatum import rules
@@ -81,7 +81,7 @@ class UltimatumEnv(TextGame):
 
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
-        infos = [ep.info["proposer"] for ep in episodes if "offer" in ep.info.get("proposer", {})]
+        infos = final_infos(episodes, "proposer", "offer")
         offers = [i["offer"] / i["pot"] for i in infos if i["valid_offer"]]
         n = max(1, len(infos))
         return {

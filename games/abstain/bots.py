@@ -23,31 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from arena.options import build, parse_query
-from arena.seeding import stable_hash
+from arena.bots import ScriptedBot
 from games.abstain import rules
 
 
-class _Bot:
-    name = ""
-
-    @dataclass
-    class Params:
-        pass
-
-    def __init__(self, seat: str = "", options: str = ""):
-        self.seat, self.seed = seat, 0
-        self.params = build(self.Params, parse_query(options, f"scripted:{self.name} option"),
-                            f"scripted:{self.name} option")
-
-    def reset(self, seed: int) -> None:
-        self.seed = int(seed)
-
-    def rng(self, obs: dict[str, str]) -> np.random.Generator:
-        return np.random.default_rng(stable_hash(self.seed, obs.get("prompt", "")))
-
-
-class _Student(_Bot):
+class _Student(ScriptedBot):
     produces = "text"
 
     @dataclass
@@ -104,7 +84,7 @@ class Oracle(_Student):
         return answer if p > rules.answer_threshold(self.params.k) else rules.ABSTAIN
 
 
-class GoldJudge(_Bot):
+class GoldJudge(ScriptedBot):
     """The gold check as a judge: +1 when the answer equals the reference after normalisation, else -1."""
 
     name = "gold"

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.abstain import metrics, rules
@@ -142,8 +142,7 @@ class AbstainEnv(TextGame):
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
         """Accuracy, abstention, hallucination and payoff (overall, known, unknown); judge agreement."""
-        infos = [ep.info.get("student", {}) for ep in episodes]
-        infos = [i for i in infos if "outcome" in i]
+        infos = final_infos(episodes, "student", "outcome")
         out = metrics.summarize(infos)
         judged = [i for i in infos if i.get("judged")]
         if judged:

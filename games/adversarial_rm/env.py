@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.adversarial_rm import rules
@@ -155,8 +155,7 @@ class AdversarialRMEnv(TextGame):
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
         """Gold reward of the policy's answers (and of the data's), reward-model scores, length."""
-        infos = [ep.info.get("policy", {}) for ep in episodes]
-        return summarize([i for i in infos if "score" in i])
+        return summarize(final_infos(episodes, "policy", "score"))
 
 
 def summarize(infos: list[dict[str, Any]]) -> dict[str, float]:

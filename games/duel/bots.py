@@ -7,24 +7,18 @@ Randomness comes from a hash of (seed, observation), so moves do not depend on b
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from arena.options import spec_options
-from arena.seeding import stable_hash
+from arena.bots import SavedBot
 from games.duel.rules import NUMBER_RE, TASKS, verdict
 
-STATE_FILE = "scripted.json"
 
-
-class Adder:
+class Adder(SavedBot):
     """Answers `a+b` with a uniform integer error in [-noise, noise]."""
 
-    kind = "scripted"
     name = "adder"
     produces = "text"
 
@@ -33,38 +27,21 @@ class Adder:
         noise: int = 0
         """Largest error added to the right answer."""
 
-    def __init__(self, seat: str = "", options: str = ""):
-        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
-        self.seed = 0
-
-    def reset(self, seed: int) -> None:
-        self.seed = seed
-
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         out = []
         for obs in observations:
             numbers = [int(x) for x in NUMBER_RE.findall(obs["task_prompt"])[:2]]
-            rng = np.random.default_rng(stable_hash(self.seed, obs["prompt"]))
+            rng = self.rng(obs)
             error = int(rng.integers(-self.params.noise, self.params.noise + 1)) if self.params.noise else 0
             out.append(str(sum(numbers) + error))
         return out
 
-    def save(self, directory: Path) -> None:
-        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": asdict(self.params)}))
 
-    def load(self, directory: Path) -> None:
-        self.params = self.Params(**json.loads((Path(directory) / STATE_FILE).read_text())["params"])
-
-
-class Checker(Adder):
+class Checker(SavedBot):
     """A judge that recomputes the gold `sum` score of both answers."""
 
     name = "checker"
     produces = "score"
-
-    @dataclass
-    class Params:
-        pass
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[np.ndarray]:
         task = TASKS["sum"]

@@ -6,49 +6,15 @@ episodes run concurrently.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from arena.options import spec_options
-from arena.seeding import stable_hash
+from arena.bots import SavedBot
 from games.prover_verifier import rules
 
-STATE_FILE = "scripted.json"
-
-
-class _Bot:
-    """Seeding and JSON checkpoints shared by the bots (kind `scripted`)."""
-
-    kind = "scripted"
-    name = ""
-
-    def __init__(self, seat: str = "", options: str = ""):
-        self.seat, self.seed = seat, 0
-        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
-
-    @dataclass
-    class Params:
-        pass
-
-    def reset(self, seed: int) -> None:
-        self.seed = seed
-
-    def rng(self, obs: dict[str, str]) -> np.random.Generator:
-        return np.random.default_rng(stable_hash(self.seed, obs["prompt"]))
-
-    def save(self, directory: Path) -> None:
-        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": asdict(self.params)}))
-
-    def load(self, directory: Path) -> None:
-        state = json.loads((Path(directory) / STATE_FILE).read_text())
-        self.params = self.Params(**state["params"])
-
-
-class RolePlayProver(_Bot):
+class RolePlayProver(SavedBot):
     """Follows the role in its observation: correct steps if helpful, one planted error if sneaky."""
 
     name = "role-play"
@@ -88,7 +54,7 @@ class SneakyProver(RolePlayProver):
         return [self.solve(obs, True) for obs in observations]
 
 
-class SpotCheckVerifier(_Bot):
+class SpotCheckVerifier(SavedBot):
     """Re-checks each step with probability `check_rate`; +1 if nothing wrong is found, else -1."""
 
     name = "spot-check"

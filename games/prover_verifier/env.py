@@ -49,7 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.prover_verifier import rules
@@ -173,8 +173,7 @@ class ProverVerifierEnv(TextGame):
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
         """Helpful accuracy, sneaky incorrect/success rates, verifier AUC, mean length."""
-        infos = [ep.info.get("prover", {}) for ep in episodes if "correct" in ep.info.get("prover", {})]
-        out = summarize(infos)
+        out = summarize(final_infos(episodes, "prover", "correct"))
         seconds = [float(s.extras["seconds"]) for ep in episodes for s in ep.moves("verifier")
                    if isinstance(s.extras.get("seconds"), (int, float)) and np.isfinite(s.extras["seconds"])]
         if seconds:  # a person (or any timed judge) played the verifier seat

@@ -5,43 +5,15 @@ moves do not depend on how many episodes run at once.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from arena.options import spec_options
-from arena.seeding import stable_hash
+from arena.bots import SavedBot
 from games.rest import rules
 
-STATE_FILE = "scripted.json"
-
-
-class _Bot:
-    kind = "scripted"
-    name = ""
-
-    @dataclass
-    class Params:
-        pass
-
-    def __init__(self, seat: str = "", options: str = ""):
-        self.seat, self.seed = seat, 0
-        self.params = spec_options(self.Params, options, f"scripted:{self.name}")
-
-    def reset(self, seed: int) -> None:
-        self.seed = seed
-
-    def save(self, directory: Path) -> None:
-        (Path(directory) / STATE_FILE).write_text(json.dumps({"bot": self.name, "params": asdict(self.params)}))
-
-    def load(self, directory: Path) -> None:
-        self.params = self.Params(**json.loads((Path(directory) / STATE_FILE).read_text())["params"])
-
-
-class RuleTranslator(_Bot):
+class RuleTranslator(SavedBot):
     """The rule-based translator: always the reference (R = 1)."""
 
     name = "rule"
@@ -51,7 +23,7 @@ class RuleTranslator(_Bot):
         return [rules.target(rules.translate(obs["source"])) for obs in observations]
 
 
-class HumanTranslator(_Bot):
+class HumanTranslator(SavedBot):
     """The original data's translator: the reference, with one mistake with probability `noise`."""
 
     name = "human"
@@ -65,7 +37,7 @@ class HumanTranslator(_Bot):
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         out = []
         for obs in observations:
-            rng = np.random.default_rng(stable_hash(self.seed, obs["prompt"]))
+            rng = self.rng(obs)
             sentence = rules.parse(obs["source"])
             if sentence is None:
                 out.append("")
@@ -76,7 +48,7 @@ class HumanTranslator(_Bot):
         return out
 
 
-class ChrfScorer(_Bot):
+class ChrfScorer(SavedBot):
     """Plays the reward seat with the metric itself: chrF++ against the observation's reference."""
 
     name = "chrf"

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from arena.game import TextGame, end_episode, start_episode
+from arena.game import TextGame, end_episode, final_infos, start_episode
 from arena.gameinfo import GameInfo
 from arena.spaces import as_score, as_text, sanitize, score_space, text_space
 from games.rest import rules
@@ -138,8 +138,7 @@ class RestEnv(TextGame):
     @staticmethod
     def round_metrics(episodes) -> dict[str, float]:
         """The Grow step's samples: mean R, best-of-N R, chrF, exact-match rate, length, diversity."""
-        infos = [ep.info.get("policy", {}) for ep in episodes]
-        return summarize([i for i in infos if "rewards" in i])
+        return summarize(final_infos(episodes, "policy", "rewards"))
 
 
 def summarize(infos: list[dict[str, Any]]) -> dict[str, float]:
