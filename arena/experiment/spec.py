@@ -109,6 +109,8 @@ class Difference:
     label: str
     arms: tuple[str, str]
     pick: Callable[[RunView], tuple[float, bool, float]]
+    digits: int = 2
+    """Decimals of the per-seed differences in the table."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def differences_table(differences: Sequence[PairedDifference]) -> Table:
               caption="CI: percentile bootstrap over seeds; censored: share of the measurements that are bounds")
     for d in differences:
         a, b = d.difference.arms
-        per = ", ".join(f"s{s}: {fmt(x, c, 1)}" for s, x, c in zip(d.seeds, d.values, d.censored)) or "-"
+        digits = d.difference.digits
+        per = ", ".join(f"s{s}: {fmt(x, c, digits)}" for s, x, c in zip(d.seeds, d.values, d.censored)) or "-"
         t.add_row(f"{d.difference.label} ({a} - {b})", per,
                   f"{fmt(d.mean, digits=2)} [{fmt(d.lower, digits=2)}, {fmt(d.upper, digits=2)}]",
                   fmt(d.censored_fraction, digits=2))

@@ -91,10 +91,14 @@ CLAIMS = (
             "game", "rules", digits=1),
 )
 DIFFERENCES = (
-    Difference("steps", "steps to exploit the last round's verifier", ("game", "initial"), last_round("steps")),
-    Difference("steps", "steps to exploit the last round's verifier", ("game", "rules"), last_round("steps")),
+    Difference("steps", "steps to exploit the last round's verifier", ("game", "initial"), last_round("steps"), 1),
+    Difference("steps", "steps to exploit the last round's verifier", ("game", "rules"), last_round("steps"), 1),
     Difference("attack_success", "attack success on the last round's verifier", ("game", "initial"),
                last_round("attack_success")),
+    *(Difference(key, f"last round's {label} (held-out problems)", ("game", "correctness"), last_round(key))
+      for key, label in (("accuracy", "helpful accuracy"), ("legibility_judge", "legibility to the judge"),
+                         ("legibility_checker", "legibility to the step checker"),
+                         ("sneaky_wrong_steps", "wrong steps per incorrect sneaky solution"))),
 )
 
 
