@@ -54,3 +54,34 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny random causal LM and its tokenizer (tests/hf_tiny.py's shape)."""
+    from hf_tiny import SMALL
+
+    from agents.tiny import new_tiny_causal_lm
+    return new_tiny_causal_lm(seed=0, init_std=0.3, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny, tmp_path_factory):
+    """`tiny` saved as a generator checkpoint."""
+    from agents.hf import GeneratorAgent, SamplingConfig
+    path = tmp_path_factory.mktemp("tiny-gen")
+    GeneratorAgent(*tiny, SamplingConfig(max_new_tokens=9, top_k=5)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def scorer_dir(tmp_path_factory):
+    """A tiny random scorer checkpoint."""
+    from hf_tiny import SMALL
+
+    from agents.hf import ScorerAgent
+    from agents.tiny import new_tiny_scorer
+    path = tmp_path_factory.mktemp("tiny-scorer")
+    model, tok = new_tiny_scorer(seed=1, init_std=0.3, **SMALL)
+    ScorerAgent(model, tok).save(path)
+    return path
