@@ -60,6 +60,10 @@ class GameInfo:
     attack: Mapping[str, str] = field(default_factory=dict)
     """Recipe name -> `module:attr` of `build(ctx: arena.attack.AttackContext) -> arena.attack.Attack`:
     a fresh attacker against one frozen checkpoint of a run trained with that recipe (`arena attack`)."""
+    exploitability: str | None = None
+    """`module:attr` of `exploitability(agents, weights) -> float`: the analytic NashConv of the mixture
+    of one seat's agents with those weights (a symmetric game), which `arena train --opponents` reports
+    per round for the learner and for the league's meta-strategy (NaN where it cannot be known)."""
     study: Mapping[str, str] = field(default_factory=dict)
     """Seat -> `module:attr` of `items(agent, n, *, seed, settings) -> list[dict]`: what `arena study`
     shows people of that seat's checkpoints (`arena.study` says what each item holds)."""

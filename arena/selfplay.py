@@ -63,6 +63,13 @@ class Trainer:
         except BaseException:
             self.remove_scratch()
             raise
+        self.league = None  # --opponents: the other seat is played by a pool (arena.league)
+        if cfg.opponents:
+            from arena.league.pool import League
+
+            if self.ranks.world > 1:
+                raise ArenaError("--opponents plays its rounds in one process, not under torchrun")
+            self.league = League(cfg, self.gspec, self.setup, self.run_dir, runs_dir)
         self.store = RunStore(Path(store_dir or self.run_dir), create=create) if self.ranks.main else ReplicaStore()
         self.on_event = on_event or (lambda e: None)
         self.rollouts: Rollouts | None = None  # made when rounds start (a Ray cluster takes seconds)
@@ -110,6 +117,8 @@ class Trainer:
         if not done:
             return 0
         self.ranks.each(self._load_checkpoints, done[-1])
+        if self.league is not None:
+            self.league.load(self.store.round_summaries()[-1].get("league"))
         return done[-1] + 1
 
     def _settle_store(self) -> list[int]:
@@ -181,15 +190,19 @@ class Trainer:
             self.emit({"type": "episode", "round": k, "done": n_done, "total": cfg.episodes})
 
         agents = {s: v.agent for s, v in setup.seats.items()}
-        episodes, stats = self.rollouts.play(agents, cfg.episodes, concurrency=cfg.concurrency,
-                                             seed=derive(cfg.seed, "round", k), on_episode=on_episode, round=k)
+        league, counts = self.league, []
+        if league is not None:
+            episodes, stats, counts = league.play_round(k, agents[league.learner], on_episode)
+        else:
+            episodes, stats = self.rollouts.play(agents, cfg.episodes, concurrency=cfg.concurrency,
+                                                 seed=derive(cfg.seed, "round", k), on_episode=on_episode, round=k)
         play_s = time.perf_counter() - t0
         phases = {f"play: {seat} acts": float(t) for seat, t in stats.act_s.items()}
         phases["play: game and runner"] = max(0.0, play_s - sum(phases.values()))
         losses = {}
         for seat in setup.learner_order or list(setup.seats):
             s = setup.seats[seat]
-            if s.learner is not None:
+            if s.learner is not None and not (league is not None and seat == league.opponent):
                 self.emit({"type": "learner_start", "round": k, "seat": seat})
                 if hasattr(s.learner, "progress"):  # see arena.types.Learner
                     s.learner.progress = partial(self.learner_progress, k, seat)
@@ -200,18 +213,26 @@ class Trainer:
         self.rollouts.updated(agents, list(losses))
         ckpts = self.ranks.first(self._write_checkpoints, k)
         metrics = round_metrics(self.game_cls, episodes)
+        headline = list(GameInfo.of(self.game_cls).headline)
+        pool = None if league is None else league.after_round(k, agents[league.learner], counts)
+        for name in ("exploitability", "meta_exploitability") if pool is not None else ():
+            if name in pool:
+                metrics[name] = pool[name]
+                headline.append(name)
         phases["checkpoints and metrics"] = time.perf_counter() - t1
         wall = time.perf_counter() - t0
         elapsed = sum(h["wall_s"] for h in history) + wall
         summary = {
             "round": k, "episodes": len(episodes), "mean_reward": mean_rewards(episodes),
-            "metrics": metrics, "headline": list(GameInfo.of(self.game_cls).headline),
+            "metrics": metrics, "headline": headline,
             "losses": losses, "episodes_per_s": len(episodes) / max(play_s, 1e-9),
             "tokens_per_s": stats.completion_tokens / max(play_s, 1e-9),
             "overhead": stats.overhead_fraction, "mean_batch": stats.mean_batch,
             "wall_s": wall, "play_s": play_s, "elapsed_s": elapsed, "phases": phases,
             "eta_s": elapsed / (k + 1) * (cfg.rounds - k - 1),
         }
+        if pool is not None:
+            summary["league"] = pool
         self.ranks.first(self._commit_round, k, summary, ckpts)
         self.emit({"type": "round_end", "round": k, "summary": summary})
         return summary

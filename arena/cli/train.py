@@ -41,6 +41,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--env", action="append", metavar="KEY=VALUE",
                    help="game setting: a constructor argument, or text_field=NAME (the observation field LLM "
                         "seats read, docs/outside-games.md); the run, its replays and tournaments keep it")
+    s.add_argument("--opponents", action="append", metavar="[SEAT=]RULE",
+                   help="league self-play (docs/league.md): SEAT (default: the first seat) learns and the other "
+                        "seat is played by a pool of its past checkpoints, drawn per episode by RULE: latest, "
+                        "uniform (fictitious self-play), pfsp (weight (1-p)^power, p: the learner's chance to win) "
+                        "or nash (the Nash mixture of the pool's meta-game, PSRO); without it both seats play "
+                        "as the recipe built them")
+    s.add_argument("--pool", action="append", metavar="SPEC",
+                   help="with --opponents: a fixed agent (e.g. a scripted bot or ckpt:<run>/<seat>) that joins the "
+                        "pool and is never trained; repeatable")
+    add_config_flag(s, TrainConfig, "league_episodes", metavar="N")
+    add_config_flag(s, TrainConfig, "pfsp_power", metavar="P")
     s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
     add_tensorboard_flag(s)
     s.set_defaults(func=cmd_train)
@@ -145,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       params=parse_pairs(args.set, "--set"), env=parse_pairs(args.env, "--env"),
                       device=getattr(args, "device", None),
                       keep_last=args.keep_last, keep_every=args.keep_every, workers=args.workers,
-                      ray_address=args.ray_address)
+                      ray_address=args.ray_address, opponents=opponent_rules(args.opponents, args.game),
+                      pool=list(args.pool or []), league_episodes=args.league_episodes, pfsp_power=args.pfsp_power)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     refresh = ReportRefresh(sink)
@@ -166,6 +178,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     Console().print(f"run written to {trainer.run_dir} (arena.db, events.jsonl, checkpoints/)\n"
                     f"{refresh.final(trainer.run_dir)}", highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def opponent_rules(values: list[str] | None, game: str) -> dict[str, str]:
+    """`--opponents [SEAT=]RULE` as {seat: rule}; a bare RULE is for the game's first seat."""
+    if not values:
+        return {}
+    if len(values) > 1:
+        raise ArenaError("--opponents is given once: one learner seat, its opponents' rule")
+    if "=" in values[0]:
+        return parse_pairs(values, "--opponents")
+    from arena.registry import spec as game_spec
+
+    return {game_spec(game).make().possible_agents[0]: values[0]}
 
 
 def print_phases(trainer) -> None:

@@ -50,15 +50,30 @@ class TrainConfig:
     """Ray rollout workers that play the rounds (0: play in this process); needs `ray`."""
     ray_address: str = ""
     """With workers: the Ray cluster to join (default: start a local one)."""
+    opponents: dict[str, str] = field(default_factory=dict)
+    """League self-play (`--opponents SEAT=RULE`, docs/league.md): SEAT learns; the other seat is played
+    by a pool member drawn per episode by RULE: latest, uniform, pfsp or nash (empty: both seats as
+    the recipe built them, the default)."""
+    pool: list[str] = field(default_factory=list)
+    """With --opponents: fixed agents (specs) that join the pool and are never trained (`--pool SPEC`)."""
+    league_episodes: int = 64
+    """With --opponents pfsp or nash: episodes per ordered pair of pool members in the meta-game."""
+    pfsp_power: float = 2.0
+    """With --opponents pfsp: opponent j is drawn with weight (1 - P(learner beats j)) ** power."""
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "episodes", "concurrency"):
+        for name in ("rounds", "episodes", "concurrency", "league_episodes"):
             if getattr(self, name) < 1:
-                raise ArenaError(f"--{name} must be at least 1")
+                raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("keep_last", "keep_every", "workers"):  # also read back from a config.json: data
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ArenaError(f"--{name.replace('_', '-')} must be a whole number >= 0, not {v!r}")
+        if isinstance(self.pfsp_power, bool) or not isinstance(self.pfsp_power, (int, float)) \
+                or not 0 < self.pfsp_power < 100:
+            raise ArenaError(f"--pfsp-power must be a number in (0, 100), not {self.pfsp_power!r}")
+        if self.pool and not self.opponents:
+            raise ArenaError("--pool needs --opponents SEAT=RULE (the pool is the opponents' league)")
         self.run = check_run_name(self.run or f"{self.game.replace(':', '_').replace('.', '_')}-s{self.seed}")
 
 

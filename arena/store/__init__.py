@@ -76,6 +76,7 @@ CONFIG_FIELDS: dict[str, str] = {
     "rounds": "count", "episodes": "count", "concurrency": "count", "seed": "whole",
     "device": "text?", "seats": "names", "params": "names", "seat_specs": "names", "env": "names",
     "env_kwargs": "object", "recipe_params": "object?", "versions": "object", "ray_address": "text",
+    "opponents": "names", "pool": "texts", "league_episodes": "count", "pfsp_power": "number",
 }
 """What each field of a run's `config.json` must hold (`?`: or null); other keys are ignored."""
 
@@ -86,6 +87,8 @@ _CHECKS = {
     "names": ("an object of strings", lambda v: isinstance(v, dict)
               and all(isinstance(x, str) for kv in v.items() for x in kv)),
     "object": ("an object", lambda v: isinstance(v, dict)),
+    "texts": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
 }
 
 
