@@ -9,7 +9,8 @@ prompt), so that its moves do not depend on how episodes are batched.
 `SavedBot` is a `ScriptedBot` that can be a checkpoint: `kind = "scripted"`, and `save(dir)` /
 `load(dir)` write and read its name and params as `scripted.json`, by which the engine rebuilds
 it (`agents.scripted`); a bot with more state adds it to `state()` and reads it back from what
-`load` returns. A bot without `save`/`load` is not checkpointed: a run that uses it records its
+`load` returns. `TableBot` is such a bot: a table of logits (a tabular policy that a learner trains),
+saved with it. A bot without `save`/`load` is not checkpointed: a run that uses it records its
 spec, from which tournaments and `arena play <run>` rebuild it.
 """
 from __future__ import annotations
@@ -64,4 +65,30 @@ class SavedBot(ScriptedBot):
         """Read the params back; returns the whole saved state (for a subclass's own fields)."""
         state = json.loads((Path(directory) / STATE_FILE).read_text())
         self.params = self.Params(**state["params"])
+        return state
+
+
+class TableBot(SavedBot):
+    """A `SavedBot` holding a table of logits (`self.logits`, set by the subclass), saved and loaded
+    with its params; a subclass's `Params` extends `TableBot.Params` (the sampling temperature)."""
+
+    @dataclass
+    class Params:
+        temperature: float = 1.0
+        """Sampling temperature."""
+
+    logits: np.ndarray
+
+    def softmax(self) -> np.ndarray:
+        """softmax(logits / temperature)."""
+        z = self.logits / self.params.temperature
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "logits": self.logits.tolist()}
+
+    def load(self, directory: Path) -> dict[str, Any]:
+        state = super().load(directory)
+        self.logits = np.asarray(state["logits"], dtype=float)
         return state

@@ -9,12 +9,11 @@ the NashConv of the mixture of the agents' move distributions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from arena.bots import SavedBot
+from arena.bots import SavedBot, TableBot
 from examples.rps import rules
 
 
@@ -39,15 +38,13 @@ class FixedMove(SavedBot):
         return [self.params.move for _ in observations]
 
 
-class TabularPolicy(SavedBot):
+class TabularPolicy(TableBot):
     """P(move k) = softmax(logits / temperature)[k], logits (3,) starting at `init` (rock, paper, scissors)."""
 
     name, produces = "tabular", "text"
 
     @dataclass
-    class Params:
-        temperature: float = 1.0
-        """Sampling temperature."""
+    class Params(TableBot.Params):
         rock: float = 1.0
         """Initial logit of rock (the default start, (1, 0, 0), is biased: uniform would already be Nash)."""
 
@@ -56,21 +53,12 @@ class TabularPolicy(SavedBot):
         self.logits = np.array([self.params.rock, 0.0, 0.0])
 
     def probabilities(self) -> np.ndarray:
-        z = self.logits / self.params.temperature
-        e = np.exp(z - z.max())
-        return e / e.sum()
+        return self.softmax()
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         p = self.probabilities()
         return [rules.MOVES[int(self.rng(obs).choice(3, p=p))] for obs in observations]
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "logits": self.logits.tolist()}
-
-    def load(self, directory: Path) -> dict[str, Any]:
-        state = super().load(directory)
-        self.logits = np.asarray(state["logits"], dtype=float)
-        return state
 
 
 def exploitability(agents: Sequence[Any], weights: Sequence[float]) -> float:

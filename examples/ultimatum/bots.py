@@ -14,12 +14,11 @@ by the `bot` name saved in scripted.json); `TabularPolicy` adds its logits to th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from arena.bots import SavedBot
+from arena.bots import SavedBot, TableBot
 
 
 class FixedOffer(SavedBot):
@@ -50,7 +49,7 @@ class Threshold(SavedBot):
         return ["accept" if int(o["offer"] or 0) >= self.params.min else "reject" for o in observations]
 
 
-class TabularPolicy(SavedBot):
+class TabularPolicy(TableBot):
     """A softmax policy table for either seat, trained by `examples.ultimatum.learner.Reinforce`.
 
     proposer:  logits (pot + 1,)  P(offer k) = softmax(logits / temperature)[k]
@@ -60,11 +59,9 @@ class TabularPolicy(SavedBot):
     name = "tabular"
 
     @dataclass
-    class Params:
+    class Params(TableBot.Params):
         pot: int = 10
         """Largest offer the table covers (the game's pot)."""
-        temperature: float = 1.0
-        """Sampling temperature."""
 
     def __init__(self, seat: str = "", options: str = ""):
         super().__init__(seat, options)
@@ -72,11 +69,9 @@ class TabularPolicy(SavedBot):
 
     def probabilities(self) -> np.ndarray:
         """(pot + 1,): offer probabilities (proposer) or accept probabilities per offer (responder)."""
-        z = self.logits / self.params.temperature
         if self.seat == "responder":
-            return 1.0 / (1.0 + np.exp(-z))
-        e = np.exp(z - z.max())
-        return e / e.sum()
+            return 1.0 / (1.0 + np.exp(-self.logits / self.params.temperature))
+        return self.softmax()
 
     def act(self, observations: Sequence[dict[str, str]]) -> list[str]:
         p = self.probabilities()
@@ -90,10 +85,3 @@ class TabularPolicy(SavedBot):
                 out.append(f"offer {int(rng.choice(len(p), p=p))}")
         return out
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "logits": self.logits.tolist()}
-
-    def load(self, directory: Path) -> dict[str, Any]:
-        state = super().load(directory)
-        self.logits = np.asarray(state["logits"], dtype=float)
-        return state
