@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from arena.league import meta
+
 MOVES = ("rock", "paper", "scissors")
 PAYOFF = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=float)
 """PAYOFF[i, j]: what move i gets against move j (rows and columns in `MOVES` order)."""
@@ -43,5 +45,6 @@ def payoffs(a: int | None, b: int | None) -> tuple[float, float]:
 
 def nash_conv(p) -> float:
     """NashConv of the mixed strategy `p` (over `MOVES`) played in both seats: the two best-response
-    gains, 2 max_i (PAYOFF p)_i (the value is 0); 0 exactly at uniform, 2 for a pure move."""
-    return float(2.0 * (PAYOFF @ np.asarray(p, float)).max())
+    gains (`arena.league.meta.nash_conv`; here 2 max_i (PAYOFF p)_i, the value being 0): 0 exactly
+    at uniform, 2 for a pure move."""
+    return meta.nash_conv(PAYOFF, p, p)
