@@ -215,7 +215,7 @@ class Trainer:
         metrics = round_metrics(self.game_cls, episodes)
         headline = list(GameInfo.of(self.game_cls).headline)
         pool = None if league is None else league.after_round(k, agents[league.learner], counts)
-        for name in ("exploitability", "meta_exploitability") if pool is not None else ():
+        for name in ("exploitability", "meta_exploitability", "exploiter_nash_conv") if pool is not None else ():
             if name in pool:
                 metrics[name] = pool[name]
                 headline.append(name)

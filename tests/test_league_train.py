@@ -35,9 +35,10 @@ def logits(runs, run: str, k: int) -> list[float]:
     return json.loads((runs / run / "checkpoints" / "player_0" / f"round-{k}" / "scripted.json").read_text())["logits"]
 
 
-@pytest.mark.parametrize("rule", ["nash", "pfsp", "uniform"])
-def test_a_pool_run_killed_mid_round_and_resumed_equals_an_uninterrupted_one(tmp_path, rule):
-    whole = new_run(cfg("whole", rule), tmp_path)
+@pytest.mark.parametrize("rule, extra", [("nash", {"exploiters": 2, "exploiter_steps": 3, "exploiter_episodes": 8}),
+                                         ("pfsp", {}), ("uniform", {})])
+def test_a_pool_run_killed_mid_round_and_resumed_equals_an_uninterrupted_one(tmp_path, rule, extra):
+    whole = new_run(cfg("whole", rule, **extra), tmp_path)
     whole.run()
     whole.close()
 
@@ -48,7 +49,7 @@ def test_a_pool_run_killed_mid_round_and_resumed_equals_an_uninterrupted_one(tmp
         if event.get("type") == "episode" and event["round"] == 2 and event["done"] == 10:
             raise Killed()
 
-    t = new_run(cfg("killed", rule), tmp_path, on_event=kill_in_round_2)
+    t = new_run(cfg("killed", rule, **extra), tmp_path, on_event=kill_in_round_2)
     with pytest.raises(Killed):
         t.run()
     t.close()
@@ -60,6 +61,9 @@ def test_a_pool_run_killed_mid_round_and_resumed_equals_an_uninterrupted_one(tmp
 
     (a, ep_a), (b, ep_b) = finished(tmp_path, "whole"), finished(tmp_path, "killed")
     assert [s["league"] for s in a] == [s["league"] for s in b]
+    if extra:  # the exploiters' units of rounds 0-1 were kept, round 2's played again, all equal
+        assert [s["league"]["exploiters"]["gains"] for s in a] == [s["league"]["exploiters"]["gains"] for s in b]
+        assert len(list((tmp_path / "killed" / "attacks" / "exploiters" / "units").glob("*.json"))) == 4 * 2
     assert [s["metrics"] for s in a] == [s["metrics"] for s in b]
     assert ep_a == ep_b and len(ep_a) == 4 * 24
     assert logits(tmp_path, "whole", 3) == logits(tmp_path, "killed", 3)

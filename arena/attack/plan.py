@@ -36,6 +36,14 @@ class AttackConfig:
     """Base seed: attack seed s of round k is seeded with `seed * 1000 + s` (the same for every round)."""
     device: str | None = None
     """Torch device for model agents."""
+    attack: str = ""
+    """`module:attr` of a `build(ctx) -> Attack` to use instead of the game's own (`GameInfo.attack`):
+    e.g. `arena.league.exploiter:build`, the best response any recipe-trained game gets (`--best-response`)."""
+    options: dict[str, str] = field(default_factory=dict)
+    """KEY=VALUE settings handed to the attack's `build` (`AttackContext.options`; `--option`)."""
+    game: str | None = None
+    """The run's game as the user names it now (`--game MODULE:CLASS`), for a game that is not
+    registered: a run directory never names code to import (`arena.runs.opening.run_game`)."""
 
     def __post_init__(self) -> None:
         for name in ("seeds", "budget", "window"):
@@ -45,8 +53,11 @@ class AttackConfig:
 
     def key(self) -> dict[str, Any]:
         """What must match for stored units to be reused."""
-        return {"seat": self.seat, "budget": self.budget, "window": self.window, "full": self.full,
-                "seed": self.seed}
+        key = {"seat": self.seat, "budget": self.budget, "window": self.window, "full": self.full,
+               "seed": self.seed}
+        if self.attack or self.options:  # only when set: attacks stored before these existed still match
+            key.update(attack=self.attack, options=dict(sorted(self.options.items())))
+        return key
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class AttackContext:
     seed: int
     device: str | None = None
     runs_dir: Path = field(default=Path("runs"))
+    options: dict[str, str] = field(default_factory=dict)
+    """The attack's KEY=VALUE settings (`AttackConfig.options`)."""
+    game: str | None = None
+    """The game as the user named it (`AttackConfig.game`): pass it to `run_game`."""
 
 
 class Attack(Protocol):
@@ -91,7 +106,7 @@ class AttackPlan:
     targets: dict[int, Path]
     """round -> frozen checkpoint directory of the target seat."""
     build: Any
-    """The game's `build(ctx) -> Attack`."""
+    """The game's `build(ctx) -> Attack` (or `AttackConfig.attack`'s)."""
     runs_dir: Path
 
     @property
@@ -110,18 +125,15 @@ def load_attr(ref: str) -> Any:
         raise ArenaError(f"cannot load {ref!r}: {e}") from None
 
 
-def plan_attack(cfg: AttackConfig, runs_dir: Path) -> AttackPlan:
+def plan_attack(cfg: AttackConfig, runs_dir: Path, targets: dict[int, Path] | None = None) -> AttackPlan:
+    """The attack's plan. `targets` (round -> checkpoint directory) names checkpoints directly, for a
+    trainer attacking the round it has just written, before the run's store lists it."""
     run_dir = find_run(cfg.run, runs_dir)
     config = read_run_config(run_dir)
-    gspec = run_game(config)
-    info = GameInfo.of(gspec.load())
-    if not info.attack:
-        raise ArenaError(f"{gspec.id} does not say how to attack it (its GameInfo has no `attack`)")
-    recipe = config.get("recipe") or "default"
-    ref = info.attack.get(recipe)
-    if not ref:
-        raise ArenaError(f"{gspec.id} has no attack for runs of recipe {recipe!r} "
-                         f"(attacks for: {', '.join(info.attack)})")
+    gspec = run_game(config, cfg.game)
+    build = load_attr(cfg.attack or _game_attack(gspec, config))
+    if targets is not None:
+        return AttackPlan(cfg, run_dir, gspec.id, config, dict(targets), build, runs_dir)
     checkpoints = read_checkpoints(run_dir)
     if cfg.seat not in checkpoints:
         raise ArenaError(f"run {run_dir.name} has no checkpoints of seat {cfg.seat!r} "
@@ -132,4 +144,19 @@ def plan_attack(cfg: AttackConfig, runs_dir: Path) -> AttackPlan:
     if missing:
         raise ArenaError(f"no {cfg.seat} checkpoint for round(s) {', '.join(map(str, missing))} "
                          f"(have {', '.join(map(str, sorted(have)))})")
-    return AttackPlan(cfg, run_dir, gspec.id, config, {k: have[k] for k in rounds}, load_attr(ref), runs_dir)
+    return AttackPlan(cfg, run_dir, gspec.id, config, {k: have[k] for k in rounds}, build, runs_dir)
+
+
+def _game_attack(gspec: Any, config: dict[str, Any]) -> str:
+    """The game's own attack for the run's recipe (`GameInfo.attack`)."""
+    info = GameInfo.of(gspec.load())
+    if not info.attack:
+        raise ArenaError(f"{gspec.id} does not say how to attack it (its GameInfo has no `attack`; a best "
+                         f"response by the recipe's learner: --best-response)")
+    recipe = config.get("recipe") or "default"
+    ref = info.attack.get(recipe)
+    if not ref:
+        raise ArenaError(f"{gspec.id} has no attack for runs of recipe {recipe!r} "
+                         f"(attacks for: {', '.join(info.attack)}; any game with a learner for the "
+                         f"attacker's seat: --best-response)")
+    return ref

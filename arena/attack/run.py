@@ -50,7 +50,7 @@ def attack_unit(plan: AttackPlan, k: int, s: int, say: Callable[[str, bool], Non
     cfg = plan.config
     seed = cfg.seed * 1000 + s
     ctx = AttackContext(plan.run_dir, plan.run_config, plan.game_id, cfg.seat, plan.targets[k], k, seed,
-                        cfg.device, plan.runs_dir)
+                        cfg.device, plan.runs_dir, dict(cfg.options), cfg.game)
     attack = plan.build(ctx)
     t0 = time.perf_counter()
     history: list[dict[str, float]] = []
@@ -84,11 +84,13 @@ def read_units(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_attack(cfg: AttackConfig, runs_dir: Path,
-               say: Callable[[str, bool], None] = lambda line, final: None) -> AttackResult:
+               say: Callable[[str, bool], None] = lambda line, final: None,
+               targets: dict[int, Path] | None = None) -> AttackResult:
     """Play the attack's missing units (resumable: stored units are kept), then summarise.
 
-    `say(line, final)`: a progress line per step (final False) and one per finished unit (True)."""
-    plan = plan_attack(cfg, runs_dir)
+    `say(line, final)`: a progress line per step (final False) and one per finished unit (True).
+    `targets`: round -> checkpoint directory, instead of the run's stored checkpoints (`plan_attack`)."""
+    plan = plan_attack(cfg, runs_dir, targets)
     check_config(plan)
     for k, s in plan.units():
         path = unit_path(plan.out_dir, k, s)

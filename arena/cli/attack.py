@@ -35,16 +35,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name in ("seeds", "budget", "window", "seed", "name"):
         add_config_flag(s, AttackConfig, name)
     s.add_argument("--full", action="store_true", help="train to the budget even after an exploit")
+    s.add_argument("--best-response", action="store_true",
+                   help="attack with a best response instead of the game's own attacker: the run's recipe rebuilt "
+                        "with the attack seed, the other seat's initial agent trained by its learner against the "
+                        "frozen checkpoint; success is its gain (r_attacker - r_target) / 2, and 2 x the final gain "
+                        "estimates NashConv in a symmetric zero-sum game (docs/league.md)")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a setting of the attacker; with --best-response: episodes (per step, default 64), "
+                        "threshold (gain that counts as an exploit, default 0.1)")
+    s.add_argument("--game", dest="game_path", metavar="MODULE:CLASS",
+                   help="the game's import path, for a run of a game that is not registered")
     s.add_argument("--plain", action="store_true", help="plain progress lines")
     s.set_defaults(func=cmd_attack)
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
     from arena.attack import AttackConfig, attack_table, run_attack, write_outputs
+    from arena.league.exploiter import BUILD
+    from arena.options import parse_pairs
+    from arena.types import ArenaError
 
+    if args.option and not args.best_response:
+        raise ArenaError("--option sets the best response's settings: use it with --best-response")
     cfg = AttackConfig(run=args.run, seat=args.seat, rounds=_rounds(args.rounds) if args.rounds else None,
                        seeds=args.seeds, budget=args.budget, window=args.window, full=args.full, name=args.name,
-                       seed=args.seed, device=getattr(args, "device", None))
+                       seed=args.seed, device=getattr(args, "device", None), attack=BUILD if args.best_response else "",
+                       options=parse_pairs(args.option, "--option"), game=args.game_path)
     console = Console()
 
     def say(line: str, final: bool) -> None:  # every step with --plain, else one line per finished attack

@@ -52,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "pool and is never trained; repeatable")
     add_config_flag(s, TrainConfig, "league_episodes", metavar="N")
     add_config_flag(s, TrainConfig, "pfsp_power", metavar="P")
+    for name in ("exploiters", "exploiter_steps", "exploiter_episodes"):
+        add_config_flag(s, TrainConfig, name, metavar="N")
     s.add_argument("--plain", action="store_true", help="one plain line per round instead of the live view")
     add_tensorboard_flag(s)
     s.set_defaults(func=cmd_train)
@@ -157,7 +159,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                       device=getattr(args, "device", None),
                       keep_last=args.keep_last, keep_every=args.keep_every, workers=args.workers,
                       ray_address=args.ray_address, opponents=opponent_rules(args.opponents, args.game),
-                      pool=list(args.pool or []), league_episodes=args.league_episodes, pfsp_power=args.pfsp_power)
+                      pool=list(args.pool or []), league_episodes=args.league_episodes, pfsp_power=args.pfsp_power,
+                      exploiters=args.exploiters, exploiter_steps=args.exploiter_steps,
+                      exploiter_episodes=args.exploiter_episodes)
     view = LiveView(Console(force_terminal=False) if args.plain else None)
     sink, attach, logs = tracked(args, view)
     refresh = ReportRefresh(sink)

@@ -11,7 +11,8 @@ After round k the new checkpoint joins the pool; under `pfsp` and `nash` it play
 `payoff[i][j]` is the mean of (r_learner - r_opponent) / 2 with member i in the learner's seat
 and j in the opponent's, `win[i][j]` the chance i beats j (draws count half). The next round's
 weights follow from them. Each round's summary holds the whole league state (members, matrices,
-the weights the round used and the next round's), so a resumed run reads it back from its last
+the weights the round used and the next round's; with `--exploiters`, the NashConv their best
+responses to the round's checkpoint give, `arena.league.exploiter`), so a resumed run reads it back from its last
 completed round and continues exactly. Round k's draw of opponents is
 `multinomial(episodes, weights)` from a generator seeded by (run seed, round k), played in
 contiguous blocks of episode indices (member 0's first), so its transcripts do not depend on a
@@ -191,4 +192,20 @@ class League:
             out["exploitability"] = float(self.exploit_fn([learner_agent], [1.0]))
             mix = [self.agent(m, self.opponent) for m in self.members]
             out["meta_exploitability"] = float(self.exploit_fn(mix, self.weights))
+        if self.cfg.exploiters:
+            out["exploiters"] = self.exploiters(k)
+            out["exploiter_nash_conv"] = out["exploiters"]["nash_conv"]
         return out
+
+    def exploiters(self, k: int) -> dict[str, Any]:
+        """`--exploiters`: best responses to round k's learner checkpoint (`arena attack --best-response`,
+        stored under `<run>/attacks/exploiters/`), their NashConv estimate with its interval."""
+        from arena.attack import AttackConfig, run_attack
+        from arena.league.exploiter import BUILD, exploitability
+
+        acfg = AttackConfig(run=str(self.run_dir), seat=self.learner, rounds=[k], seeds=self.cfg.exploiters,
+                            budget=self.cfg.exploiter_steps, full=True, name="exploiters", seed=self.cfg.seed,
+                            device=self.cfg.device, attack=BUILD, game=self.cfg.game,
+                            options={"episodes": str(self.cfg.exploiter_episodes)})
+        result = run_attack(acfg, self.runs_dir, targets={k: checkpoint_dir(self.run_dir, self.learner, k)})
+        return exploitability(result.units, acfg.budget, self.cfg.seed)

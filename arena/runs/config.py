@@ -60,12 +60,19 @@ class TrainConfig:
     """With --opponents pfsp or nash: episodes per ordered pair of pool members in the meta-game."""
     pfsp_power: float = 2.0
     """With --opponents pfsp: opponent j is drawn with weight (1 - P(learner beats j)) ** power."""
+    exploiters: int = 0
+    """With --opponents: exploiters trained against each round's learner checkpoint (best responses,
+    `arena.league.exploiter`); their gains give the round's NashConv with an interval over them (0: none)."""
+    exploiter_steps: int = 20
+    """With --exploiters: learner updates per exploiter (each on --exploiter-episodes episodes)."""
+    exploiter_episodes: int = 64
+    """With --exploiters: episodes per exploiter step."""
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "episodes", "concurrency", "league_episodes"):
+        for name in ("rounds", "episodes", "concurrency", "league_episodes", "exploiter_steps", "exploiter_episodes"):
             if getattr(self, name) < 1:
                 raise ArenaError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("keep_last", "keep_every", "workers"):  # also read back from a config.json: data
+        for name in ("keep_last", "keep_every", "workers", "exploiters"):  # also read back from a config.json: data
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ArenaError(f"--{name.replace('_', '-')} must be a whole number >= 0, not {v!r}")
@@ -74,6 +81,8 @@ class TrainConfig:
             raise ArenaError(f"--pfsp-power must be a number in (0, 100), not {self.pfsp_power!r}")
         if self.pool and not self.opponents:
             raise ArenaError("--pool needs --opponents SEAT=RULE (the pool is the opponents' league)")
+        if self.exploiters and not self.opponents:
+            raise ArenaError("--exploiters needs --opponents SEAT=RULE (they attack the learner's checkpoints)")
         self.run = check_run_name(self.run or f"{self.game.replace(':', '_').replace('.', '_')}-s{self.seed}")
 
 
