@@ -6,6 +6,9 @@ tested with a capture console. `LiveView` drives a `rich.live.Live` while
 training (or prints one plain line per round when stdout is not a terminal);
 `watch` tails another process's events.jsonl into the same view. `LiveRegion` is what
 it shares with the tournament's view: the `Live` region on a terminal, none off one.
+A round that played a pool (`arena train --opponents`) adds one league line, the same text
+in both (`arena.league.view.league_text`): under the table for the latest round, under the
+round's plain line.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from arena.league.view import league_text
 from arena.runs.lock import run_holder
 from arena.store import read_events, read_round_summaries
 from arena.types import ArenaError
@@ -154,6 +158,9 @@ def render(snap: Snapshot, width: int | None = None) -> Group:
     if not snap.run:  # no run_start event yet
         return Group(Text("waiting for the run to start ...", style="dim"))
     parts: list[Any] = [round_table(snap, width)]
+    league = league_text(snap.rows[-1].get("league")) if snap.rows else ""
+    if league:  # the latest finished round's opponents (arena.league.view)
+        parts.append(Text(f"round {snap.rows[-1].get('round')}: {league}"))
     if snap.current_round is not None:
         total = max(1, snap.episodes_per_round)
         line = Table.grid(padding=(0, 1))
@@ -198,6 +205,13 @@ def plain_line(summary: dict[str, Any]) -> str:
     return (f"round {summary['round']} episodes={summary['episodes']} {rewards} {metrics} {losses} "
             f"eps/s={summary['episodes_per_s']:.1f} tok/s={summary['tokens_per_s']:.0f} "
             f"elapsed={_duration(summary['elapsed_s'])} eta={_duration(summary['eta_s'])}").replace("  ", " ")
+
+
+def plain_lines(summary: dict[str, Any]) -> list[str]:
+    """What the non-terminal log prints for a finished round: `plain_line`, and the league's line
+    (`arena.league.view.league_text`) under it when the round played a pool."""
+    league = league_text(summary.get("league"))
+    return [plain_line(summary)] + ([f"  {league}"] if league else [])
 
 
 class LiveRegion:
@@ -252,7 +266,8 @@ class LiveView(LiveRegion):
         if self.live:
             self.refresh()
         elif event.get("type") == "round_end":
-            self.console.print(plain_line(event["summary"]), soft_wrap=True, highlight=False, markup=False)
+            for line in plain_lines(event["summary"]):
+                self.console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def watch(run_dir: Path, console: Console | None = None, poll_s: float = 0.5,

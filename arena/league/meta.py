@@ -26,6 +26,10 @@ RULES = ("latest", "uniform", "pfsp", "nash")
 """The `--opponents` rules: the newest checkpoint, uniform over the pool (fictitious self-play),
 PFSP, the Nash mixture of the pool's meta-game (PSRO)."""
 
+META_RULES = ("pfsp", "nash")
+"""Rules whose weights need the meta-game: under the others its matches are not played (its payoff
+matrix stays 0 and its win matrix 0.5, placeholders)."""
+
 
 def nash_conv(A: np.ndarray, x: Sequence[float], y: Sequence[float]) -> float:
     """Sum of both players' best-response gains against (x, y) in the zero-sum game A (row's payoff)."""

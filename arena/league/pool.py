@@ -27,15 +27,12 @@ import numpy as np
 
 from arena.checkpoints import checkpoint_dir
 from arena.gameinfo import GameInfo
-from arena.league.meta import RULES, meta_weights
+from arena.league.meta import META_RULES, RULES, meta_weights
 from arena.registry import load_attr
 from arena.runner import PlayStats, play
 from arena.seeding import derive
 from arena.specs import AgentContext, build_agent, load_checkpoint_agent
 from arena.types import ArenaError, Episode
-
-META_RULES = ("pfsp", "nash")
-"""Rules whose weights need the meta-game (the others skip its matches)."""
 
 
 def league_seats(opponents: dict[str, str], seats: list[str], info: GameInfo) -> tuple[str, str, str]:

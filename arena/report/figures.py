@@ -257,3 +257,33 @@ def series_figure(title: str, lines: Sequence[tuple[str, str, Sequence[float], S
     ax.set_title(textwrap.fill(title, width=60), fontsize=9)
     ax.grid(alpha=0.3)
     return fig
+
+
+def nash_conv_figure(rounds: Sequence[float], series: dict[str, Sequence[float]],
+                     bounds: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                     title: str = "exploitability (NashConv) per round"):
+    """NashConv-like series over rounds on one axis (0 is a Nash equilibrium, drawn dashed); a series
+    named in `bounds` gets error bars from its (lower, upper) bounds where both are finite."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = new_figure(4.6, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = np.asarray(rounds, dtype=float)
+    for i, (label, ys) in enumerate(series.items()):
+        y = np.asarray(ys, dtype=float)
+        ax.plot(xs, y, marker="o", markersize=4, linewidth=1.5, color=f"C{i % 10}", label=label)
+        if bounds and label in bounds:
+            lo, hi = (np.asarray(b, dtype=float) for b in bounds[label])
+            ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(y)
+            if ok.any():  # clipped: bounds read from disk may not hold their mean
+                err = np.clip([y[ok] - lo[ok], hi[ok] - y[ok]], 0, None)
+                ax.errorbar(xs[ok], y[ok], yerr=err, ls="none", capsize=3, color=f"C{i % 10}",
+                            label=f"{label}: 95% interval")
+    ax.axhline(0.0, ls="--", c="grey", lw=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+    ax.set_ylabel("NashConv")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -5,6 +5,8 @@
         its experiment, when one ran it: the claims beside the paper's figures (`experiment`)
         one small figure per headline metric over rounds, and each seat's mean reward
         the rounds table (rewards, metrics, learner metrics, time)
+        the league, when the run played a pool: its meta-strategy per round, meta-game and
+        exploitability (`league`)
         every tournament: ratings with CIs, cross-play tables, the heatmap
         every attack: steps-to-exploit per round, censored values marked and counted (`attacks`)
         every legibility study: accuracy and seconds per checkpoint, its plot (`arena.report.study`)
@@ -33,6 +35,7 @@ from typing import Any, Sequence
 from arena.report import figures
 from arena.report.attacks import attack_dirs, attack_section
 from arena.report.experiment import experiment_section
+from arena.report.league import league_section
 from arena.report.page import ci, document, e, fmt, json_section, num, png_img, table, text, write_page
 from arena.runs.lock import RunLock
 from arena.store import RunStore, read_run_config
@@ -98,6 +101,7 @@ def build_report(run_dir: Path) -> str:
     parts.append(experiment_section(run_dir))
     parts += ["<h2>Over rounds</h2>", round_figures(summaries)]
     parts += ["<h2>Rounds</h2>", rounds_table(summaries)]
+    parts += league_section(summaries)  # [] unless the run played a pool (arena train --opponents)
     tournaments = sorted(d for d in (run_dir / "tournaments").glob("*") if d.is_dir()) \
         if (run_dir / "tournaments").is_dir() else []
     parts.append("<h2>Tournaments</h2>")
