@@ -214,12 +214,14 @@ class Trainer:
         ckpts = self.ranks.first(self._write_checkpoints, k)
         metrics = round_metrics(self.game_cls, episodes)
         headline = list(GameInfo.of(self.game_cls).headline)
+        phases["checkpoints and metrics"] = time.perf_counter() - t1
         pool = None if league is None else league.after_round(k, agents[league.learner], counts)
         for name in ("exploitability", "meta_exploitability", "exploiter_nash_conv") if pool is not None else ():
             if name in pool:
                 metrics[name] = pool[name]
                 headline.append(name)
-        phases["checkpoints and metrics"] = time.perf_counter() - t1
+        if pool is not None:
+            phases["league: meta-game and exploiters"] = time.perf_counter() - t1 - phases["checkpoints and metrics"]
         wall = time.perf_counter() - t0
         elapsed = sum(h["wall_s"] for h in history) + wall
         summary = {
