@@ -208,6 +208,28 @@ def test_policy_gradient_learner_raises_rewarded_completions(kl_estimator):
     assert_frozen_and_untouched(reference, ref_before)
 
 
+def test_the_kl_before_the_update_is_the_same_read_from_the_one_steps_forward_or_its_own():
+    """`kl` (Σ_t k1 under π before the update, mean over samples) by hand, against fit_rewards' figure when
+    the update is one optimizer step (read from the loss's forward) and when it is several (own forward)."""
+    agent = generator_agent()
+    reference = copy.deepcopy(agent.model)
+    episodes = pg_episodes()
+    rewards = [e.rewards["prover"] for e in episodes]
+    PolicyGradientLearner(seat="prover", opt=Optimization(lr=3e-2, batch_size=6)).fit_rewards(agent, episodes, rewards)
+    moves = [e.moves("prover")[0] for e in episodes]
+    batch = batch_from_token_ids([m.extras["prompt_ids"] for m in moves], [m.extras["completion_ids"] for m in moves],
+                                 0)
+    with torch.no_grad():
+        pi, mask = completion_logprobs(agent.model, batch)
+        ref, _ = completion_logprobs(reference, batch)
+    by_hand = float(masked_sum(pi - ref, mask).mean())
+    assert abs(by_hand) > 1e-3  # π moved away from π_ref, so the figure means something
+    for opt in (Optimization(lr=1e-3, batch_size=6, epochs=1), Optimization(lr=1e-3, batch_size=3, epochs=2)):
+        learner = PolicyGradientLearner(seat="prover", reference=reference, beta=0.01, opt=opt)
+        metrics = learner.fit_rewards(copy.deepcopy(agent), episodes, rewards)
+        assert metrics["kl"] == pytest.approx(by_hand, abs=1e-5)
+
+
 def test_policy_gradient_learner_needs_a_reference_for_kl():
     with pytest.raises(ArenaError):
         PolicyGradientLearner(seat="prover", reward_fn=lambda eps: [], beta=0.1)

@@ -103,10 +103,17 @@ class PolicyGradientLearner(LearnerState):
         ref_rows: list[Tensor] = []
         kl_start = torch.zeros(len(samples))  # Σ_t k1 under π before this update, per sample
         shaped = rewards.clone()  # k1: R − β·Σ_t k1; k3: R
+        # π before the update: its own forward pass, unless the update is one optimizer step in one
+        # process (k3), where the loss's forward passes all run before that step and give it for free.
+        one_step = self.opt.epochs == 1 and len(samples) <= self.opt.batch_size * self.opt.grad_accum_steps \
+            and not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        pi_first = use_ref and (self.kl_estimator == "k1" or not one_step)
         for start in range(0, len(samples) if use_ref else 0, self.opt.batch_size):
             idx = list(range(start, min(start + self.opt.batch_size, len(samples))))
             ref_tl, mask = frozen_logprobs(self.reference, batch_of(idx))
             ref_rows += completion_rows(ref_tl, mask)
+            if not pi_first:
+                continue
             with torch.inference_mode():  # π before this update: the on-policy KL
                 pi_tl, _ = completion_logprobs(agent.model, batch_of(idx))
             pi_tl, ref_tl, mask = pi_tl.cpu().clone(), ref_tl.cpu(), mask.cpu()
@@ -122,6 +129,9 @@ class PolicyGradientLearner(LearnerState):
         def loss_of(idx: list[int]) -> LossOutput:
             token_logps, mask = completion_logprobs(agent.model, batch_of(idx))  # (b, T-1)
             ref_tl = pad_rows([ref_rows[i] for i in idx], mask) if use_ref else None
+            if use_ref and not pi_first:  # the one step's forward: still π before the update
+                kl_start[idx] = masked_sum(kl_k1(token_logps.detach().float().cpu(), ref_tl.float().cpu()),
+                                           mask.cpu()).float()
             loss = policy_gradient_loss(token_logps, mask, advantages[idx].to(token_logps.device),
                                         ref_tl, k3_beta)
             return loss, {}
