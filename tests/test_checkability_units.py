@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from arena.testing import check_game
-from arena.types import Episode, Step
+from arena.types import ArenaError, Episode, Step
 from games.prover_verifier import data, rules
 from games.prover_verifier.env import ProverVerifierEnv
+from games.prover_verifier.recipe import CheckabilityParams
 from games.prover_verifier.sampling import balanced_best_of_n, prover_rewards, rollout, verifier_scores
 from games.prover_verifier.training import VerifierRoundLearner
 
@@ -81,6 +82,20 @@ def test_constant_mixture_keeps_one_size_with_an_equal_share_per_round():
     for pid in {m[0] for m in mix}:
         labels = [m[2] for m in mix if m[0] == pid]
         assert labels.count(True) == labels.count(False) == 2  # the same solutions per problem
+
+
+def test_the_mixture_shares_rounds_by_the_leagues_rule():
+    """`provers` is an `arena.league.meta` rule: uniform gives each round an equal share (the test above),
+    latest gives the newest round's prover the whole constant mixture; the size stays the same."""
+    learner = _mixture_learner("constant")
+    learner.provers = "latest"
+    mix = learner.mixture()
+    problems = _per_round_problems(mix)
+    assert len(mix) == 4 * 2 * 2 and not problems[0] and len(problems[1]) == 4
+    with pytest.raises(ArenaError, match="verifier-vs-prover meta-game"):
+        CheckabilityParams(verifier_provers="nash")
+    with pytest.raises(ArenaError, match="mixture=constant"):
+        CheckabilityParams(verifier_provers="latest", mixture="growing")
 
 
 def test_growing_mixture_takes_the_share_from_every_round():

@@ -64,3 +64,17 @@ def test_meta_weights_per_rule():
     assert meta_weights("nash", 3, latest=2, payoff=RPS) == pytest.approx([1 / 3] * 3)
     with pytest.raises(ArenaError, match="unknown opponent rule"):
         meta_weights("best", 2, latest=1)
+
+
+def test_allocate_splits_a_budget_by_largest_remainder():
+    from arena.league.meta import allocate
+
+    for n in range(1, 10):  # uniform weights: the checkability mixture's equal shares, exactly
+        for total in (0, 5, 64, 100):
+            assert allocate(total, [1.0] * n) == [total // n + (r < total % n) for r in range(n)]
+    assert allocate(7, [1, 2, 4]) == [1, 2, 4]
+    assert allocate(10, [0, 0, 1]) == [0, 0, 10]
+    assert allocate(64, [0.1, 0.9]) == [6, 58]  # 6.4 and 57.6: the larger remainder gets the unit
+    for bad in ([], [-1, 2], [0, 0], [float("nan")]):
+        with pytest.raises(ArenaError):
+            allocate(3, bad)

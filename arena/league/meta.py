@@ -13,6 +13,10 @@
   AlphaStar's "hard" weighting. Weights that are all zero (the learner beats everyone) fall back
   to uniform.
 - `meta_weights(rule, ...)`: the opponent distribution each `--opponents` rule draws from.
+- `allocate(total, weights)`: whole-number shares of a fixed budget in proportion to weights
+  (largest remainder, ties to the earlier member): how a game that trains on a *mixture* of its
+  opponents' data, rather than drawing opponents per episode, follows the same rules (the
+  checkability verifier's mixture over past provers: `games/prover_verifier/training.py`).
 """
 from __future__ import annotations
 
@@ -105,3 +109,17 @@ def meta_weights(rule: str, n: int, *, latest: int, payoff: np.ndarray | None = 
         _, y, _ = solve_zero_sum(np.asarray(payoff, float))
         w = y
     return w
+
+
+def allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """Whole-number shares of `total` proportional to `weights` (largest remainder; ties go to the
+    earlier index), summing to `total`. Uniform weights over n give `total // n + (i < total % n)`."""
+    w = np.asarray(weights, float)
+    if total < 0 or w.ndim != 1 or not len(w) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ArenaError("allocate needs a total >= 0 and non-negative, finite weights with a positive sum")
+    exact = total * w / w.sum()
+    shares = np.floor(exact + 1e-9).astype(int)
+    rest = exact - shares
+    for i in sorted(range(len(w)), key=lambda i: (-round(rest[i], 9), i))[:total - int(shares.sum())]:
+        shares[i] += 1
+    return [int(x) for x in shares]

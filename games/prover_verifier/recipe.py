@@ -81,6 +81,11 @@ class CheckabilityParams:
     equal share from every round so far, `verifier_solutions` correct + as many incorrect per problem:
     the same verifier steps every round. growing: `verifier_problems` from EACH round so far (more
     data and steps every round; the confound the paper's design avoids)."""
+    verifier_provers: str = "uniform"
+    """How the constant mixture shares its problems among the rounds' provers, an opponent rule of the
+    engine's league (`arena.league.meta`): uniform (the paper's: an equal share per round, fictitious
+    play over the pool of past provers) or latest (the newest prover only: no history). pfsp and
+    nash need a verifier-vs-prover meta-game, which the league does not build for asymmetric games."""
     verifier_problems: int = 64
     """Problems in the verifier's mixture (constant), or from each round so far (growing)."""
     verifier_solutions: int = 2
@@ -129,6 +134,11 @@ class CheckabilityParams:
             raise ArenaError(f"verifier_data must be prover or rules, not {self.verifier_data!r}")
         if self.mixture not in ("constant", "growing"):
             raise ArenaError(f"mixture must be constant or growing, not {self.mixture!r}")
+        if self.verifier_provers not in ("uniform", "latest"):
+            raise ArenaError(f"verifier_provers must be uniform or latest (pfsp and nash need a verifier-vs-"
+                             f"prover meta-game, not built), not {self.verifier_provers!r}")
+        if self.verifier_provers != "uniform" and self.mixture != "constant":
+            raise ArenaError("verifier_provers shares the constant mixture: use it with mixture=constant")
         if self.verifier_penalty not in ("centred", "paper"):
             raise ArenaError(f"verifier_penalty must be centred or paper, not {self.verifier_penalty!r}")
         if self.verifier_solutions < 1 or self.verifier_problems < 1:
@@ -237,7 +247,7 @@ def checkability(ctx: RecipeContext) -> Setup:
         verifier_learner = VerifierRoundLearner(
             inner=inner, prover=g.prover, problems=g.halves["verifier"], bon_problems=g.bon_problems, start=start,
             samples_per_round=params.verifier_samples, group_size=params.group_size,
-            mixture_rule=params.mixture, mixture_problems=params.verifier_problems,
+            mixture_rule=params.mixture, mixture_problems=params.verifier_problems, provers=params.verifier_provers,
             solutions_per_problem=params.verifier_solutions, source=params.verifier_data,
             max_value=params.max_value, bon_n=params.bon_n, bon_samples=params.bon_samples,
             bon_temperature=params.bon_temperature, instruct=params.instruct)

@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from arena.league.meta import allocate, meta_weights
 from arena.types import ArenaError, Episode
 from games.prover_verifier import rules
 from games.prover_verifier.sampling import (batch_stats, best_of_n_accuracy, build_best_of_n_pool, prover_rewards,
@@ -108,6 +109,10 @@ class VerifierRoundLearner(RoundLearner):
     mixture_rule: str = "constant"
     """constant: the same data every round (`mixture_problems` in all; the paper's); growing:
     `mixture_problems` from each round (see `mixture`)."""
+    provers: str = "uniform"
+    """How the constant mixture shares its problems among the rounds' provers: an opponent rule of
+    the engine's league (`arena.league.meta`): uniform (the paper's: an equal share per round, i.e.
+    fictitious play over the pool of past provers) or latest (the newest round's prover only)."""
     mixture_problems: int = 64
     """Problems in the training mixture (constant), or taken from each round so far (growing)."""
     solutions_per_problem: int = 2
@@ -184,13 +189,16 @@ class VerifierRoundLearner(RoundLearner):
         """(problem id, verifier text, correct): the round's training data.
 
         `constant` (the paper's): `mixture_problems` problems in all, an equal share from every
-        round so far (a new round's solutions replace part of the old ones), each with
+        round so far (`provers=uniform`: `arena.league.meta.allocate` of uniform weights, i.e.
+        `total // rounds + (r < total % rounds)`; `latest`: all from the newest round) -- a new
+        round's solutions replace part of the old ones -- each with
         `solutions_per_problem` correct and as many incorrect solutions -- the same data, hence
         the same verifier steps, every round. `growing`: `mixture_problems` problems from EACH
         round so far, each with as many correct as incorrect solutions as it has (the mixture and
         the steps grow with the rounds). Drawn with replacement where a round or a problem has
         too few."""
         rounds = len(self.rounds)
+        shares = allocate(self.mixture_problems, meta_weights(self.provers, rounds, latest=rounds - 1))
         data = []
         for r, solutions in enumerate(self.rounds):
             by_q: dict[str, list[dict[str, Any]]] = {}
@@ -198,8 +206,8 @@ class VerifierRoundLearner(RoundLearner):
                 by_q.setdefault(s["question"], []).append(s)
             usable = sorted(q for q, ss in by_q.items() if any(s["correct"] for s in ss)
                             and not all(s["correct"] for s in ss))
-            if self.mixture_rule == "constant":  # round r's share of a fixed total
-                share = self.mixture_problems // rounds + (r < self.mixture_problems % rounds)
+            if self.mixture_rule == "constant":  # round r's share of a fixed total, by the league's rule
+                share = shares[r]
             else:
                 share = self.mixture_problems
             if not usable or not share:
