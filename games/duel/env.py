@@ -45,6 +45,9 @@ class DuelEnv(TextGame):
         headline=("win_rate_a", "draw_rate", "judge_agreement"),
         symmetric_seats=("policy_a", "policy_b"),
         bots={"adder": "games.duel.bots:Adder", "checker": "games.duel.bots:Checker"},
+        recipes={"default": "games.duel.recipe:build"},
+        recipe_params={"default": "games.duel.recipe:Params"},
+        exploitability="games.duel.nash:exploitability",
     )
 
     def __init__(self, task: str = "sum", judge: str = "seat", render_mode: str | None = None):
