@@ -15,7 +15,7 @@ comparison (transitive), that is the policy that always answers exactly.
   (every `Add: a+b=` of the task with its answer, `sft_steps` steps; cached in
   `<runs>/_cache/duel/sft-<key>/`), short enough that its sampled answers are numbers near the
   sum but rarely exact (measured: 4% exact, mean gold score 0.48 at temperature 1 after 200
-  steps). The base's seed is `base_seed`, not the run's: every run seed and every exploiter
+  steps). The start's seed is `base_seed`, not the run's: every run seed and every exploiter
   (`arena train --exploiters`) starts from the same base, so seeds vary the RL only.
 - **The learner.** REINFORCE on the seat's episode reward (+1/-1/0) with a KL(π‖π_ref) penalty
   to the SFT start folded into the reward (`beta`, the "k1" estimator: NLHF's regularised game),
@@ -145,7 +145,7 @@ def build(ctx: RecipeContext) -> Setup:
                              "with a gold preference: add --env judge=gold")
         return default_setup(ctx)  # the judge seat's game, untrained, as before this recipe
     if ctx.env.get("task", "sum") != "sum":
-        raise ArenaError("duel-v0's recipe SFTs its start on the `sum` task: leave out --env task")
+        raise ArenaError("duel-v0's recipe SFTs its start on the built-in `sum` task: leave out the task")
     import torch
 
     from agents.learners import Optimization, PolicyGradientLearner, reference_policy
