@@ -98,12 +98,13 @@ def nash_conv_text(row: dict[str, Any]) -> str:
     return f"{est} / {row['metrics'].get('exploitability', math.nan):.2f}"
 
 
-def table(runs: list[dict[str, Any]]) -> str:
-    seeds = range(len(runs))
-    lines = ["| round | " + " | ".join(f"seed {s}: weights · NashConv exploiters [95%] / game" for s in seeds) + " |",
-             "|---|" + "---|" * len(runs)]
+def table(runs: list[dict[str, Any]], weights: bool = True) -> str:
+    """Rows: rounds; columns: seeds; a cell: the round's weights (unless `weights` is False) ·
+    exploiters' NashConv [95%] / the game's."""
+    lines = ["| round | " + " | ".join(f"seed {s}" for s in range(len(runs))) + " |", "|---|" + "---|" * len(runs)]
     for k in range(len(runs[0]["rows"])):
-        cells = [f"{weights_text(r['rows'][k]['league'])} · {nash_conv_text(r['rows'][k])}" for r in runs]
+        rows = [r["rows"][k] for r in runs]
+        cells = [f"{weights_text(x['league'])} · {nash_conv_text(x)}" if weights else nash_conv_text(x) for x in rows]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -123,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         results = run_all(args, args.runs_dir or Path(tmp))
+    print("Per round and seed: the meta-strategy the round drew its opponents from (weights >= 0.05) · the "
+          "learner's NashConv: exploiters' estimate [95% over exploiter seeds] / the game's 2 x P(inexact)")
     for rule, runs in results.items():
-        print(f"\n--opponents {rule}: the round's opponents (weights >= 0.05) · the learner's NashConv: "
-              "exploiters' estimate [95% over exploiter seeds] / the game's 2 x P(inexact)")
-        print(table(runs))
+        print(f"\n`--opponents {rule}`" + (" (the weights: 1 on the newest checkpoint, `init` in round 0)"
+                                          if rule == "latest" else ""))
+        print(table(runs, weights=rule != "latest"))
     print("\nthe last checkpoint against init: P(win) + P(draw)/2, "
           f"{2 * args.eval_episodes} games (mean ± 95% t-interval over seeds; per seed; wall seconds)")
     for rule, runs in results.items():
