@@ -86,6 +86,23 @@ def tiny_config(vocab_size: int, *, num_labels: int | None = None, pad_token_id:
                        eos_token_id=eos_token_id, **kw)
 
 
+def parse_shape(spec: str) -> dict[str, int | float]:
+    """`hidden_size=64,num_hidden_layers=2` -> {"hidden_size": 64, "num_hidden_layers": 2}: a recipe's
+    `tiny_shape` setting (overrides of `TINY_DEFAULTS`; empty: none). One line for a bad item or key."""
+    from arena.types import ArenaError
+
+    out: dict[str, int | float] = {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        key, _, value = (x.strip() for x in item.partition("="))
+        if key not in TINY_DEFAULTS:
+            raise ArenaError(f"bad tiny_shape item {item!r}: keys are {', '.join(sorted(TINY_DEFAULTS))}")
+        try:
+            out[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            raise ArenaError(f"bad tiny_shape item {item!r}: expected key=number") from None
+    return out
+
+
 def _config_for(tokenizer, **kw: Any):
     return tiny_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id, **kw)

@@ -18,6 +18,11 @@ with `sample(rng)` and `score(prompt, answer)`. A string is never imported: sett
 from command lines and run directories' config.json, which are data. Seats `policy_a` and
 `policy_b` are symmetric (tournaments play them round robin).
 
+Recipe (`games.duel.recipe`): with `judge="gold"` the game is Nash learning from human feedback
+(`arena train duel-v0 --env judge=gold [--opponents nash]`): both policies are the tiny LLM SFT'd on
+sums, each trained by policy gradient on its +1/-1/0 reward with a KL penalty to that start; its
+NashConv is 2 x P(inexact answer) (`games.duel.nash`). Under `judge="seat"` it trains nothing.
+
 Version history: v0 -- first version.
 """
 from __future__ import annotations
@@ -45,6 +50,9 @@ class DuelEnv(TextGame):
         headline=("win_rate_a", "draw_rate", "judge_agreement"),
         symmetric_seats=("policy_a", "policy_b"),
         bots={"adder": "games.duel.bots:Adder", "checker": "games.duel.bots:Checker"},
+        recipes={"default": "games.duel.recipe:build"},
+        recipe_params={"default": "games.duel.recipe:Params"},
+        exploitability="games.duel.nash:exploitability",
     )
 
     def __init__(self, task: str = "sum", judge: str = "seat", render_mode: str | None = None):

@@ -184,25 +184,14 @@ def sampling(p: Params):
 
 def behaviour_clone(p: Params, out_dir: Path, *, seed: int = 0, progress: bool = False) -> Path:
     """SFT on D (prompt `<source> =`, completion ` <translation>` + EOS); a standard HF dir in `out_dir`."""
+    from agents.tiny import parse_shape
     from agents.tiny import pretrain as sft
 
     pairs = [(rules.prompt(s), rules.target(y)) for s, y in original_data(p)]
     sft(pairs, out_dir, steps=p.bc_steps, seed=seed, lr=p.bc_lr, batch_size=32, warmup=30,
         init=p.model or None, progress=progress, log=(lambda s: None) if progress else print,
-        sampling=sampling(p), **({} if p.model else tiny_shape(p.tiny_shape)))
+        sampling=sampling(p), **({} if p.model else parse_shape(p.tiny_shape)))
     return Path(out_dir)
-
-
-def tiny_shape(spec: str) -> dict[str, int | float]:
-    """`hidden_size=64,num_hidden_layers=2` -> {"hidden_size": 64, "num_hidden_layers": 2}."""
-    out: dict[str, int | float] = {}
-    for item in filter(None, (x.strip() for x in spec.split(","))):
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            raise ArenaError(f"bad tiny_shape item {item!r}: expected key=number") from None
-    return out
 
 
 def pretrain(out_dir: Path, *, steps: int = 300, seed: int = 0) -> Path:
