@@ -62,6 +62,28 @@ def test_attack_exploits_a_weak_scripted_verifier_faster_than_a_strong_one(tmp_p
 
 
 @pytest.mark.slow
+def test_a_larger_budget_replays_only_the_censored_attacks(tmp_path):
+    weak, strong = scripted_run(tmp_path, "weak", 0.0), scripted_run(tmp_path, "strong", 1.0)
+    short = {r.name: run_attack(AttackConfig(run=str(r), seat="verifier", seeds=3, budget=5), tmp_path)
+             for r in (weak, strong)}
+    assert short["weak"].summaries[0].exploited == 3 and short["strong"].summaries[0].exploited == 0
+    stamps = {r.name: {p.name: p.stat().st_mtime_ns for p in (r / "attacks/default/units").glob("*.json")}
+              for r in (weak, strong)}
+    longer = {r.name: run_attack(AttackConfig(run=str(r), seat="verifier", seeds=3, budget=40), tmp_path)
+              for r in (weak, strong)}
+    fresh = {r.name: run_attack(AttackConfig(run=str(r), seat="verifier", seeds=3, budget=40, name="fresh"),
+                                tmp_path) for r in (weak, strong)}
+    for name in ("weak", "strong"):  # the same figures as attacks run at 40 from the start
+        assert longer[name].summaries == fresh[name].summaries
+    now = {p.name: p.stat().st_mtime_ns for p in (weak / "attacks/default/units").glob("*.json")}
+    assert now == stamps["weak"]  # exploited within 5 steps: kept, not replayed
+    assert longer["strong"].summaries[0].exploited == 3
+    assert json.loads((strong / "attacks/default/config.json").read_text())["extended_from"] == 5
+    with pytest.raises(ArenaError, match="use another --name"):  # a smaller budget is still refused
+        run_attack(AttackConfig(run=str(weak), seat="verifier", seeds=3, budget=10), tmp_path)
+
+
+@pytest.mark.slow
 def test_attack_cli_and_errors(tmp_path, capsys):
     scripted_run(tmp_path, "cli", 0.5, rounds=2)
     rc = cli_main(["attack", "cli", "--seat", "verifier", "--seeds", "2", "--budget", "20", "--runs-dir",

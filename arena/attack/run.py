@@ -37,12 +37,28 @@ def check_config(plan: AttackPlan) -> None:
     key = plan.config.key()
     if path.is_file():
         stored = json.loads(path.read_text())
-        if stored.get("key") != key:
-            raise ArenaError(f"attack {plan.config.name!r} of {plan.run_dir.name} was run with {stored.get('key')}, "
-                             f"not {key}: use another --name")
-        return
+        old = stored.get("key") if isinstance(stored.get("key"), dict) else {}
+        if old == key:
+            return
+        if larger_budget(old, key):  # units that exploited within the old budget stand; censored ones replay
+            for unit in read_units(plan.out_dir):
+                if unit.get("steps_to_exploit") is None:
+                    unit_path(plan.out_dir, int(unit["round"]), int(unit["seed"])).unlink(missing_ok=True)
+            write_json_atomic(path, {**stored, "key": key, "extended_from": old["budget"]})
+            return
+        raise ArenaError(f"attack {plan.config.name!r} of {plan.run_dir.name} was run with {stored.get('key')}, "
+                         f"not {key}: use another --name")
     (plan.out_dir / "units").mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"key": key, "game": plan.game_id, "created": time.time()})
+
+
+def larger_budget(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The same attack with a larger budget (and stop-at-exploit): an attack seed that exploited within
+    the old budget did so at the same step under the new one (the same seed, the same steps), so only
+    the censored units need playing again."""
+    rest = lambda k: {n: v for n, v in k.items() if n != "budget"}  # noqa: E731
+    return (rest(old) == rest(new) and not new.get("full") and isinstance(old.get("budget"), int)
+            and old["budget"] < new["budget"])
 
 
 def attack_unit(plan: AttackPlan, k: int, s: int, say: Callable[[str, bool], None]) -> dict[str, Any]:

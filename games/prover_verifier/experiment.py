@@ -105,7 +105,9 @@ DIFFERENCES = (
 def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack-seeds", type=int, default=2,
                    help="sneaky-only attacks per attacked verifier (arena attack; default %(default)s; 0: none)")
-    p.add_argument("--attack-budget", type=int, default=150, help="most RL steps per attack (default %(default)s)")
+    p.add_argument("--attack-budget", type=int, default=400,
+                   help="most RL steps per attack (default %(default)s: most attacks on the last round's verifier "
+                        "then end in an exploit; a larger budget on stored attacks replays only the censored ones)")
     p.add_argument("--attack-rounds", default="ends",
                    help="verifiers attacked: ends (round 0 and the last; default), all, or comma-separated rounds")
     p.add_argument("--crossplay-episodes", type=int, default=96,
