@@ -379,3 +379,15 @@ def payoff_matrix(rows, cols, payoff, n_rows: int, n_cols: int, *,
     shape = (n_rows, n_cols)
     return MeanCI(mean=ci.mean.reshape(shape), lower=ci.lower.reshape(shape),
                   upper=ci.upper.reshape(shape), count=ci.count.reshape(shape), method=ci.method)
+
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+"""Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond)."""
+
+
+def t_interval(values) -> tuple[float, float]:
+    """(mean, half-width of the 95% Student-t interval over `values`, e.g. seeds; NaN with one)."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan")
+    return float(v.mean()), T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))

@@ -155,3 +155,11 @@ def test_zero_bootstrap_rounds_gives_point_ratings_and_nan_intervals():
     a, b, s = transitive(2)
     none = R.bootstrap_bradley_terry(a, b, s, 4, rng=np.random.default_rng(1), rounds=0)
     assert np.all(np.isnan(none.lower)) and np.all(np.isfinite(none.rating))
+
+
+def test_t_interval_by_hand():
+    from arena.ratings import t_interval
+
+    mean, half = t_interval([1.0, 2.0, 3.0])  # sd 1, t(2 dof) = 4.303
+    assert mean == 2.0 and half == pytest.approx(4.303 / 3 ** 0.5)
+    assert t_interval([5.0])[0] == 5.0 and t_interval([5.0])[1] != t_interval([5.0])[1]  # NaN with one seed

@@ -23,21 +23,10 @@ import numpy as np
 from arena.league.meta import RULES
 from arena.runs.config import TrainConfig
 from arena.selfplay import new_run
+from arena.ratings import t_interval
 from arena.store import read_round_summaries
 
 GAME = "examples.rps.env:RPSEnv"
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-"""Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond)."""
-
-
-def interval(values: list[float]) -> tuple[float, float]:
-    """(mean, half-width of the 95% t-interval over seeds)."""
-    v = np.asarray(values, float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan")
-    return float(v.mean()), T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))
-
-
 def run_all(args: argparse.Namespace, runs: Path) -> dict[str, dict[str, np.ndarray]]:
     """{rule: {"learner": (seeds, rounds), "meta": ..., "exploiters": ...}} of NashConv (exploiters:
     the estimate of `--exploiters` best responses to the learner, NaN without them)."""
@@ -68,7 +57,7 @@ def table(results: dict[str, dict[str, np.ndarray]], which: str, every: int) -> 
     for k in [*range(0, n, every), *([n - 1] if (n - 1) % every else [])]:
         cells = []
         for rule in rules:
-            m, h = interval(list(results[rule][which][:, k]))
+            m, h = t_interval(list(results[rule][which][:, k]))
             cells.append(f"{m:.3f} ± {h:.3f}")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -28,22 +28,11 @@ from arena.runner import play
 from arena.runs.config import TrainConfig
 from arena.selfplay import new_run
 from arena.specs import AgentContext, build_agent, load_checkpoint_agent
+from arena.ratings import t_interval
 from arena.store import read_round_summaries
 
 GAME = "duel-v0"
 ENV = {"judge": "gold"}
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-"""Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond)."""
-
-
-def interval(values: list[float]) -> tuple[float, float]:
-    """(mean, half-width of the 95% t-interval over seeds; NaN with one)."""
-    v = np.asarray(values, float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan")
-    return float(v.mean()), T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))
-
-
 def config(args: argparse.Namespace, rule: str, seed: int) -> TrainConfig:
     return TrainConfig(game=GAME, env={k: str(v) for k, v in ENV.items()}, rounds=args.rounds, episodes=args.episodes,
                        concurrency=128, seed=seed, run=f"duel-{rule}-s{seed}", opponents={"policy_a": rule},
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nthe last checkpoint against init: P(win) + P(draw)/2, "
           f"{2 * args.eval_episodes} games (mean ± 95% t-interval over seeds; per seed; wall seconds)")
     for rule, runs in results.items():
-        m, h = interval([r["win_vs_init"] for r in runs])
+        m, h = t_interval([r["win_vs_init"] for r in runs])
         per_seed = ", ".join(f"{r['win_vs_init']:.3f}" for r in runs)
         seconds = ", ".join(f"{r['rows'][-1]['elapsed_s']:.0f}s" for r in runs)
         print(f"{rule}: {m:.3f} ± {h:.3f} ({per_seed}; {seconds})")
