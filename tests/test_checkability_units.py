@@ -286,7 +286,7 @@ def test_experiment_attacks_round_0_and_the_last_unless_told():
     from games.prover_verifier.experiment import EXPERIMENT, attack_rounds
 
     args = parse(EXPERIMENT, [])
-    assert args.attack_rounds == "ends" and args.attack_budget == 150 and args.arms == ["game"]
+    assert args.attack_rounds == "ends" and args.attack_budget == 400 and args.arms == ["game"]
     assert attack_rounds("ends", 4) == [0, 3] and attack_rounds("ends", 1) == [0]
     assert attack_rounds("all", 4) is None and attack_rounds("1,3", 4) == [1, 3]
     with pytest.raises(ArenaError, match="--attack-rounds"):
