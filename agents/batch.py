@@ -125,18 +125,91 @@ def completion_logprobs(model: Any, batch: PairBatch) -> tuple[Tensor, Tensor]:
     `token_logps` is 0 wherever `mask` is False. Half-precision logits are upcast
     to float32 first (float64 models stay float64). Differentiable when called
     with grad enabled.
+
+    Rows whose prompts are identical (a group of samples of one prompt, a preference pair) have
+    their prompt run once (`shared_prompt_logprobs`), where the model can continue from a KV cache;
+    the result is the same up to float rounding.
     """
     batch = batch.to(_device_of(model))
+    shared = shared_prompts(batch)
+    if shared is not None and _continues_from_cache(model):
+        return shared_prompt_logprobs(model, batch, *shared), batch.completion_mask[:, 1:]
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
     logits = logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
+    targets = batch.input_ids[:, 1:]  # (B, T-1)
+    mask = batch.completion_mask[:, 1:]  # (B, T-1)
+    return _target_logprobs(logits, targets).masked_fill(~mask, 0.0), mask
+
+
+def _target_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
+    """log softmax(logits) at `targets` (logit[target] - logsumexp), in float32 at least. (B, T)"""
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    targets = batch.input_ids[:, 1:]  # (B, T-1)
-    # log softmax at the target only: logit[target] - logsumexp(logits)
-    target_logits = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    token_logps = target_logits - torch.logsumexp(logits, dim=-1)  # (B, T-1)
-    mask = batch.completion_mask[:, 1:]  # (B, T-1)
-    return token_logps.masked_fill(~mask, 0.0), mask
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def shared_prompts(batch: PairBatch) -> tuple[list[list[int]], list[int]] | None:
+    """(unique prompts, the index of each row's prompt among them) when some rows share a prompt and every
+    row has a prompt token before its completion; None otherwise (nothing to share)."""
+    has = batch.completion_mask.any(dim=1)
+    starts = batch.completion_mask.int().argmax(dim=1)  # first completion token of each row
+    if not bool(has.all()) or int(starts.min()) < 1:
+        return None
+    unique: dict[tuple[int, ...], int] = {}
+    rows = batch.input_ids.tolist()
+    source = [unique.setdefault(tuple(row[:n]), len(unique)) for row, n in zip(rows, starts.tolist())]
+    return ([list(p) for p in unique], source) if len(unique) < len(rows) else None
+
+
+def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]], source: list[int]) -> Tensor:
+    """`completion_logprobs`' (B, T-1) token log-probs with each unique prompt run once: a forward over the
+    U prompts (right-padded) fills a KV cache, whose rows are repeated for the B rows (autograd flows
+    back through them), and a second forward runs every row's completion after its prompt. Gradients
+    are those of the one-pass forward: the prompt's share of each row's loss reaches it through the
+    repeated cache."""
+    from transformers import DynamicCache
+
+    from agents.hf.kvcache import cache_argument
+
+    dev, U = batch.input_ids.device, len(prompts)
+    plen = torch.tensor([len(p) for p in prompts], device=dev)  # (U,)
+    P = int(plen.max())
+    ids = torch.zeros((U, P), dtype=torch.long, device=dev)
+    for u, p in enumerate(prompts):
+        ids[u, :len(p)] = torch.tensor(p, dtype=torch.long)
+    pmask = (torch.arange(P, device=dev)[None, :] < plen[:, None]).long()  # (U, P)
+    cache, name = DynamicCache(config=model.config), cache_argument(model)
+    first = model(input_ids=ids, attention_mask=pmask, use_cache=True, **{name: cache}).logits  # (U, P, V)
+    first = first[torch.arange(U, device=dev), plen - 1]  # (U, V): predicts each prompt's first completion token
+    src = torch.tensor(source, device=dev)  # (B,)
+    cache.batch_select_indices(src)
+    # the completions, left-aligned after the (right-padded) prompts: (B, C)
+    cmask = batch.completion_mask
+    n = cmask.sum(dim=1)  # (B,)
+    C = int(n.max())
+    cpos = torch.arange(C, device=dev)[None, :] < n[:, None]  # (B, C)
+    comp = torch.zeros((len(source), C), dtype=torch.long, device=dev).masked_scatter(cpos, batch.input_ids[cmask])
+    positions = plen[src][:, None] + torch.arange(C, device=dev)[None, :]  # real tokens count from 0
+    mask = torch.cat([pmask[src], cpos.long()], dim=1)  # (B, P + C)
+    rest = model(input_ids=comp, attention_mask=mask, position_ids=positions, use_cache=True,
+                 **{name: cache}).logits  # (B, C, V): position j predicts completion token j + 1
+    logits = torch.cat([first[src][:, None], rest[:, :-1]], dim=1)  # (B, C, V): predicts completion token j
+    lp = _target_logprobs(logits, comp)  # (B, C)
+    out = torch.zeros(cmask[:, 1:].shape, dtype=lp.dtype, device=dev)
+    return out.masked_scatter(cmask[:, 1:], lp[cpos])
+
+
+def _continues_from_cache(model: Any) -> bool:
+    """Whether `model` is a decoder-only transformers model that can continue from a KV cache (and is not
+    checkpointing activations, which turns the cache off in training)."""
+    from agents.hf.kvcache import cache_argument
+
+    config = getattr(model, "config", None)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA
+    name = "is_activation_checkpointing" if hasattr(type(inner), "is_activation_checkpointing") \
+        else "is_gradient_checkpointing"  # transformers >= 5.2x renamed it (the old name warns)
+    return (config is not None and not getattr(config, "is_encoder_decoder", False)
+            and not getattr(inner, name, False) and cache_argument(model) is not None)
 
 
 def sequence_logprobs(model: Any, batch: PairBatch) -> Tensor:

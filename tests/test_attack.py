@@ -94,3 +94,41 @@ def test_attack_cli_and_errors(tmp_path, capsys):
     assert "no checkpoints of seat 'judge'" in capsys.readouterr().err
     assert cli_main(["attack", "cli", "--seat", "verifier", "--rounds", "7", "--runs-dir", str(tmp_path)]) == 2
     assert "round(s) 7" in capsys.readouterr().err
+
+
+def test_worker_count_follows_the_threads_and_the_units():
+    import torch
+
+    from arena.attack.parallel import worker_count
+
+    threads = torch.get_num_threads()
+    assert worker_count(AttackConfig(run="r", seat="v", workers=1), 5) == (1, threads)
+    assert worker_count(AttackConfig(run="r", seat="v", workers=3), 2) == (2, max(1, threads // 2))  # no idle ones
+    assert worker_count(AttackConfig(run="r", seat="v", workers=0, device="cpu"), 9) == (threads, 1)
+    assert worker_count(AttackConfig(run="r", seat="v", workers=0, device="cuda"), 9) == (1, threads)
+    with pytest.raises(ArenaError, match="--workers"):
+        AttackConfig(run="r", seat="v", workers=-1)
+
+
+@pytest.mark.slow
+def test_units_played_side_by_side_equal_units_played_in_one_process(tmp_path):
+    run = scripted_run(tmp_path, "par", 0.5, rounds=2)
+    lines: list[tuple[str, bool]] = []
+    one = run_attack(AttackConfig(run=str(run), seat="verifier", seeds=2, budget=12, workers=1), tmp_path)
+    two = run_attack(AttackConfig(run=str(run), seat="verifier", seeds=2, budget=12, workers=2, name="par"),
+                     tmp_path, lambda line, final: lines.append((line, final)))
+    strip = lambda units: sorted(({k: v for k, v in u.items() if k != "seconds"} for u in units),  # noqa: E731
+                                 key=lambda u: (u["round"], u["seed"]))
+    assert strip(two.units) == strip(one.units) and two.summaries == one.summaries
+    assert sorted(p.name for p in (run / "attacks/par/units").glob("*.json")) == \
+        [f"round-{k}-seed-{s}.json" for k in (0, 1) for s in (0, 1)]
+    finals = [line for line, final in lines if final]
+    assert len(finals) == 4 and all(" seed " in line for line in finals)
+    assert sum(1 for _, final in lines if not final) == sum(u["steps_played"] for u in two.units)  # every step's line
+    # a unit that fails in a worker is one error here; the units that ended are kept
+    (run / "checkpoints/verifier/round-1/scripted.json").unlink()
+    with pytest.raises(ArenaError):
+        run_attack(AttackConfig(run=str(run), seat="verifier", seeds=2, budget=12, workers=2, name="broken"),
+                   tmp_path)
+    kept = sorted(p.name for p in (run / "attacks/broken/units").glob("*.json"))
+    assert kept == ["round-0-seed-0.json", "round-0-seed-1.json"]

@@ -8,7 +8,6 @@ and pretraining call it too, so train and play see identical inputs).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
-from agents.hf.kvcache import PreallocLayer, new_kv_cache, rows_of_cache
+from agents.hf.kvcache import PreallocLayer, cache_argument, new_kv_cache, rows_of_cache
 from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
                                load_weights_in_place, save_agent_dir)
 from agents.hf.lora import is_lora
@@ -345,13 +344,10 @@ class GeneratorAgent:
         return logits[0] if len(logits) == 1 else torch.cat(logits)
 
     def _cache_kw(self, cache) -> dict[str, Any]:
-        """The KV cache as the model's forward names it: `cache` (transformers >= 5.2x, where
-        `past_key_values` is deprecated and warns on every call) or `past_key_values` (older)."""
+        """The KV cache as the model's forward names it (`cache_argument`, looked up once)."""
         name = self.__dict__.get("_cache_arg")
         if name is None:
-            inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # LoRA
-            params = inspect.signature(inner.forward).parameters
-            name = self._cache_arg = "cache" if "cache" in params else "past_key_values"
+            name = self._cache_arg = cache_argument(self.model) or "past_key_values"
         return {name: cache}
 
     def _final_text(self, completion: list[int]) -> str:

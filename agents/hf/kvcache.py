@@ -75,6 +75,20 @@ class PrefillRows(DynamicLayer):
         return self.keys, self.values
 
 
+def cache_argument(model) -> str | None:
+    """The name a model's forward gives its KV cache: `cache` (transformers >= 5.2x, where
+    `past_key_values` is deprecated and warns on every call), `past_key_values` (older), or None when it
+    takes neither (then it cannot continue from a cache)."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA
+    try:
+        params = inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return next((n for n in ("cache", "past_key_values") if n in params), None)
+
+
 def new_kv_cache(config, capacity: int, rows: int = 0):
     """A `DynamicCache` for `config` whose full-attention layers are preallocated to `capacity` tokens
     (and `rows` batch rows; 0: the first update's).

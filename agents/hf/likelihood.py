@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from agents.batch import PairBatch, completion_logprobs
 from agents.hf.config import LoadConfig, resolve_device
 from agents.hf.loading import check_model_ref, load_errors, load_model, load_tokenizer, save_agent_dir
 from agents.hf.scorer import ScorerAgent
@@ -128,10 +129,13 @@ class LikelihoodScorer(ScorerAgent):
             rows = torch.arange(len(texts), device=self.device)
             ids[rows, length[:, 0]] = self.tokenizer.eos_token_id
             mask[rows, length[:, 0]] = 1
-        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
-        token_lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, L-1): log p(x_{j+1})
-        pos = torch.arange(token_lp.shape[1], device=self.device)[None, :] + 1  # the token each entry scores
+        # log p(x_{j+1}) at entry j, for the tokens from the first scored one on (earlier entries 0): texts with
+        # the same head (one question's solutions) run it once (`completion_logprobs` shares their prompts)
         start = torch.tensor(starts, device=self.device)[:, None]
+        first = torch.minimum(start, length - 1)  # the first token any rule below may score
+        tokens = torch.arange(ids.shape[1], device=self.device)[None, :]
+        token_lp, _ = completion_logprobs(self.model, PairBatch(ids, mask, (tokens >= first) & mask.bool()))
+        pos = tokens[:, 1:]  # (1, L-1): the token each entry scores
         keep = (pos >= start) & (pos < length - r.skip_last)
         if r.score_end:
             keep = keep | (pos == length)

@@ -44,11 +44,16 @@ class AttackConfig:
     game: str | None = None
     """The run's game as the user names it now (`--game MODULE:CLASS`), for a game that is not
     registered: a run directory never names code to import (`arena.runs.opening.run_game`)."""
+    workers: int = 0
+    """Processes playing units at once (`arena.attack.parallel`): 0 = one per torch CPU thread on a CPU (each
+    with one thread), one on a GPU. A unit's record does not depend on it (up to float differences)."""
 
     def __post_init__(self) -> None:
         for name in ("seeds", "budget", "window"):
             if getattr(self, name) < 1:
                 raise ArenaError(f"--{name} must be at least 1")
+        if self.workers < 0:
+            raise ArenaError("--workers must be 0 (one per CPU thread) or more")
         check_run_name(self.name)
 
     def key(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arena.attack.analysis import RoundSummary, steps_to_exploit, summarize, window_means
+from arena.attack.parallel import play_parallel, worker_count
 from arena.attack.plan import AttackConfig, AttackContext, AttackPlan, plan_attack
 from arena.store import write_json_atomic
 from arena.types import ArenaError
@@ -108,15 +109,22 @@ def run_attack(cfg: AttackConfig, runs_dir: Path,
     `targets`: round -> checkpoint directory, instead of the run's stored checkpoints (`plan_attack`)."""
     plan = plan_attack(cfg, runs_dir, targets)
     check_config(plan)
-    for k, s in plan.units():
-        path = unit_path(plan.out_dir, k, s)
-        if path.is_file():
-            continue
-        unit = attack_unit(plan, k, s, say)
-        write_json_atomic(path, unit)
-        say(f"round {k} seed {s}: " + (f"exploited at step {unit['steps_to_exploit']}" if unit["steps_to_exploit"]
+
+    def finished(unit: dict[str, Any]) -> None:
+        say(f"round {unit['round']} seed {unit['seed']}: " + (
+            f"exploited at step {unit['steps_to_exploit']}" if unit["steps_to_exploit"]
             else f"not exploited in {unit['steps_played']} steps") + f", {unit['metric']} at end "
             f"{unit['final_success']:.2f} ({unit['seconds']:.0f}s)", True)
+
+    missing = [(k, s) for k, s in plan.units() if not unit_path(plan.out_dir, k, s).is_file()]
+    workers, threads = worker_count(cfg, len(missing))
+    if workers > 1:
+        play_parallel(cfg, runs_dir, targets, missing, workers, threads, say, finished)
+    else:
+        for k, s in missing:
+            unit = attack_unit(plan, k, s, say)
+            write_json_atomic(unit_path(plan.out_dir, k, s), unit)
+            finished(unit)
     wanted = set(plan.units())
     units = [u for u in read_units(plan.out_dir) if (u["round"], u["seed"]) in wanted]
     if not units:

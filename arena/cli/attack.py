@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run", help="run name or path")
     s.add_argument("--seat", required=True, help="the seat whose frozen checkpoints are attacked (e.g. verifier)")
     s.add_argument("--rounds", type=str, default=None, help="comma-separated rounds (default: every round)")
-    for name in ("seeds", "budget", "window", "seed", "name"):
+    for name in ("seeds", "budget", "window", "seed", "name", "workers"):
         add_config_flag(s, AttackConfig, name)
     s.add_argument("--full", action="store_true", help="train to the budget even after an exploit")
     s.add_argument("--best-response", action="store_true",
@@ -60,7 +60,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     cfg = AttackConfig(run=args.run, seat=args.seat, rounds=_rounds(args.rounds) if args.rounds else None,
                        seeds=args.seeds, budget=args.budget, window=args.window, full=args.full, name=args.name,
                        seed=args.seed, device=getattr(args, "device", None), attack=BUILD if args.best_response else "",
-                       options=parse_pairs(args.option, "--option"), game=args.game_path)
+                       options=parse_pairs(args.option, "--option"), game=args.game_path, workers=args.workers)
     console = Console()
 
     def say(line: str, final: bool) -> None:  # every step with --plain, else one line per finished attack

@@ -203,6 +203,7 @@ class League:
         acfg = AttackConfig(run=str(self.run_dir), seat=self.learner, rounds=[k], seeds=self.cfg.exploiters,
                             budget=self.cfg.exploiter_steps, full=True, name="exploiters", seed=self.cfg.seed,
                             device=self.cfg.device, attack=BUILD, game=self.cfg.game,
-                            options={"episodes": str(self.cfg.exploiter_episodes)})
+                            options={"episodes": str(self.cfg.exploiter_episodes)},
+                            workers=1)  # in this process: a round's few short units do not pay for new processes
         result = run_attack(acfg, self.runs_dir, targets={k: checkpoint_dir(self.run_dir, self.learner, k)})
         return exploitability(result.units, acfg.budget, self.cfg.seed)
