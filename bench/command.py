@@ -53,7 +53,7 @@ import torch
 from arena.seeding import derive
 from arena.types import ArenaError
 from bench.clock import cuda_peak_mb, measure, peak_rss_mb
-from bench.modes import grouped_generation, learner_steps, run_batched, run_naive
+from bench.modes import grouped_generation, grouped_update, learner_steps, run_batched, run_naive
 from bench.players import PRESETS, build_seats, models_of
 from bench.report import ModeResult, render
 
@@ -213,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
               f"prompts x {grouped['group']:.0f} in {grouped['grouped_s'] * 1000:.0f} ms, "
               f"{grouped['rows']:.0f} distinct in {grouped['distinct_s'] * 1000:.0f} ms "
               f"({grouped['distinct_s'] / grouped['grouped_s']:.2f}x; each distinct prompt is prefilled once)")
+    update = {} if args.no_learners or not gen_seat or args.group_size < 2 else \
+        grouped_update(seats[gen_seat], episodes[:args.concurrency], gen_seat, args.group_size, device, args.seed)
+    if update:
+        print(f"shared prompts, learner: a policy-gradient update (KL, one step) on {update['rows']:.0f} completions "
+              f"after {update['rows'] / update['group']:.0f} prompts x {update['group']:.0f} in "
+              f"{update['grouped_s'] * 1000:.0f} ms, after {update['rows']:.0f} distinct prompts in "
+              f"{update['distinct_s'] * 1000:.0f} ms ({update['distinct_s'] / update['grouped_s']:.2f}x; "
+              f"each repeated prompt goes through the model once)")
     learners = {} if args.no_learners else learner_steps(args, seats, episodes)
     if learners:
         print("learner step (one update, one optimizer step on a micro-batch of "
@@ -229,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params, "floors": floor_figures,
-            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped,
+            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped, "shared_prompts_update": update,
             "speedup_tokens": batched.tokens_per_s / naive.tokens_per_s,
             "speedup_tokens_cpu": batched.tokens_per_cpu_s / naive.tokens_per_cpu_s,
             "speedup_episodes": batched.episodes_per_s / naive.episodes_per_s,

@@ -98,6 +98,48 @@ def grouped_generation(agent, episodes, seat: str, group: int, device: torch.dev
             "grouped_s": best_of_3(grouped)}
 
 
+def grouped_update(agent, episodes, seat: str, group: int, device: torch.device, seed: int) -> dict[str, float]:
+    """One policy-gradient update (KL to a frozen copy, one optimizer step) on K sampled completions after K
+    distinct prompts, against the same completions after K/group prompts repeated `group` times: the
+    learners' forward runs each repeated prompt once (`agents.batch.shared_prompt_logprobs`). The
+    agent's weights are restored after each. Seconds of each, best of 3."""
+    from agents.learners import Optimization, PolicyGradientLearner
+    from arena.types import Episode, Step
+
+    moves = [st for ep in episodes for st in ep.moves(seat) if "completion_ids" in st.extras]
+    k = len(moves) - len(moves) % group
+    if k < group or group < 2:
+        return {}
+    moves = moves[:k]
+
+    def batch(prompt_of) -> list[Episode]:
+        return [Episode(i, 0, {}, {}, [Step(seat, {"prompt": str(prompt_of(i))}, st.action,
+                                             {"prompt_ids": moves[prompt_of(i)].extras["prompt_ids"],
+                                              "completion_ids": st.extras["completion_ids"]})], 0)
+                for i, st in enumerate(moves)]
+
+    distinct, grouped = batch(lambda i: i), batch(lambda i: i // group)
+    rewards = [float(i % 3) for i in range(k)]
+    learner = PolicyGradientLearner(seat=seat, reference=copy.deepcopy(agent.model), beta=0.05,
+                                    opt=Optimization(lr=1e-5, batch_size=k))
+    saved = {n: v.clone() for n, v in agent.model.state_dict().items()}
+
+    def best_of_3(eps) -> float:
+        times = []
+        for _ in range(3):
+            learner.reset(seed)
+            t0 = time.perf_counter()
+            learner.fit_rewards(agent, eps, rewards)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            agent.model.load_state_dict(saved)
+        return min(times)
+
+    return {"rows": float(k), "group": float(group), "distinct_s": best_of_3(distinct),
+            "grouped_s": best_of_3(grouped)}
+
+
 # -- learner steps ------------------------------------------------------------------------
 
 def learner_steps(args, seats: dict[str, Any], episodes) -> dict[str, float]:

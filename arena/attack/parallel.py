@@ -9,7 +9,9 @@ can flip a near-tie in sampling).
 
 Workers are started with `spawn` (a fresh interpreter: no inherited torch threads or locks), rebuild
 the plan from the run's directory, write each unit's file themselves (so an interrupted attack keeps
-every finished unit) and send their progress lines back through a queue.
+every finished unit) and send their progress lines back through a queue. Units end at different
+steps; once fewer units than workers are left, the ones still running take the idle workers'
+threads (checked at every step), so the last long attack does not run on one core of two.
 """
 from __future__ import annotations
 
@@ -36,18 +38,25 @@ def worker_count(cfg: AttackConfig, missing: int) -> tuple[int, int]:
     return workers, max(1, threads // workers)
 
 
-def _play(cfg: AttackConfig, runs_dir: Path, targets: dict[int, Path] | None, k: int, s: int, threads: int,
-          lines: Any) -> dict[str, Any]:
-    """A worker's unit: the plan rebuilt from the run, the unit played and written."""
+def _play(cfg: AttackConfig, runs_dir: Path, targets: dict[int, Path] | None, k: int, s: int, total: int,
+          running: Any, lines: Any) -> dict[str, Any]:
+    """A worker's unit: the plan rebuilt from the run, the unit played and written. Its torch threads are
+    `total` shared among the `running` units, read at every step."""
     import torch
 
     from arena.attack.plan import plan_attack
     from arena.attack.run import attack_unit, unit_path
     from arena.store import write_json_atomic
 
-    torch.set_num_threads(threads)
+    def step(line: str, final: bool) -> None:
+        threads = max(1, total // max(1, running.value))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        lines.put((line, final))
+
+    step("", False)  # this unit's threads before its first step
     plan = plan_attack(cfg, runs_dir, targets)
-    unit = attack_unit(plan, k, s, lambda line, final: lines.put((line, final)))
+    unit = attack_unit(plan, k, s, step)
     write_json_atomic(unit_path(plan.out_dir, k, s), unit)
     return unit
 
@@ -60,12 +69,14 @@ def play_parallel(cfg: AttackConfig, runs_dir: Path, targets: dict[int, Path] | 
     running ones end and are kept."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
-        lines = manager.Queue()
+        lines, running = manager.Queue(), manager.Value("i", workers)
         pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         try:
-            todo = {pool.submit(_play, cfg, runs_dir, targets, k, s, threads, lines) for k, s in units}
+            todo = {pool.submit(_play, cfg, runs_dir, targets, k, s, workers * threads, running, lines)
+                    for k, s in units}
             while todo:
                 done, todo = cf.wait(todo, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                running.value = min(workers, len(todo))
                 _drain(lines, say)
                 for f in done:
                     finished(f.result())
@@ -80,4 +91,5 @@ def _drain(lines: Any, say: Callable[[str, bool], None]) -> None:
             line, final = lines.get_nowait()
         except queue_mod.Empty:
             return
-        say(line, final)
+        if line:
+            say(line, final)
