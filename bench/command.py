@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "device": str(device), "threads": torch.get_num_threads(), "parameters": n_params, "floors": floor_figures,
-            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped, "shared_prompts_update": update,
+            "naive": naive.to_json(), "batched": batched.to_json(), "shared_prompts": grouped,
+            "shared_prompts_update": update,
             "speedup_tokens": batched.tokens_per_s / naive.tokens_per_s,
             "speedup_tokens_cpu": batched.tokens_per_cpu_s / naive.tokens_per_cpu_s,
             "speedup_episodes": batched.episodes_per_s / naive.episodes_per_s,
