@@ -182,7 +182,8 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
     first = model(input_ids=ids, attention_mask=pmask, use_cache=True, **{name: cache}).logits  # (U, P, V)
     first = first[torch.arange(U, device=dev), plen - 1]  # (U, V): predicts each prompt's first completion token
     src = torch.tensor(source, device=dev)  # (B,)
-    cache.batch_select_indices(src)
+    for layer in cache.layers:  # index_select: its backward sums the repeated rows in a fixed order
+        layer.keys, layer.values = layer.keys.index_select(0, src), layer.values.index_select(0, src)
     # the completions, left-aligned after the (right-padded) prompts: (B, C)
     cmask = batch.completion_mask
     n = cmask.sum(dim=1)  # (B,)
@@ -193,7 +194,7 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
     mask = torch.cat([pmask[src], cpos.long()], dim=1)  # (B, P + C)
     rest = model(input_ids=comp, attention_mask=mask, position_ids=positions, use_cache=True,
                  **{name: cache}).logits  # (B, C, V): position j predicts completion token j + 1
-    logits = torch.cat([first[src][:, None], rest[:, :-1]], dim=1)  # (B, C, V): predicts completion token j
+    logits = torch.cat([first.index_select(0, src)[:, None], rest[:, :-1]], dim=1)  # (B, C, V): predicts completion token j
     lp = _target_logprobs(logits, comp)  # (B, C)
     out = torch.zeros(cmask[:, 1:].shape, dtype=lp.dtype, device=dev)
     return out.masked_scatter(cmask[:, 1:], lp[cpos])

@@ -89,3 +89,29 @@ def test_a_lora_model_shares_its_prompts_too(monkeypatch):
     grads = [(a, c) for a, c, p in zip(g2, g1, model.parameters()) if p.requires_grad]
     assert grads and all(torch.allclose(a, c, rtol=1e-4, atol=1e-5) for a, c in grads)
     assert max(float(c.abs().max()) for _, c in grads) > 1e-3
+
+
+def test_the_shared_backward_is_the_same_bits_every_time_on_two_threads():
+    # the repeated prompt rows sum their gradients in a fixed order (an index-put with atomic adds on
+    # two threads did not: the demo's runs differed from one run to the next)
+    from agents.tiny import new_tiny_causal_lm
+
+    model, _ = new_tiny_causal_lm(0)
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(4, 100, (90 + i,), generator=g).tolist() for i in range(8)]
+    completions = [torch.randint(4, 100, (20 + i % 7,), generator=g).tolist() for i in range(32)]
+    order = torch.randperm(32, generator=g).tolist()  # a shuffled micro-batch: each prompt's rows interleaved
+    b = batch_from_token_ids([prompts[i // 4] for i in order], [completions[i] for i in order], 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(4):
+            model.zero_grad()
+            lp, _ = completion_logprobs(model, b)
+            (lp * torch.linspace(0, 1, lp.numel()).view_as(lp)).sum().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], x) for x in grads[1:])
