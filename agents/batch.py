@@ -194,7 +194,8 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
     mask = torch.cat([pmask[src], cpos.long()], dim=1)  # (B, P + C)
     rest = model(input_ids=comp, attention_mask=mask, position_ids=positions, use_cache=True,
                  **{name: cache}).logits  # (B, C, V): position j predicts completion token j + 1
-    logits = torch.cat([first.index_select(0, src)[:, None], rest[:, :-1]], dim=1)  # (B, C, V): predicts completion token j
+    # (B, C, V): entry j predicts completion token j
+    logits = torch.cat([first.index_select(0, src)[:, None], rest[:, :-1]], dim=1)
     lp = _target_logprobs(logits, comp)  # (B, C)
     out = torch.zeros(cmask[:, 1:].shape, dtype=lp.dtype, device=dev)
     return out.masked_scatter(cmask[:, 1:], lp[cpos])
