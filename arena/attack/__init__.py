@@ -28,7 +28,9 @@ plays exactly the missing units; a different config under the same name is refus
 
 Modules, one job each:
     plan.py      AttackConfig, AttackContext, Attack (the game's side), plan_attack
-    run.py       run_attack: the missing units, the step loop, the unit files
+    run.py       run_attack: the missing units, their files, the summary
+    unit.py      attack_unit: one unit's step loop and its file's path
+    parallel.py  units side by side in worker processes
     analysis.py  steps_to_exploit, summarize (pure)
     report.py    table, CSV, plot
 """

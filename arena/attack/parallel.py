@@ -45,7 +45,7 @@ def _play(cfg: AttackConfig, runs_dir: Path, targets: dict[int, Path] | None, k:
     import torch
 
     from arena.attack.plan import plan_attack
-    from arena.attack.run import attack_unit, unit_path
+    from arena.attack.unit import attack_unit, unit_path
     from arena.store import write_json_atomic
 
     def step(line: str, final: bool) -> None:

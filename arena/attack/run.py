@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from arena.attack.analysis import RoundSummary, steps_to_exploit, summarize, window_means
+from arena.attack.analysis import RoundSummary, summarize
 from arena.attack.parallel import play_parallel, worker_count
-from arena.attack.plan import AttackConfig, AttackContext, AttackPlan, plan_attack
+from arena.attack.plan import AttackConfig, AttackPlan, plan_attack
+from arena.attack.unit import attack_unit, unit_path
 from arena.store import write_json_atomic
 from arena.types import ArenaError
 
@@ -26,10 +27,6 @@ class AttackResult:
     @property
     def out_dir(self) -> Path:
         return self.plan.out_dir
-
-
-def unit_path(out_dir: Path, k: int, s: int) -> Path:
-    return out_dir / "units" / f"round-{k}-seed-{s}.json"
 
 
 def check_config(plan: AttackPlan) -> None:
@@ -60,34 +57,6 @@ def larger_budget(old: dict[str, Any], new: dict[str, Any]) -> bool:
     rest = lambda k: {n: v for n, v in k.items() if n != "budget"}  # noqa: E731
     return (rest(old) == rest(new) and not new.get("full") and isinstance(old.get("budget"), int)
             and old["budget"] < new["budget"])
-
-
-def attack_unit(plan: AttackPlan, k: int, s: int, say: Callable[[str, bool], None]) -> dict[str, Any]:
-    """Train one fresh attacker against round k's frozen checkpoint; the unit record."""
-    cfg = plan.config
-    seed = cfg.seed * 1000 + s
-    ctx = AttackContext(plan.run_dir, plan.run_config, plan.game_id, cfg.seat, plan.targets[k], k, seed,
-                        cfg.device, plan.runs_dir, dict(cfg.options), cfg.game)
-    attack = plan.build(ctx)
-    t0 = time.perf_counter()
-    history: list[dict[str, float]] = []
-    exploit = None
-    for t in range(cfg.budget):
-        m = {key: float(v) for key, v in attack.step().items()}
-        if "success" not in m:
-            raise ArenaError(f"{plan.game_id}'s attack step returned no 'success' metric")
-        history.append(m)
-        if exploit is None:
-            exploit = steps_to_exploit([h["success"] for h in history], attack.threshold, cfg.window)
-        say(f"round {k} seed {s}: step {t + 1}/{cfg.budget} {attack.metric} {m['success']:.2f}"
-            + (f" (exploited at {exploit})" if exploit else ""), False)
-        if exploit is not None and not cfg.full:
-            break
-    means = window_means([h["success"] for h in history], cfg.window)
-    return {"round": k, "seed": s, "attack_seed": seed, "target": str(plan.targets[k]),
-            "steps_to_exploit": exploit, "steps_played": len(history), "final_success": means[-1],
-            "threshold": attack.threshold, "metric": attack.metric, "attacker": attack.attacker,
-            "seconds": time.perf_counter() - t0, "history": history}
 
 
 def read_units(out_dir: Path) -> list[dict[str, Any]]:
