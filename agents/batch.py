@@ -202,16 +202,22 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
 
 
 def _continues_from_cache(model: Any) -> bool:
-    """Whether `model` is a decoder-only transformers model that can continue from a KV cache (and is not
-    checkpointing activations, which turns the cache off in training)."""
+    """Whether `model` is a decoder-only transformers model that can continue from a KV cache of full-attention
+    layers only (a sliding-window layer crops by position, and the prompts here are right-padded) and is
+    not checkpointing activations (which turns the cache off in training)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
     from agents.hf.kvcache import cache_argument
 
     config = getattr(model, "config", None)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA
     name = "is_activation_checkpointing" if hasattr(type(inner), "is_activation_checkpointing") \
         else "is_gradient_checkpointing"  # transformers >= 5.2x renamed it (the old name warns)
-    return (config is not None and not getattr(config, "is_encoder_decoder", False)
-            and not getattr(inner, name, False) and cache_argument(model) is not None)
+    if config is None or getattr(config, "is_encoder_decoder", False) or getattr(inner, name, False) \
+            or cache_argument(model) is None:
+        return False
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=config).layers)
 
 
 def sequence_logprobs(model: Any, batch: PairBatch) -> Tensor:

@@ -69,6 +69,13 @@ def test_nothing_to_share_or_no_cache_is_one_pass():
             self.calls += 1
             return self.inner(input_ids=input_ids, attention_mask=attention_mask)
 
+    from transformers import MistralConfig, MistralForCausalLM  # sliding-window layers: one pass
+
+    windowed = MistralForCausalLM(MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                                sliding_window=4))
+    assert not batch_mod._continues_from_cache(windowed) and batch_mod._continues_from_cache(tiny_llama(64, seed=3))
+
     plain = Plain()
     with torch.no_grad():
         lp, _ = completion_logprobs(plain, batch())
