@@ -126,11 +126,19 @@ def completion_logprobs(model: Any, batch: PairBatch) -> tuple[Tensor, Tensor]:
     to float32 first (float64 models stay float64). Differentiable when called
     with grad enabled.
 
-    Rows whose prompts are identical (a group of samples of one prompt, a preference pair) have
-    their prompt run once (`shared_prompt_logprobs`), where the model can continue from a KV cache;
-    the result is the same up to float rounding.
+    Rows that are copies of one another (a group's samples that came out the same) run once
+    (`copied_rows`; not while dropout draws a mask per row), and rows whose prompts are identical (a
+    group of samples of one prompt, a preference pair) have their prompt run once
+    (`shared_prompt_logprobs`), where the model can continue from a KV cache; the result is the same
+    up to float rounding.
     """
     batch = batch.to(_device_of(model))
+    copies = copied_rows(batch) if _merges_copies(model) else None
+    if copies is not None:  # each distinct row once, then every copy gets its row's log-probs
+        keep, inverse = copies
+        token_logps, _ = completion_logprobs(model, PairBatch(batch.input_ids[keep], batch.attention_mask[keep],
+                                                              batch.completion_mask[keep]))
+        return repeat_rows(token_logps, inverse), batch.completion_mask[:, 1:]
     shared = shared_prompts(batch)
     if shared is not None and _continues_from_cache(model):
         return shared_prompt_logprobs(model, batch, *shared), batch.completion_mask[:, 1:]
@@ -182,8 +190,8 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
     first = model(input_ids=ids, attention_mask=pmask, use_cache=True, **{name: cache}).logits  # (U, P, V)
     first = first[torch.arange(U, device=dev), plen - 1]  # (U, V): predicts each prompt's first completion token
     src = torch.tensor(source, device=dev)  # (B,)
-    for layer in cache.layers:  # index_select: its backward sums the repeated rows in a fixed order
-        layer.keys, layer.values = layer.keys.index_select(0, src), layer.values.index_select(0, src)
+    for layer in cache.layers:  # repeat_rows: its backward sums the repeated rows in a fixed order
+        layer.keys, layer.values = repeat_rows(layer.keys, src), repeat_rows(layer.values, src)
     # the completions, left-aligned after the (right-padded) prompts: (B, C)
     cmask = batch.completion_mask
     n = cmask.sum(dim=1)  # (B,)
@@ -195,10 +203,62 @@ def shared_prompt_logprobs(model: Any, batch: PairBatch, prompts: list[list[int]
     rest = model(input_ids=comp, attention_mask=mask, position_ids=positions, use_cache=True,
                  **{name: cache}).logits  # (B, C, V): position j predicts completion token j + 1
     # (B, C, V): entry j predicts completion token j
-    logits = torch.cat([first.index_select(0, src)[:, None], rest[:, :-1]], dim=1)
+    logits = torch.cat([repeat_rows(first, src)[:, None], rest[:, :-1]], dim=1)
     lp = _target_logprobs(logits, comp)  # (B, C)
     out = torch.zeros(cmask[:, 1:].shape, dtype=lp.dtype, device=dev)
     return out.masked_scatter(cmask[:, 1:], lp[cpos])
+
+
+def copied_rows(batch: PairBatch) -> tuple[Tensor, Tensor] | None:
+    """(the first row of each distinct row, each row's index among those) when some rows are copies of
+    others (the same tokens and masks); None when every row is distinct."""
+    rows = torch.cat([batch.input_ids, batch.attention_mask.long(), batch.completion_mask.long()], 1).tolist()
+    index: dict[tuple[int, ...], int] = {}
+    inverse = [index.setdefault(tuple(row), len(index)) for row in rows]
+    if len(index) == len(rows):
+        return None
+    first = {}
+    for i, u in enumerate(inverse):
+        first.setdefault(u, i)
+    dev = batch.input_ids.device
+    return torch.tensor(list(first.values()), device=dev), torch.tensor(inverse, device=dev)
+
+
+def _merges_copies(model: Any) -> bool:
+    """Whether copied rows may run once: always outside training, and in training unless something in the
+    model drops out at random (each copy would draw its own mask): an `nn.Dropout` with p > 0, or a
+    config's dropout probability above 0 (attention dropout is a config value, not a module)."""
+    if not (torch.is_grad_enabled() and getattr(model, "training", False)):
+        return True
+    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return False
+    config = getattr(model, "config", None)
+    configs = [config, config.get_text_config()] if hasattr(config, "get_text_config") else [config]
+    return not any(("dropout" in k or "pdrop" in k) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and v > 0 for c in configs if c is not None for k, v in vars(c).items())
+
+
+class _RepeatRows(torch.autograd.Function):
+    """`x.index_select(0, index)`, whose backward is `index_select`'s own (an `index_add_`: the same sums in
+    the same order) on a contiguous copy of the gradient. A gradient sliced out of a `cat` (a KV cache's
+    prompt part) is not contiguous, and there `index_add_` on a CPU takes a scatter path with an index
+    tensor the size of the gradient, several times slower than the copy and the add."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, index: Tensor) -> Tensor:
+        ctx.rows = x.shape[0]
+        ctx.save_for_backward(index)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (index,) = ctx.saved_tensors
+        return grad.new_zeros((ctx.rows, *grad.shape[1:])).index_add_(0, index, grad.contiguous()), None
+
+
+def repeat_rows(x: Tensor, index: Tensor) -> Tensor:
+    """Row `index[i]` of `x` as row i (differentiable; gradients of repeated rows are summed in row order)."""
+    return _RepeatRows.apply(x, index)
 
 
 def _continues_from_cache(model: Any) -> bool:

@@ -1,11 +1,12 @@
-"""`completion_logprobs` runs each repeated prompt once: the same log-probs and gradients as one pass."""
+"""`completion_logprobs` runs each repeated prompt once, and each row that is a copy of another once: the
+same log-probs and gradients as one pass over every row."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import agents.batch as batch_mod
-from agents.batch import batch_from_token_ids, completion_logprobs, shared_prompts
+from agents.batch import batch_from_token_ids, completion_logprobs, copied_rows, repeat_rows, shared_prompts
 from test_losses import tiny_llama
 
 PROMPTS = [[1, 5, 6, 7, 8], [1, 9, 10, 11, 12, 13, 14, 15, 16], [1, 20, 21]]
@@ -48,7 +49,8 @@ def test_each_repeated_prompt_goes_through_the_model_once():
     b = batch()
     with torch.no_grad():
         completion_logprobs(model, b)
-    assert seen == [(3, 9), (7, 6)]  # 3 unique prompts (longest 9), then 7 completions (longest 6)
+    # rows 0 and 6 are copies: 6 distinct rows, their 3 prompts (longest 9), then their 6 completions (longest 6)
+    assert seen == [(3, 9), (6, 6)]
     unique, source = shared_prompts(b)
     assert unique == PROMPTS and source == ROWS
 
@@ -122,3 +124,67 @@ def test_the_shared_backward_is_the_same_bits_every_time_on_two_threads():
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(grads[0], x) for x in grads[1:])
+
+
+def test_copied_rows_finds_the_copies_and_their_first_rows():
+    keep, inverse = copied_rows(batch())
+    assert keep.tolist() == [0, 1, 2, 3, 4, 5] and inverse.tolist() == [0, 1, 2, 3, 4, 5, 0]
+    assert copied_rows(batch_from_token_ids(PROMPTS, COMPLETIONS[:3], 0)) is None
+    # the same tokens with another prompt/completion split are not a copy (the completion mask differs)
+    assert copied_rows(batch_from_token_ids([[1, 5], [1]], [[6], [5, 6]], 0)) is None
+
+
+def test_copies_run_once_and_give_every_row_the_one_pass_logprobs_and_gradients(monkeypatch):
+    model = tiny_llama(64, seed=3).train()
+    b = batch()
+    monkeypatch.setattr(batch_mod, "_merges_copies", lambda m: False)
+    lp1, _, g1 = logprobs_and_grads(model, b, True, monkeypatch)
+    monkeypatch.undo()
+    assert batch_mod._merges_copies(model)
+    lp2, _, g2 = logprobs_and_grads(model, b, True, monkeypatch)
+    torch.testing.assert_close(lp2, lp1, rtol=0, atol=1e-5)
+    assert torch.equal(lp2[0], lp2[6])
+    for a, c in zip(g2, g1):
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+    assert max(float(g.abs().max()) for g in g1) > 1e-3
+
+
+def test_dropout_in_training_keeps_every_copy():
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny_llama(64, seed=3)
+    model.config.attention_dropout = 0.5  # a config's dropout (each attention layer applies its copy in training)
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.5
+    assert batch_mod._merges_copies(model)  # eval mode
+    model.train()
+    with torch.no_grad():
+        assert batch_mod._merges_copies(model)  # nothing to differentiate: no mask per copy to keep
+    assert not batch_mod._merges_copies(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lp, _ = completion_logprobs(model, batch())
+    assert not torch.equal(lp[0], lp[6])  # each copy drew its own dropout mask
+    model.config.attention_dropout = 0.0
+    assert batch_mod._merges_copies(model)
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"], lora_dropout=0.1)).train()
+    assert not batch_mod._merges_copies(lora)  # an nn.Dropout module
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_repeat_rows_backward_is_index_selects_bit_for_bit(threads):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 4, 10, 6, generator=g)
+    index = torch.randint(0, 8, (32,), generator=g)
+    grad = torch.randn(32, 4, 13, 6, generator=g)[:, :, :10]  # sliced out of a cat: not contiguous
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        a.index_select(0, index).backward(grad)
+        out = repeat_rows(b, index)
+        out.backward(grad)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(out, x.index_select(0, index)) and torch.equal(b.grad, a.grad)
+    assert float(b.grad.abs().max()) > 0
