@@ -1,6 +1,8 @@
 """`arena attack`: steps-to-exploit of frozen checkpoints (engine loop on the scripted recipe)."""
 import json
 
+from pathlib import Path
+
 import pytest
 
 from arena.attack import AttackConfig, run_attack, steps_to_exploit, summarize
@@ -125,10 +127,34 @@ def test_units_played_side_by_side_equal_units_played_in_one_process(tmp_path):
     finals = [line for line, final in lines if final]
     assert len(finals) == 4 and all(" seed " in line for line in finals)
     assert sum(1 for _, final in lines if not final) == sum(u["steps_played"] for u in two.units)  # every step's line
-    # a unit that fails in a worker is one error here; the units that ended are kept
-    (run / "checkpoints/verifier/round-1/scripted.json").unlink()
+    # a unit that fails in a worker is one error here; the units that ended are kept (later rounds play first)
+    (run / "checkpoints/verifier/round-0/scripted.json").unlink()
     with pytest.raises(ArenaError):
         run_attack(AttackConfig(run=str(run), seat="verifier", seeds=2, budget=12, workers=2, name="broken"),
                    tmp_path)
     kept = sorted(p.name for p in (run / "attacks/broken/units").glob("*.json"))
-    assert kept == ["round-0-seed-0.json", "round-0-seed-1.json"]
+    assert kept == ["round-1-seed-0.json", "round-1-seed-1.json"]
+
+
+def print_and_write(path, text):
+    """A job beside an attack (module level: a worker process imports it by name)."""
+    print(text)
+    Path(path).write_text(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_jobs_beside_an_attack_run_and_their_output_comes_back(tmp_path, workers):
+    from arena.attack import Job
+
+    run = scripted_run(tmp_path, "bes", 0.5, rounds=2)
+    lines: list[tuple[str, bool]] = []
+    job = Job("the job", print_and_write, (tmp_path / "out.txt",), {"text": "hello from beside"})
+    result = run_attack(AttackConfig(run=str(run), seat="verifier", seeds=1, budget=6, workers=workers), tmp_path,
+                        lambda line, final: lines.append((line, final)), beside=[job])
+    assert (tmp_path / "out.txt").read_text() == "hello from beside"
+    assert len(result.units) == 2
+    if workers == 2:  # its output comes back whole, with its time
+        said = [line for line, final in lines if final and "hello" in line]
+        assert len(said) == 1 and said[0].startswith("hello from beside\nthe job: ")
+        assert said[0].endswith("s, beside the attack")

@@ -30,14 +30,15 @@ Modules, one job each:
     plan.py      AttackConfig, AttackContext, Attack (the game's side), plan_attack
     run.py       run_attack: the missing units, their files, the summary
     unit.py      attack_unit: one unit's step loop and its file's path
-    parallel.py  units side by side in worker processes
+    parallel.py  units side by side in worker processes (and other work beside them: Job)
     analysis.py  steps_to_exploit, summarize (pure)
     report.py    table, CSV, plot
 """
 from arena.attack.analysis import RoundSummary, steps_to_exploit, summarize
+from arena.attack.parallel import Job
 from arena.attack.plan import Attack, AttackConfig, AttackContext, AttackPlan, plan_attack
 from arena.attack.report import attack_table, write_outputs
 from arena.attack.run import AttackResult, run_attack
 
-__all__ = ["Attack", "AttackConfig", "AttackContext", "AttackPlan", "AttackResult", "RoundSummary",
+__all__ = ["Attack", "AttackConfig", "AttackContext", "AttackPlan", "AttackResult", "Job", "RoundSummary",
            "attack_table", "plan_attack", "run_attack", "steps_to_exploit", "summarize", "write_outputs"]

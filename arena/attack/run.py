@@ -5,10 +5,10 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from arena.attack.analysis import RoundSummary, summarize
-from arena.attack.parallel import play_parallel, worker_count
+from arena.attack.parallel import Job, play_parallel, worker_count
 from arena.attack.plan import AttackConfig, AttackPlan, plan_attack
 from arena.attack.unit import attack_unit, unit_path
 from arena.store import write_json_atomic
@@ -71,11 +71,13 @@ def read_units(out_dir: Path) -> list[dict[str, Any]]:
 
 def run_attack(cfg: AttackConfig, runs_dir: Path,
                say: Callable[[str, bool], None] = lambda line, final: None,
-               targets: dict[int, Path] | None = None) -> AttackResult:
+               targets: dict[int, Path] | None = None, beside: Sequence[Job] = ()) -> AttackResult:
     """Play the attack's missing units (resumable: stored units are kept), then summarise.
 
     `say(line, final)`: a progress line per step (final False) and one per finished unit (True).
-    `targets`: round -> checkpoint directory, instead of the run's stored checkpoints (`plan_attack`)."""
+    `targets`: round -> checkpoint directory, instead of the run's stored checkpoints (`plan_attack`).
+    `beside`: other work, run in the attack's worker processes after the units start (one process:
+    after the units, here, printing as it goes)."""
     plan = plan_attack(cfg, runs_dir, targets)
     check_config(plan)
 
@@ -86,14 +88,18 @@ def run_attack(cfg: AttackConfig, runs_dir: Path,
             f"{unit['final_success']:.2f} ({unit['seconds']:.0f}s)", True)
 
     missing = [(k, s) for k, s in plan.units() if not unit_path(plan.out_dir, k, s).is_file()]
-    workers, threads = worker_count(cfg, len(missing))
-    if workers > 1:
-        play_parallel(cfg, runs_dir, targets, missing, workers, threads, say, finished)
+    workers, threads = worker_count(cfg, len(missing) + len(beside))
+    if workers > 1:  # later rounds first: their checkpoints trained longest and tend to hold out longest,
+        # and the longest units started first end soonest together (a unit's record is the same in any order)
+        missing.sort(key=lambda ks: -ks[0])
+        play_parallel(cfg, runs_dir, targets, missing, workers, threads, say, finished, beside)
     else:
         for k, s in missing:
             unit = attack_unit(plan, k, s, say)
             write_json_atomic(unit_path(plan.out_dir, k, s), unit)
             finished(unit)
+        for job in beside:
+            job.fn(*job.args, **job.kwargs)
     wanted = set(plan.units())
     units = [u for u in read_units(plan.out_dir) if (u["round"], u["seed"]) in wanted]
     if not units:

@@ -132,29 +132,39 @@ def attack_rounds(spec: str, rounds: int) -> list[int] | None:
 
 
 def measure(ctx: MeasureContext) -> None:
-    """Attack, cross-play and evaluation of one trained run (each reuses what is already done)."""
-    args, arm = ctx.args, ctx.arm.name
-    if arm in VERIFIER_ARMS and args.attack_seeds > 0:
-        from arena.attack import AttackConfig, run_attack, write_outputs
+    """Attack, cross-play and evaluation of one trained run (each reuses what is already done). With an
+    attack to play, the other two run beside its units, in its worker processes (`arena.attack.Job`):
+    the phase is then the wall time of all three."""
+    from arena.attack import Job
 
-        rounds = attack_rounds(args.attack_rounds, args.rounds)
-        if arm == "initial" and args.attack_rounds == "ends":  # its round-0 verifier is the game arm's
-            rounds = [args.rounds - 1]
-        ctx.say(f"attacking {ctx.run_dir.name}'s verifiers: {args.attack_seeds} seeds, <= {args.attack_budget} steps")
-        acfg = AttackConfig(run=str(ctx.run_dir), seat="verifier", seeds=args.attack_seeds, budget=args.attack_budget,
-                            rounds=rounds, name="sneaky", device=args.device)
-        with ctx.timed("attack"):
-            write_outputs(run_attack(acfg, ctx.runs_dir, lambda line, final: final and ctx.say(line)))
+    args, arm = ctx.args, ctx.arm.name
+    jobs = []
     if arm == "game" and args.crossplay_episodes > 0:
         from games.prover_verifier.crossplay import sneaky_tournament
 
-        with ctx.timed("sneaky cross-play tournament"):
-            sneaky_tournament(ctx.run_dir, ctx.runs_dir, args.crossplay_episodes, ctx.seed, args.device, args.plain)
+        jobs.append(Job("sneaky cross-play tournament", sneaky_tournament,
+                        (ctx.run_dir, ctx.runs_dir, args.crossplay_episodes, ctx.seed, args.device, args.plain)))
     if arm in EVALUATED_ARMS and not args.no_evaluate:
         from games.prover_verifier.evaluation import evaluate_run
 
-        with ctx.timed("provers' evaluation (legibility, sneaky errors)"):
-            evaluate_run(ctx.run_dir, device=args.device, say=ctx.say)
+        jobs.append(Job("provers' evaluation (legibility, sneaky errors)", evaluate_run, (ctx.run_dir,),
+                        {"device": args.device, "say": print}))
+    if not (arm in VERIFIER_ARMS and args.attack_seeds > 0):
+        for job in jobs:
+            with ctx.timed(job.name):
+                job.fn(*job.args, **job.kwargs)
+        return
+    from arena.attack import AttackConfig, run_attack, write_outputs
+
+    rounds = attack_rounds(args.attack_rounds, args.rounds)
+    if arm == "initial" and args.attack_rounds == "ends":  # its round-0 verifier is the game arm's
+        rounds = [args.rounds - 1]
+    ctx.say(f"attacking {ctx.run_dir.name}'s verifiers: {args.attack_seeds} seeds, <= {args.attack_budget} steps"
+            + "".join(f"; beside it: {job.name}" for job in jobs))
+    acfg = AttackConfig(run=str(ctx.run_dir), seat="verifier", seeds=args.attack_seeds, budget=args.attack_budget,
+                        rounds=rounds, name="sneaky", device=args.device)
+    with ctx.timed("attack" + "".join(f", {job.name.split(' (')[0]}" for job in jobs)):
+        write_outputs(run_attack(acfg, ctx.runs_dir, lambda line, final: final and ctx.say(line), beside=jobs))
 
 
 def read(run_dir: Path) -> dict[str, Series]:
