@@ -225,3 +225,41 @@ def test_the_correctness_only_baseline_pushes_up_correct_solutions(tmp_path):
     delta = logps() - before
     trainer.close()
     assert delta[correct].mean() > delta[~correct].mean()
+
+
+@pytest.mark.slow
+def test_crossplay_and_evaluation_beside_the_attack_write_what_they_write_one_after_the_other(tmp_path, capsys):
+    # `arena experiment checkability` runs the cross-play tournament and the provers' evaluation in the
+    # attack's worker processes when it has two (torch's two threads); with one thread, one after the other
+    import torch
+
+    from games.prover_verifier.experiment import main
+
+    flags = ["--rounds", "1", "--episodes", "8", "--attack-seeds", "1", "--attack-budget", "2",
+             "--crossplay-episodes", "4", "--plain", *(x for k, v in SMALL.items() for x in ("--set", f"{k}={v}"))]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["--runs-dir", str(tmp_path / "beside"), *flags]) == 0
+        beside = capsys.readouterr().out
+        torch.set_num_threads(1)
+        assert main(["--runs-dir", str(tmp_path / "after"), *flags]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert "sneaky cross-play tournament: " in beside and "s, beside the attack" in beside
+    assert "evaluating prover prover/round-0" in beside  # the job's output came back
+    run = "checkability-game-s0"
+    events = [json.loads(line) for line in (tmp_path / "beside" / run / "events.jsonl").read_text().splitlines()]
+    phases = [e["phases"] for e in events if e.get("type") == "measure"]
+    assert list(phases[-1]) == ["attack, sneaky cross-play tournament, provers' evaluation"]
+    for name in ("legibility.json", "attacks/sneaky/units/round-0-seed-0.json",
+                 "tournaments/sneaky/sneaky_success.csv"):
+        one, two = (tmp_path / d / run / name for d in ("beside", "after"))
+        if name.endswith(".json"):
+            a, b = json.loads(one.read_text()), json.loads(two.read_text())
+            for doc in (a, b):
+                doc.pop("seconds", None)
+                doc.pop("target", None)  # the run's path
+            assert a == b, name
+        else:
+            assert one.read_text() == two.read_text(), name
