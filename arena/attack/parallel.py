@@ -46,8 +46,9 @@ class Job:
 
 
 def worker_count(cfg: AttackConfig, missing: int) -> tuple[int, int]:
-    """(processes, torch threads each) for `missing` units: `cfg.workers`, or (0) one per torch CPU thread on
-    a CPU -- `torch.get_num_threads()`, so `--threads 1` keeps one process -- and one on any other device."""
+    """(processes, torch threads each) for `missing` pieces of work (units and jobs): `cfg.workers`, or (0)
+    one per torch CPU thread on a CPU -- `torch.get_num_threads()`, so `--threads 1` keeps one process --
+    and one on any other device."""
     import torch
 
     threads = torch.get_num_threads()
