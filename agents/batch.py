@@ -134,19 +134,24 @@ def completion_logprobs(model: Any, batch: PairBatch) -> tuple[Tensor, Tensor]:
     """
     batch = batch.to(_device_of(model))
     copies = copied_rows(batch) if _merges_copies(model) else None
-    if copies is not None:  # each distinct row once, then every copy gets its row's log-probs
-        keep, inverse = copies
-        token_logps, _ = completion_logprobs(model, PairBatch(batch.input_ids[keep], batch.attention_mask[keep],
-                                                              batch.completion_mask[keep]))
-        return repeat_rows(token_logps, inverse), batch.completion_mask[:, 1:]
+    if copies is None:
+        return _distinct_logprobs(model, batch), batch.completion_mask[:, 1:]
+    keep, inverse = copies  # each distinct row once, then every copy gets its row's log-probs
+    distinct = PairBatch(batch.input_ids[keep], batch.attention_mask[keep], batch.completion_mask[keep])
+    return repeat_rows(_distinct_logprobs(model, distinct), inverse), batch.completion_mask[:, 1:]
+
+
+def _distinct_logprobs(model: Any, batch: PairBatch) -> Tensor:
+    """`completion_logprobs`' (B, T-1) token log-probs, each repeated prompt run once where the model can
+    continue from a KV cache, else one pass."""
     shared = shared_prompts(batch)
     if shared is not None and _continues_from_cache(model):
-        return shared_prompt_logprobs(model, batch, *shared), batch.completion_mask[:, 1:]
+        return shared_prompt_logprobs(model, batch, *shared)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
     logits = logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
     targets = batch.input_ids[:, 1:]  # (B, T-1)
     mask = batch.completion_mask[:, 1:]  # (B, T-1)
-    return _target_logprobs(logits, targets).masked_fill(~mask, 0.0), mask
+    return _target_logprobs(logits, targets).masked_fill(~mask, 0.0)
 
 
 def _target_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
