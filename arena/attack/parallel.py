@@ -44,6 +44,9 @@ class Job:
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __call__(self) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
 
 def worker_count(cfg: AttackConfig, missing: int) -> tuple[int, int]:
     """(processes, torch threads each) for `missing` pieces of work (units and jobs): `cfg.workers`, or (0)
@@ -90,7 +93,7 @@ def _job(job: Job, threads: int, columns: int) -> tuple[str, float, str]:
     out = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(out):
-        job.fn(*job.args, **job.kwargs)
+        job()
     return job.name, time.perf_counter() - t0, out.getvalue()
 
 

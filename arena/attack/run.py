@@ -99,7 +99,7 @@ def run_attack(cfg: AttackConfig, runs_dir: Path,
             write_json_atomic(unit_path(plan.out_dir, k, s), unit)
             finished(unit)
         for job in beside:
-            job.fn(*job.args, **job.kwargs)
+            job()
     wanted = set(plan.units())
     units = [u for u in read_units(plan.out_dir) if (u["round"], u["seed"]) in wanted]
     if not units:

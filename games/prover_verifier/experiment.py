@@ -152,7 +152,7 @@ def measure(ctx: MeasureContext) -> None:
     if not (arm in VERIFIER_ARMS and args.attack_seeds > 0):
         for job in jobs:
             with ctx.timed(job.name):
-                job.fn(*job.args, **job.kwargs)
+                job()
         return
     from arena.attack import AttackConfig, run_attack, write_outputs
 
