@@ -89,6 +89,7 @@ def test_nothing_to_share_or_no_cache_is_one_pass():
 def test_a_lora_model_shares_its_prompts_too(monkeypatch):
     from peft import LoraConfig, get_peft_model
 
+    torch.manual_seed(0)  # peft draws the random LoRA weights from the global generator: fix them here
     model = get_peft_model(tiny_llama(64, seed=3), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
                                                                init_lora_weights=False)).train()
     assert batch_mod._continues_from_cache(model)
@@ -96,7 +97,9 @@ def test_a_lora_model_shares_its_prompts_too(monkeypatch):
     lp2, _, g2 = logprobs_and_grads(model, batch(), True, monkeypatch)
     torch.testing.assert_close(lp2, lp1, rtol=0, atol=1e-5)
     grads = [(a, c) for a, c, p in zip(g2, g1, model.parameters()) if p.requires_grad]
-    assert grads and all(torch.allclose(a, c, rtol=1e-4, atol=1e-5) for a, c in grads)
+    # random LoRA weights give gradients of ~100: float32 rounding of sums that size is ~1e-5, so an
+    # element near 0 is compared at 1e-6 of its tensor's largest (a fixed 1e-5 failed on ~2% of draws)
+    assert grads and all(torch.allclose(a, c, rtol=1e-4, atol=1e-6 * float(c.abs().max())) for a, c in grads)
     assert max(float(c.abs().max()) for _, c in grads) > 1e-3
 
 
