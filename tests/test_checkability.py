@@ -228,24 +228,32 @@ def test_the_correctness_only_baseline_pushes_up_correct_solutions(tmp_path):
 
 
 @pytest.mark.slow
-def test_crossplay_and_evaluation_beside_the_attack_write_what_they_write_one_after_the_other(tmp_path, capsys):
+def test_crossplay_and_evaluation_beside_the_attack_write_what_they_write_one_after_the_other(tmp_path, capsys,
+                                                                                             monkeypatch):
     # `arena experiment checkability` runs the cross-play tournament and the provers' evaluation in the
-    # attack's worker processes when it has two (torch's two threads); with one thread, one after the other
+    # attack's worker processes when it has two (two torch threads, as
+    # test_worker_count_follows_the_threads_and_the_units checks); with one, one after the other. Both
+    # runs here train on one thread, so their checkpoints are the same whatever the BLAS; the first is
+    # given two one-thread workers, as on a 2-core machine.
     import torch
 
+    import arena.attack.run as attack_run
     from games.prover_verifier.experiment import main
 
     flags = ["--rounds", "1", "--episodes", "8", "--attack-seeds", "1", "--attack-budget", "2",
              "--crossplay-episodes", "4", "--plain", *(x for k, v in SMALL.items() for x in ("--set", f"{k}={v}"))]
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
-        assert main(["--runs-dir", str(tmp_path / "beside"), *flags]) == 0
-        beside = capsys.readouterr().out
         torch.set_num_threads(1)
+        with monkeypatch.context() as m:
+            m.setattr(attack_run, "worker_count", lambda cfg, missing: (min(2, missing), 1))
+            assert main(["--runs-dir", str(tmp_path / "beside"), *flags]) == 0
+        beside = capsys.readouterr().out
         assert main(["--runs-dir", str(tmp_path / "after"), *flags]) == 0
+        after = capsys.readouterr().out
     finally:
         torch.set_num_threads(before)
+    assert "s, beside the attack" not in after
     assert "sneaky cross-play tournament: " in beside and "s, beside the attack" in beside
     assert "evaluating prover prover/round-0" in beside  # the job's output came back
     run = "checkability-game-s0"
