@@ -16,6 +16,11 @@ Then `GeneratorAgent.generate` on the game's first `--concurrency` prompts (64 b
 - decode step: from the first one-token forward to the end of `generate`, per step: forward,
   sampling and bookkeeping.
 
+Beside the table, the decode step's attention alone (`attention_read`): one query a row over a KV cache of
+the step's mean length, in the model's shape, every layer's cache read in turn as a step reads them (so
+from memory, not from the CPU's caches), against a plain sum over the same K and V: how fast the kernel
+that runs reads the cache, and how fast one pass over it can be.
+
 Floors (`step_costs`): the memory floor is the bytes a step must move once -- every weight (an untied
 input embedding: the rows looked up) and, for a decode step, the KV cache of every row's real tokens
 so far (padding excluded), for the prefill the KV cache it writes -- over the copy bandwidth. The
@@ -114,6 +119,42 @@ def matmul_rate(n: int, dtype: torch.dtype, device: torch.device) -> float:
     return 2 * n**3 / (time.perf_counter() - t)
 
 
+def attention_read(s: Shape, rows: int, context: int, capacity: int, dtype: torch.dtype, device: torch.device,
+                   repeats: int) -> dict[str, Any]:
+    """Seconds per layer (min / median / max over `repeats`) of `scaled_dot_product_attention` for one query a
+    row over `context` cached tokens in slots of `capacity` (a bool mask, as a left-padded batch has), and of a
+    sum over the same K and V; each repeat reads every layer's cache once, in turn. `gbps`: the K and V bytes
+    over the median."""
+    import torch.nn.functional as F
+
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def draw(*shape):
+        return torch.randn(shape, generator=g).to(device=device, dtype=dtype)
+
+    caches = [(draw(rows, s.kv_heads, capacity, s.head_dim), draw(rows, s.kv_heads, capacity, s.head_dim))
+              for _ in range(s.layers)]
+    q = draw(rows, s.heads, 1, s.head_dim)
+    mask = torch.ones((rows, 1, 1, context), dtype=torch.bool, device=device)
+    gqa = {"enable_gqa": True} if s.heads != s.kv_heads else {}
+    ways = {"sdpa": lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **gqa),
+            "sum": lambda k, v: (k.sum(), v.sum())}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for i in range(repeats + 1):  # the first: a warm-up
+        for name, way in ways.items():
+            sync(device)
+            t = time.perf_counter()
+            for k, v in caches:
+                way(k[:, :, :context], v[:, :, :context])
+            sync(device)
+            if i:
+                times[name].append((time.perf_counter() - t) / s.layers)
+    kv_bytes = 2 * rows * s.kv_heads * context * s.head_dim * s.elem
+    return {"rows": rows, "context": context, "capacity": capacity, "kv_bytes": kv_bytes,
+            **{name: {"seconds": spread(ts), "gbps": kv_bytes / statistics.median(ts) / 1e9}
+               for name, ts in times.items()}}
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -194,6 +235,9 @@ def measure(args) -> dict[str, Any]:
         runs["decode"].append(t["decode_step_s"])
         if chunked:
             runs["prefill_one_pass"].append(timed_generate(agent, prompts, seeds, 0)["prefill_s"])
+    context = round(sum(map(len, prompts)) / len(prompts) + args.max_new_tokens / 2)  # a row's mean, as step_costs
+    attention = attention_read(shape, len(prompts), context, max(map(len, prompts)) + args.max_new_tokens, dtype,
+                               device, args.repeats)
     bw, flops = max(runs["bandwidth"]), max(runs["flops"])
     rows = []
     first = f"prefill (chunks of ~{CPU_PREFILL_TOKENS} tokens)" if chunked else "prefill (one pass)"
@@ -211,7 +255,7 @@ def measure(args) -> dict[str, Any]:
            "batch": len(prompts), "prompt_tokens": sum(map(len, prompts)), "max_prompt": max(map(len, prompts)),
            "new_tokens": args.max_new_tokens, "repeats": args.repeats, "matmul_n": n, "bw_mib": args.bw_mib,
            "copy_bandwidth": spread(runs["bandwidth"]), "matmul_flops": spread(runs["flops"]),
-           "shape": shape.__dict__, "rows": rows}
+           "shape": shape.__dict__, "rows": rows, "attention": attention}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return out
@@ -236,4 +280,11 @@ def render(r: dict[str, Any]) -> str:
                       f"{m['median']:.2f}"])
     w = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines += ["  ".join(c.ljust(w[0]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)) for row in table]
-    return "\n".join(lines)
+    return "\n".join(lines + [attention_line(r["attention"])])
+
+
+def attention_line(a: dict[str, Any]) -> str:
+    sd, su = a["sdpa"], a["sum"]
+    return (f"decode attention alone, per layer ({a['rows']} rows x {a['context']} cached tokens, the layers' caches "
+            f"read in turn): {sd['seconds']['median'] * 1e3:.3f} ms median, K and V read at {sd['gbps']:.1f} GB/s; "
+            f"a plain sum over the same K and V: {su['seconds']['median'] * 1e3:.3f} ms, {su['gbps']:.1f} GB/s")

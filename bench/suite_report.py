@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.floors import attention_line
+
 
 def spread(x: dict[str, float], scale: float = 1.0, fmt: str = ",.0f") -> str:
     return " / ".join(format(x[k] * scale, fmt) for k in ("min", "median", "max"))
@@ -19,8 +21,9 @@ def floors_section(f: dict[str, Any]) -> list[str]:
              f"{spread(fl, 1e-12, '.2f')} TFLOP/s (min / median / max; the floors use the max).", ""]
     rows = [[r["step"], spread(r["seconds"], 1e3, ".2f"), f"{r['memory_s'] * 1e3:.3f}", f"{r['compute_s'] * 1e3:.3f}",
              spread(r["ratio"], 1.0, ".2f")] for r in f["rows"]]
-    return lines + table(["step", "ms min / median / max", "memory floor ms", "compute floor ms",
-                          "x floor min / median / max"], rows)
+    lines += table(["step", "ms min / median / max", "memory floor ms", "compute floor ms",
+                    "x floor min / median / max"], rows)
+    return lines + ([""] + [attention_line(f["attention"])] if "attention" in f else [])
 
 
 def generation_section(g: dict[str, Any], roofline: dict[str, Any]) -> list[str]:

@@ -105,6 +105,13 @@ def test_floors_rows_are_time_over_the_larger_floor(tmp_path):
         assert r["ratio_memory"]["max"] == pytest.approx(r["seconds"]["max"] / r["memory_s"])
         assert r["memory_s"] == pytest.approx(r["bytes"] / f["copy_bandwidth"]["max"])
         assert r["compute_s"] == pytest.approx(r["flops"] / f["matmul_flops"]["max"])
+    a, s = f["attention"], f["shape"]  # the decode step's attention alone, beside a plain read of its cache
+    assert a["rows"] == 3 and a["context"] == round(f["prompt_tokens"] / 3 + 3 / 2)
+    assert a["capacity"] == f["max_prompt"] + 3
+    assert a["kv_bytes"] == 2 * 3 * s["kv_heads"] * a["context"] * s["head_dim"] * s["elem"]
+    for way in ("sdpa", "sum"):
+        assert 0 < a[way]["seconds"]["min"] <= a[way]["seconds"]["median"] <= a[way]["seconds"]["max"]
+        assert a[way]["gbps"] == pytest.approx(a["kv_bytes"] / a[way]["seconds"]["median"] / 1e9)
 
 
 # -- the GPU suite, dry run --------------------------------------------------------------------
@@ -153,3 +160,4 @@ def test_gpu_suite_dry_run_writes_one_json_and_one_table_with_every_part(tmp_pat
     for title in ("Steps against their floors", "Generation", "Learner step", "Checkability: two rounds"):
         assert f"## {title}" in table
     assert table.count("| ok |") == 4 and table.strip() in capsys.readouterr().out
+    assert "decode attention alone, per layer" in table and floors["attention"]["sdpa"]["gbps"] > 0
