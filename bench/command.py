@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
               f"after {update['rows'] / update['group']:.0f} prompts x {update['group']:.0f} in "
               f"{update['grouped_s'] * 1000:.0f} ms, after {update['rows']:.0f} distinct prompts in "
               f"{update['distinct_s'] * 1000:.0f} ms ({update['distinct_s'] / update['grouped_s']:.2f}x; "
-              f"each repeated prompt goes through the model once)")
+              f"each repeated prompt goes through the model once, and each copied row: "
+              f"{update['grouped_distinct_rows']:.0f} of the grouped side's {update['rows']:.0f} rows are distinct)")
     learners = {} if args.no_learners else learner_steps(args, seats, episodes)
     if learners:
         print("learner step (one update, one optimizer step on a micro-batch of "

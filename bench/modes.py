@@ -101,7 +101,8 @@ def grouped_generation(agent, episodes, seat: str, group: int, device: torch.dev
 def grouped_update(agent, episodes, seat: str, group: int, device: torch.device, seed: int) -> dict[str, float]:
     """One policy-gradient update (KL to a frozen copy, one optimizer step) on K sampled completions after K
     distinct prompts, against the same completions after K/group prompts repeated `group` times: the
-    learners' forward runs each repeated prompt once (`agents.batch.shared_prompt_logprobs`). The
+    learners' forward runs each repeated prompt once, and each row that is a copy of another once
+    (`agents.batch.completion_logprobs`; `grouped_distinct_rows` counts the grouped side's distinct rows). The
     agent's weights are restored after each. Seconds of each, best of 3."""
     from agents.learners import Optimization, PolicyGradientLearner
     from arena.types import Episode, Step
@@ -136,8 +137,10 @@ def grouped_update(agent, episodes, seat: str, group: int, device: torch.device,
             agent.model.load_state_dict(saved)
         return min(times)
 
-    return {"rows": float(k), "group": float(group), "distinct_s": best_of_3(distinct),
-            "grouped_s": best_of_3(grouped)}
+    # a group's rows that sampled the same completion are copies, and copies run once too (`copied_rows`)
+    grouped_rows = {(i // group, tuple(st.extras["completion_ids"])) for i, st in enumerate(moves)}
+    return {"rows": float(k), "group": float(group), "grouped_distinct_rows": float(len(grouped_rows)),
+            "distinct_s": best_of_3(distinct), "grouped_s": best_of_3(grouped)}
 
 
 # -- learner steps ------------------------------------------------------------------------

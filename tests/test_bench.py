@@ -39,11 +39,13 @@ def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):
     assert (shared["rows"], shared["group"]) == (2.0, 2.0) and shared["grouped_s"] > 0 and shared["distinct_s"] > 0
     update = figures["shared_prompts_update"]  # the same 2 rows, one policy-gradient update each way
     assert (update["rows"], update["group"]) == (2.0, 2.0) and update["grouped_s"] > 0 and update["distinct_s"] > 0
+    assert update["grouped_distinct_rows"] in (1.0, 2.0)  # 1 where the two rows sampled the same completion
     assert 0.0 <= batched["outside_forward_loop"] < 1.0 and batched["forward_s"] > 0
     assert set(figures["learner_step_s"]) == {"sft", "dpo", "rpo-sum", "rpo-mean", "bradley-terry", "verifier",
                                               "policy-gradient+kl", "filtered-nll"}
     assert all(s > 0 for s in figures["learner_step_s"].values())
     printed = capsys.readouterr().out
+    assert f"{update['grouped_distinct_rows']:.0f} of the grouped side's 2 rows are distinct" in printed
     assert "speed-up:" in printed and "tokens/s" in printed and "shared prompts, learner:" in printed
     assert [r["step"] for r in figures["floors"]["rows"]] == ["prefill (one pass)", "decode step"]  # 3 rows: no chunks
     assert "steps against their floors" in printed
