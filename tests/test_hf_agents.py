@@ -98,6 +98,52 @@ def test_a_prefill_in_chunks_of_rows_fills_the_one_cache_as_one_pass_does(tiny):
         np.testing.assert_allclose(x.extras["logprobs"], y.extras["logprobs"], atol=1e-5)
 
 
+def test_the_kv_cache_buffers_are_kept_between_batches_and_change_no_token(tiny, monkeypatch):
+    import pickle
+
+    import agents.hf.generator as gen_mod
+
+    model, tok = tiny
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=12, ignore_eos=True)
+    prompts, seeds = PROMPTS * 2, list(range(2 * len(PROMPTS)))
+    fresh = GeneratorAgent(model, tok, sampling)
+    monkeypatch.setattr(fresh, "_buffer_pool", lambda dev: None)  # new buffers every batch, as before the pool
+    kept = GeneratorAgent(model, tok, sampling)
+
+    def run(agent, n):
+        out = agent.generate([ids for ids in (encode_prompt(tok, p, sampling) for p in prompts[:n])], seeds[:n])
+        return [(c.completion_ids, c.logprobs) for c in out]
+
+    assert run(kept, 8) == run(fresh, 8)
+    pool = kept._buffers
+    layers = model.config.num_hidden_layers
+    assert sorted(pool.buffers) == sorted((i, w) for i in range(layers) for w in "kv")
+    where = {k: b.data_ptr() for k, b in pool.buffers.items()}
+    assert run(kept, 3) == run(fresh, 3) and run(kept, 8) == run(fresh, 8)  # a smaller batch, then the first again
+    assert {k: b.data_ptr() for k, b in pool.buffers.items()} == where  # the same memory each time
+    assert not pickle.loads(pickle.dumps(kept))._buffers.buffers and not copy.deepcopy(kept)._buffers.buffers
+
+    monkeypatch.setattr(gen_mod, "CPU_KV_POOL_BYTES", next(iter(pool.buffers.values())).nbytes)
+    small = GeneratorAgent(model, tok, sampling)  # room for one layer's K: that one is kept, the rest are new
+    assert run(small, 8) == run(fresh, 8) and list(small._buffers.buffers) == [(0, "k")]
+
+
+def test_a_buffer_pool_views_what_it_keeps_and_stays_within_its_limit():
+    from agents.hf.kvcache import BufferPool
+
+    like = torch.zeros(1)
+    pool = BufferPool(limit=4 * 100)  # 100 floats
+    a = pool.empty((0, "k"), (2, 30), like)
+    b = pool.empty((0, "k"), (4, 10), like)  # smaller: a view of the same buffer
+    assert b.data_ptr() == a.data_ptr() and b.shape == (4, 10) and pool.buffers[(0, "k")].numel() == 60
+    c = pool.empty((0, "k"), (80,), like)  # larger: a new buffer, kept in the old one's place
+    assert c.data_ptr() != a.data_ptr() and pool.buffers[(0, "k")].numel() == 80
+    d = pool.empty((0, "v"), (30,), like)  # 80 + 30 floats would pass the limit: new, not kept
+    assert (0, "v") not in pool.buffers and d.shape == (30,)
+    assert pool.empty((0, "k"), (5,), like.double()).dtype == torch.float64  # another dtype: replaced
+    assert pool.buffers[(0, "k")].dtype == torch.float64
+
+
 def test_same_seed_same_samples_different_seed_different(tiny):
     model, tok = tiny
     agent = GeneratorAgent(model, tok, SamplingConfig(temperature=1.0, max_new_tokens=16, ignore_eos=True))

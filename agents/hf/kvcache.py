@@ -4,12 +4,42 @@
 are `PreallocLayer`s (one buffer per layer sized for the whole completion, written in place instead
 of `torch.cat` at every step); `rows_of_cache(cache, config, start)` is a cache over rows `start:`
 of it (`PrefillRows`), so a batch's prompts can be prefilled a chunk of rows at a time straight
-into the one cache.
+into the one cache. `BufferPool` keeps those buffers from one batch to the next.
 """
 from __future__ import annotations
 
+import math
+
+import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
+
+
+class BufferPool:
+    """The KV cache's buffers, kept from one batch to the next (`GeneratorAgent` on a CPU), up to `limit`
+    bytes in all. A freed cache goes back to the system, and the next batch's writes fault its pages in
+    again: ~2 GB/s, 6% of the tiny model's batch-64 prefill (docs/benchmarks.md). One cache at a time
+    uses a pool (`generate` is not re-entrant); it pickles and copies empty."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.buffers: dict[tuple[int, str], torch.Tensor] = {}
+
+    def empty(self, key: tuple[int, str], shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of `shape` (`like`'s dtype and device): a view of the buffer kept under
+        `key` when it is large enough, else a new one, kept while the pool stays within its limit."""
+        n = math.prod(shape)
+        buf = self.buffers.get(key)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            self.buffers.pop(key, None)
+            buf = like.new_empty(n)
+            if sum(b.numel() * b.element_size() for b in self.buffers.values()) + n * buf.element_size() \
+                    <= self.limit:
+                self.buffers[key] = buf
+        return buf[:n].view(shape)
+
+    def __getstate__(self):
+        return {"limit": self.limit, "buffers": {}}
 
 
 class PreallocLayer(DynamicLayer):
@@ -17,19 +47,25 @@ class PreallocLayer(DynamicLayer):
     `torch.cat`-ing the whole cache at every step (on CPU that copy was over half of
     a decode step). `keys`/`values` are views of the filled part: (b, heads, n, head_dim)."""
 
-    def __init__(self, capacity: int, rows: int = 0):
+    def __init__(self, capacity: int, rows: int = 0, pool: BufferPool | None = None, index: int = 0):
         super().__init__()
         self.capacity, self.length = capacity, 0
         self.rows = rows
         """Batch rows of the buffers (0: the first update's); a prefill in chunks of rows
         (`PrefillRows`) fills them part by part."""
+        self.pool, self.index = pool, index
+        """Where the buffers come from (None: new ones) and under which layer index."""
 
     def lazy_initialization(self, key_states, value_states) -> None:
         super().lazy_initialization(key_states, value_states)
         _, h, _, d = key_states.shape
         b = self.rows or key_states.shape[0]
-        self._k = key_states.new_empty((b, h, self.capacity, d))
-        self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+        k_shape, v_shape = (b, h, self.capacity, d), (b, h, self.capacity, value_states.shape[-1])
+        if self.pool is None:
+            self._k, self._v = key_states.new_empty(k_shape), value_states.new_empty(v_shape)
+        else:
+            self._k = self.pool.empty((self.index, "k"), k_shape, key_states)
+            self._v = self.pool.empty((self.index, "v"), v_shape, value_states)
 
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
@@ -89,15 +125,15 @@ def cache_argument(model) -> str | None:
     return next((n for n in ("cache", "past_key_values") if n in params), None)
 
 
-def new_kv_cache(config, capacity: int, rows: int = 0):
+def new_kv_cache(config, capacity: int, rows: int = 0, pool: BufferPool | None = None):
     """A `DynamicCache` for `config` whose full-attention layers are preallocated to `capacity` tokens
-    (and `rows` batch rows; 0: the first update's).
+    (and `rows` batch rows; 0: the first update's), their buffers from `pool` where one is given.
 
     Sliding-window and other special layers keep their own transformers class.
     """
     cache = DynamicCache(config=config)
-    cache.layers = [PreallocLayer(capacity, rows) if type(layer) is DynamicLayer else layer
-                    for layer in cache.layers]
+    cache.layers = [PreallocLayer(capacity, rows, pool, i) if type(layer) is DynamicLayer else layer
+                    for i, layer in enumerate(cache.layers)]
     return cache
 
 
