@@ -105,7 +105,8 @@ class GeneratorAgent:
     One `act` call is cut into batches of at most `max_batch` prompts (0: 64), so memory is
     bounded by a batch size; each batch is left-padded (position ids count real tokens only,
     as in transformers' `generate`) and decoded together with a
-    KV cache preallocated for the batch (`new_kv_cache`); identical prompts are
+    KV cache preallocated for the batch (`new_kv_cache`; on a CPU its buffers are kept for the next
+    batch, `BufferPool`); identical prompts are
     prefilled once and their cache rows copied; rows whose completion has ended
     are dropped from the batch and the cache (once they are a quarter of it), so
     the others run faster.
