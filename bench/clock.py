@@ -1,6 +1,7 @@
 """Measuring: wall time inside model forward calls (`ForwardClock`), CPU time, peak memory.
 
-Forward hooks on every model time each forward pass (synchronised on CUDA);
+Forward hooks on every model time each forward pass (synchronised on CUDA), and so does a wrapper around
+`agents.hf.decode_step.LlamaStep` (a decode step that runs without the model's forward) while attached;
 `measure` runs one mode under them and also takes wall and process CPU time.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 
 @dataclass
 class ForwardClock:
-    """Wall time inside the forward calls of the models it is attached to."""
+    """Wall time inside the forward calls of the models it is attached to (and inside `LlamaStep` calls, the
+    generator's decode steps of its own)."""
 
     seconds: float = 0.0
     calls: int = 0
@@ -25,13 +27,27 @@ class ForwardClock:
 
     @contextmanager
     def attach(self, *models: torch.nn.Module) -> Iterator["ForwardClock"]:
+        from agents.hf.decode_step import LlamaStep
+
         handles = []
         for m in models:
             handles.append(m.register_forward_pre_hook(self._pre))
             handles.append(m.register_forward_hook(self._post))
+        step = LlamaStep.__call__
+
+        def timed_step(inner, *args):
+            t = self._now()
+            try:
+                return step(inner, *args)
+            finally:
+                self.seconds += self._now() - t
+                self.calls += 1
+
+        LlamaStep.__call__ = timed_step
         try:
             yield self
         finally:
+            LlamaStep.__call__ = step
             for h in handles:
                 h.remove()
 

@@ -127,6 +127,8 @@ def attention_read(s: Shape, rows: int, context: int, capacity: int, dtype: torc
     over the median."""
     import torch.nn.functional as F
 
+    from agents.hf import cpu_attention
+
     g = torch.Generator(device="cpu").manual_seed(0)
 
     def draw(*shape):
@@ -139,6 +141,9 @@ def attention_read(s: Shape, rows: int, context: int, capacity: int, dtype: torc
     gqa = {"enable_gqa": True} if s.heads != s.kv_heads else {}
     ways = {"sdpa": lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **gqa),
             "sum": lambda k, v: (k.sum(), v.sum())}
+    k0, v0 = caches[0][0][:, :, :context], caches[0][1][:, :, :context]
+    if cpu_attention.kernel() is not None and cpu_attention.loop_applies(q, k0, v0, mask, 0.0, {}):
+        ways["loop"] = lambda k, v: cpu_attention.decode_attention(None, q, k, v, mask)  # what a decode step runs
     times: dict[str, list[float]] = {name: [] for name in ways}
     for i in range(repeats + 1):  # the first: a warm-up
         for name, way in ways.items():
@@ -185,11 +190,13 @@ def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_to
         for h in hooks:
             h.remove()
     starts = [m for m in marks if m[0] == "pre"]
-    first_step = next((i for i, m in enumerate(starts) if m[1] == 1), len(starts))
+    first_step = next((i for i, m in enumerate(starts) if m[1] == 1), len(starts))  # prefill forwards before it
     pairs = list(zip(marks[::2], marks[1::2]))
     prefill = sum(b[2] - a[2] for a, b in pairs[:first_step])
-    steps = len(starts) - first_step
-    decode = (end - starts[first_step][2]) / steps if steps else 0.0
+    # A decode step may run without the model's forward (agents.hf.decode_step): the decode steps are the time
+    # from the prefill's end to the call's, over the new tokens after the first (which the prefill's logits give).
+    steps = agent.sampling.max_new_tokens - 1
+    decode = (end - pairs[first_step - 1][1][2]) / steps if steps and first_step else 0.0
     return {"prefill_s": prefill, "decode_step_s": decode, "prefill_calls": first_step, "decode_steps": steps}
 
 
@@ -284,7 +291,11 @@ def render(r: dict[str, Any]) -> str:
 
 
 def attention_line(a: dict[str, Any]) -> str:
-    sd, su = a["sdpa"], a["sum"]
+    def one(name: str) -> str:
+        x = a[name]
+        return f"{x['seconds']['median'] * 1e3:.3f} ms ({x['gbps']:.1f} GB/s)"
+
+    loop = f"; agents.hf.cpu_attention's loop (what a CPU decode step runs) {one('loop')}" if "loop" in a else ""
     return (f"decode attention alone, per layer ({a['rows']} rows x {a['context']} cached tokens, the layers' caches "
-            f"read in turn): {sd['seconds']['median'] * 1e3:.3f} ms median, K and V read at {sd['gbps']:.1f} GB/s; "
-            f"a plain sum over the same K and V: {su['seconds']['median'] * 1e3:.3f} ms, {su['gbps']:.1f} GB/s")
+            f"read in turn; median, K and V read at): sdpa {one('sdpa')}{loop}; a plain sum over the same K and V "
+            f"{one('sum')}")

@@ -7,6 +7,7 @@ and pretraining call it too, so train and play see identical inputs).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
+from agents.hf.cpu_attention import decode_attention_for
+from agents.hf.decode_step import LlamaStep
 from agents.hf.config import DEFAULT_MAX_BATCH, LoadConfig, SamplingConfig, resolve_device
 from agents.hf.kvcache import BufferPool, PreallocLayer, cache_argument, new_kv_cache, rows_of_cache
 from agents.hf.loading import (check_model_ref, load_adapter_in_place, load_errors, load_model, load_tokenizer,
@@ -132,6 +135,10 @@ class GeneratorAgent:
     """Prompt tokens (rows x padded length) per prefill forward pass: a batch's prompts are prefilled in
     chunks of rows, written in place into the one KV cache. None: `CPU_PREFILL_TOKENS` on a CPU, the
     whole batch in one pass on other devices (a GPU wants the large matmul); 0: always one pass."""
+    cpu_decode: bool = True
+    """On a CPU in float32, decode steps run this project's own code: a Llama-architecture model's whole step
+    (`agents.hf.decode_step`), and any model's attention in `agents.hf.cpu_attention`'s loop (where a C compiler
+    builds it); docs/benchmarks.md has the figures. False: transformers' forward and sdpa, as on other devices."""
     pool = None
     """Set by a rollout backend with workers (`arena.rollout.ray.SeatPool`): `act` then draws the
     seeds here and `pool.act(self, observations, seeds)` generates on the workers' replicas, so
@@ -255,7 +262,8 @@ class GeneratorAgent:
         was_training = model.training
         model.eval()
         try:
-            return self._decode([list(p) for p in prompts], seeds, s, dev)
+            with decode_attention_for(model) if self.cpu_decode else contextlib.nullcontext():
+                return self._decode([list(p) for p in prompts], seeds, s, dev)
         finally:
             model.train(was_training)
 
@@ -281,6 +289,7 @@ class GeneratorAgent:
             cache.batch_select_indices(expand)
             logits, mask, pos = logits[expand], mask[expand], pos[expand]
         next_pos = pos[:, -1:] + 1  # (b, 1)
+        fast_step = LlamaStep.of(self.model, cache) if self.cpu_decode else None
         rows = list(range(B))  # original index of each batch row
         gens = [torch.Generator(device=dev).manual_seed(x) for x in seeds] if s.temperature else []
         vocab = logits.shape[-1]
@@ -325,9 +334,11 @@ class GeneratorAgent:
                 race = race[sel] if race is not None else None
                 rows = [rows[r] for r in keep]
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)  # (b, T + step + 1)
-            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
-                             **self._cache_kw(cache), use_cache=True)
-            logits = out.logits[:, -1, :].float()
+            if fast_step is not None:
+                logits = fast_step(tok, next_pos, mask)
+            else:
+                logits = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
+                                    **self._cache_kw(cache), use_cache=True).logits[:, -1, :].float()
             next_pos = next_pos + 1
         return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
                 for i in range(B)]
