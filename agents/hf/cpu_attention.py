@@ -267,12 +267,16 @@ def run_loop(fn, query, key, value, mask, scale: float) -> torch.Tensor:
     return out
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
+def _register() -> bool:
+    """Registers `decode_attention` and sdpa's mask under `NAME`; False with a transformers without those registries."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError:
+        return False
     AttentionInterface.register(NAME, decode_attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)
+    return True
 
 
 @contextlib.contextmanager
@@ -281,10 +285,9 @@ def decode_attention_for(model):
     config = getattr(model, "config", None)
     param = next(model.parameters(), None)
     if config is None or param is None or getattr(config, "_attn_implementation", None) != "sdpa" \
-            or param.device.type != "cpu" or param.dtype != torch.float32 or kernel() is None:
+            or param.device.type != "cpu" or param.dtype != torch.float32 or kernel() is None or not _register():
         yield False
         return
-    _register()
     config._attn_implementation = NAME
     try:
         yield True

@@ -58,11 +58,15 @@ class LlamaStep:
                 or getattr(c, "hidden_act", "silu") != "silu" or getattr(c, "pretraining_tp", 1) != 1 \
                 or c.num_attention_heads % c.num_key_value_heads \
                 or not all(isinstance(layer, PreallocLayer) for layer in cache.layers) \
-                or getattr(model.model.rotary_emb, "rope_type", "default") not in _STATIC_ROPE:
+                or getattr(getattr(getattr(model, "model", None), "rotary_emb", None), "rope_type", "default") \
+                not in _STATIC_ROPE:
             return None
         if any(type(m).__name__ not in _PLAIN for m in model.modules()):  # LoRA, quantised or other wrapped layers
             return None
-        return cls(model, cache)
+        try:
+            return cls(model, cache)
+        except AttributeError:  # a transformers whose Llama names its parts otherwise
+            return None
 
     def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(b,) next tokens, (b, 1) their positions, (b, n) the attention mask over the cache's slots after this
