@@ -165,8 +165,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_tokens: int | None) -> dict[str, float]:
-    """One `generate`: seconds of the prefill forwards and of the mean decode step."""
+def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_tokens: int | None,
+                   cpu_decode: bool | None = None) -> dict[str, float]:
+    """One `generate` (with `prefill_tokens`, and `cpu_decode` where not None): seconds of the prefill forwards and
+    of the mean decode step."""
     device, marks = agent.device, []
 
     def pre(module, args, kwargs):
@@ -180,13 +182,16 @@ def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_to
     hooks = [agent.model.register_forward_pre_hook(pre, with_kwargs=True),
              agent.model.register_forward_hook(post, with_kwargs=True)]
     saved, agent.prefill_tokens = agent.prefill_tokens, prefill_tokens
+    saved_decode = agent.cpu_decode
+    if cpu_decode is not None:
+        agent.cpu_decode = cpu_decode
     try:
         sync(device)
         agent.generate(prompts, seeds)
         sync(device)
         end = time.perf_counter()
     finally:
-        agent.prefill_tokens = saved
+        agent.prefill_tokens, agent.cpu_decode = saved, saved_decode
         for h in hooks:
             h.remove()
     starts = [m for m in marks if m[0] == "pre"]
@@ -233,7 +238,9 @@ def measure(args) -> dict[str, Any]:
         CPU_PREFILL_TOKENS // max(map(len, prompts)) < len(prompts)
     n = args.matmul_n or (1024 if device.type == "cpu" else 8192)
     timed_generate(agent, prompts[:8], seeds[:8], None)  # warm-up: allocator growth, kernel selection
-    runs: dict[str, list[float]] = {"bandwidth": [], "flops": [], "prefill": [], "prefill_one_pass": [], "decode": []}
+    own_decode = device.type == "cpu" and dtype == torch.float32 and agent.cpu_decode  # else only transformers'
+    runs: dict[str, list[float]] = {"bandwidth": [], "flops": [], "prefill": [], "prefill_one_pass": [], "decode": [],
+                                    "decode_transformers": []}
     for _ in range(args.repeats):  # interleaved, so a busy spell on the machine hits every figure alike
         runs["bandwidth"].append(copy_bandwidth(args.bw_mib, device))
         runs["flops"].append(matmul_rate(n, dtype, device))
@@ -242,6 +249,8 @@ def measure(args) -> dict[str, Any]:
         runs["decode"].append(t["decode_step_s"])
         if chunked:
             runs["prefill_one_pass"].append(timed_generate(agent, prompts, seeds, 0)["prefill_s"])
+        if own_decode:  # the step before the project's own (agents.hf.decode_step, agents.hf.cpu_attention)
+            runs["decode_transformers"].append(timed_generate(agent, prompts, seeds, None, False)["decode_step_s"])
     context = round(sum(map(len, prompts)) / len(prompts) + args.max_new_tokens / 2)  # a row's mean, as step_costs
     attention = attention_read(shape, len(prompts), context, max(map(len, prompts)) + args.max_new_tokens, dtype,
                                device, args.repeats)
@@ -249,7 +258,8 @@ def measure(args) -> dict[str, Any]:
     rows = []
     first = f"prefill (chunks of ~{CPU_PREFILL_TOKENS} tokens)" if chunked else "prefill (one pass)"
     for name, key, phase in [(first, "prefill", "prefill"), ("prefill (one pass)", "prefill_one_pass", "prefill"),
-                             ("decode step", "decode", "decode")]:
+                             ("decode step", "decode", "decode"),
+                             ("decode step (transformers' forward, sdpa)", "decode_transformers", "decode")]:
         if not runs[key]:
             continue
         c = costs[phase]

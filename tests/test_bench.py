@@ -47,7 +47,8 @@ def test_bench_counts_tokens_episodes_and_forward_calls(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{update['grouped_distinct_rows']:.0f} of the grouped side's 2 rows are distinct" in printed
     assert "speed-up:" in printed and "tokens/s" in printed and "shared prompts, learner:" in printed
-    assert [r["step"] for r in figures["floors"]["rows"]] == ["prefill (one pass)", "decode step"]  # 3 rows: no chunks
+    assert [r["step"] for r in figures["floors"]["rows"]] == [  # 3 rows: no chunks
+        "prefill (one pass)", "decode step", "decode step (transformers' forward, sdpa)"]
     assert "steps against their floors" in printed
 
 
@@ -100,7 +101,8 @@ def test_floors_rows_are_time_over_the_larger_floor(tmp_path):
         torch.set_num_threads(threads)
     f = json.loads(out.read_text())
     assert f["batch"] == 3 and f["new_tokens"] == 3 and f["repeats"] == 2
-    assert [r["step"] for r in f["rows"]] == ["prefill (one pass)", "decode step"]
+    assert [r["step"] for r in f["rows"]] == ["prefill (one pass)", "decode step",
+                                              "decode step (transformers' forward, sdpa)"]  # fp32 on a CPU: both ways
     for r in f["rows"]:
         floor = max(r["memory_s"], r["compute_s"])
         assert r["ratio"]["median"] == pytest.approx(r["seconds"]["median"] / floor)
@@ -147,7 +149,8 @@ def test_gpu_suite_dry_run_writes_one_json_and_one_table_with_every_part(tmp_pat
     assert list(parts) == ["floors", "generation", "memory", "checkability"]
     assert all(p["status"] == "ok" and p["figures"] for p in parts.values()), {n: p["status"] for n, p in parts.items()}
     floors = parts["floors"]["figures"]
-    assert [r["step"] for r in floors["rows"]] == ["prefill (one pass)", "decode step"]
+    assert [r["step"] for r in floors["rows"]] == ["prefill (one pass)", "decode step",
+                                                   "decode step (transformers' forward, sdpa)"]
     assert all(r["ratio"]["min"] > 0 for r in floors["rows"])
     gen = parts["generation"]["figures"]
     assert [r["batch"] for r in gen["rows"]] == [1, 4]

@@ -1,18 +1,22 @@
 """The decode step's attention on a CPU: one query a row against the KV cache, in a C loop.
 
 torch's CPU attention kernels (sdpa's flash kernel, or matmul, softmax, matmul) run a small matrix
-product per row and head and read the tiny model's KV cache at ~7 GB/s where one thread sums the same
-buffer at ~25 GB/s; attention was over half of the batch-64 decode step (docs/benchmarks.md, "Steps
-against their floors"). This loop reads each row's K and V once, in order, per row and head: the
-scores, a softmax (its exp Cephes' expf polynomial, in a form the compiler vectorises, 0 below -87),
-the weighted sum of V. Each row's output depends on that row alone.
+product per row and head and read the tiny model's KV cache at ~6-7 GB/s where one thread sums the same
+buffer at 15-25 GB/s; attention was over half of the batch-64 decode step (docs/benchmarks.md, "Steps
+against their floors"). This loop reads each row's K and V once, every head's K in one pass and then every
+head's V (four streams from memory, not one), skipping padded slots and fetching ahead with `prefetchnta`
+(the stream passes without pushing the weights out of the caches): the scores, a softmax (its exp Cephes'
+expf polynomial, in a form the compiler vectorises, 0 below -87), the weighted sum of V. Each row's output
+depends on that row alone; the rows split over torch's threads through OpenMP (torch's own runtime, loaded
+before this loop: a thread started per call was slower, torch's idle threads spinning beside it).
 
 `decode_attention_for(model)` is a context manager: inside it, a float32 model on a CPU whose
 attention is transformers' "sdpa" runs `decode_attention` instead (registered with transformers'
 `AttentionInterface` as `NAME`, its mask made as sdpa's), which runs the loop for a one-token query
-when no gradient is wanted and transformers' sdpa for everything else (prefill, training). The loop is
-compiled on first use in a process with the system's C compiler (`$CC`, else `cc`; ~0.3 s) into a
-temporary directory; without one (or where it fails) the model keeps sdpa (`kernel()` is None).
+when no gradient is wanted and transformers' sdpa for everything else (prefill, training); a Llama model's
+own decode step (`agents.hf.decode_step`) calls `run_loop` itself. The loop is compiled on first use in a
+process with the system's C compiler (`$CC`, else `cc`; ~0.35 s) into a temporary directory and checked
+against plain torch on a small case; without a compiler, or where that fails, sdpa runs (`kernel()` is None).
 """
 from __future__ import annotations
 
@@ -33,8 +37,8 @@ NAME = "arena_cpu_decode"
 
 MAX_THREADS = 64
 PARALLEL_FLOATS = 65536
-"""Rows x cached tokens x head dim from which the loop splits its rows over torch's threads (a thread started
-per call costs ~10-20 us)."""
+"""Rows x cached tokens x head dim from which the loop splits its rows over torch's threads (below it, one thread:
+waking the others costs more than the work)."""
 
 _SOURCE = r"""
 #include <math.h>
@@ -75,30 +79,34 @@ typedef struct {
 
 /* Rows b0 <= b < b1: out[b, h] = softmax(scale * q[b, h] . K[b, h / G, s] over the slots s < n that mask[b, s]
    keeps) V[b, h / G]; a row that keeps no slot gets zeros. Each pass over a row's slots runs over its heads at
-   once (four streams from memory, not one), and a score's dot product is kept as 16 lanes until the pass is done. */
+   once (four streams from memory, not one), and a score's dot product is kept as 16 lanes until 16 slots are done. */
 static void rows(const Job *j) {
     const int64_t n = j->n, D = j->D, H = j->H, G = j->G;
-    float *sc = j->sc, *o = sc + H * n, *lanes = o + H * D;  /* H x n scores, H x D outputs, H x n x 16 */
+    float *sc = j->sc, *o = sc + H * n, *lanes = o + H * D;  /* H x n scores, H x D outputs, H x 16 x 16 */
     for (int64_t b = j->b0; b < j->b1; b++) {
         const uint8_t *mb = j->mask ? j->mask + b * j->msb : 0;
         const float *qb = j->q + b * j->qsb, *kb = j->k + b * j->ksb, *vb = j->v + b * j->vsb;
         if (D % 16 == 0) {
-            for (int64_t s = 0; s < n; s++)
-                for (int64_t h = 0; h < H && !(mb && !mb[s]); h++) {  /* a masked slot is not read */
-                    const float *qp = qb + h * j->qsh, *ks = kb + (h / G) * j->ksh + s * j->kss;
-                    v16 acc = {0}, x, y;
-                    PREFETCH(ks + AHEAD * j->kss);
-                    for (int64_t d = 0; d < D; d += 16) {
-                        memcpy(&x, qp + d, sizeof x);
-                        memcpy(&y, ks + d, sizeof y);
-                        acc += x * y;
+            for (int64_t s0 = 0; s0 < n; s0 += 16) {  /* 16 slots at a time: their lanes stay in the L1 cache */
+                const int64_t s1 = s0 + 16 < n ? s0 + 16 : n;
+                for (int64_t s = s0; s < s1; s++)
+                    for (int64_t h = 0; h < H && !(mb && !mb[s]); h++) {  /* a masked slot is not read */
+                        const float *qp = qb + h * j->qsh, *ks = kb + (h / G) * j->ksh + s * j->kss;
+                        v16 acc = {0}, x, y;
+                        PREFETCH(ks + AHEAD * j->kss);
+                        for (int64_t d = 0; d < D; d += 16) {
+                            memcpy(&x, qp + d, sizeof x);
+                            memcpy(&y, ks + d, sizeof y);
+                            acc += x * y;
+                        }
+                        memcpy(lanes + (h * 16 + s - s0) * 16, &acc, sizeof acc);
                     }
-                    memcpy(lanes + (h * n + s) * 16, &acc, sizeof acc);
-                }
-            for (int64_t i = 0; i < H * n; i++) {
-                float acc = 0.0f;
-                for (int l = 0; l < 16; l++) acc += lanes[i * 16 + l];
-                sc[i] = acc * j->scale;
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t s = s0; s < s1; s++) {
+                        float acc = 0.0f;
+                        for (int l = 0; l < 16; l++) acc += lanes[(h * 16 + s - s0) * 16 + l];
+                        sc[h * n + s] = acc * j->scale;
+                    }
             }
         } else {
             for (int64_t s = 0; s < n; s++)
@@ -152,7 +160,7 @@ int decode_attention(const float *q, int64_t qsb, int64_t qsh,
     if (threads > B) threads = B;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads < 1) threads = 1;
-    const int64_t per_thread = H * (17 * n + D);
+    const int64_t per_thread = H * (n + D + 256);
     Job jobs[MAX_THREADS];
     for (int64_t t = 0; t < threads; t++) {
         Job j = {q, k, v, mask, out, sc + t * per_thread, qsb, qsh, ksb, ksh, kss, vsb, vsh, vss, msb, osb, osh,
@@ -256,7 +264,7 @@ def run_loop(fn, query, key, value, mask, scale: float) -> torch.Tensor:
     n = key.shape[2]
     out = query.new_empty((b, 1, h, d))
     threads = torch.get_num_threads() if b * n * d >= PARALLEL_FLOATS else 1
-    scratch = query.new_empty(threads * h * (17 * n + d))  # per thread: scores, outputs, 16 lanes a score
+    scratch = query.new_empty(threads * h * (n + d + 256))  # per thread: scores, outputs, 16 slots' lanes
     if mask is not None and mask.stride(-1) != 1:
         mask = mask.contiguous()
     msb = 0 if mask is None or mask.shape[0] == 1 else mask.stride(0)
