@@ -59,12 +59,17 @@ def test_sampled_completions_are_the_same_with_the_step_and_without(tiny):
     assert max(abs(a - b) for x, y in zip(ours, ref) for a, b in zip(x.extras["logprobs"], y.extras["logprobs"])) < 1e-4
 
 
-def test_the_step_is_left_to_transformers_where_it_does_not_apply(tiny):
+def test_the_step_is_left_to_transformers_where_it_does_not_apply(tiny, monkeypatch):
     from transformers import DynamicCache, MistralConfig, MistralForCausalLM
+
+    import agents.hf.decode_step as ds
 
     model, _ = tiny
     cache = new_kv_cache(model.config, 8, rows=2)
     assert LlamaStep.of(model, cache) is not None
+    monkeypatch.setattr(ds, "MAX_PARAMS", sum(p.numel() for p in model.parameters()) - 1)
+    assert LlamaStep.of(model, cache) is None  # a larger model: transformers' forward, the loop inside it
+    monkeypatch.undo()
     assert LlamaStep.of(model, DynamicCache(config=model.config)) is None  # not the generator's cache
     half = copy.deepcopy(model).to(torch.bfloat16)
     assert LlamaStep.of(half, cache) is None

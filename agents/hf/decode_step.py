@@ -10,7 +10,8 @@ are `F.rms_norm`, the rotary embedding is one flip and a multiply-add on q and k
 (`PreallocLayer.update`), so prefill, compaction and every other model keep transformers' forward.
 
 `LlamaStep.of(model, cache)` is None where this does not apply: another architecture, LoRA, biases or
-another activation, not float32 on a CPU, another cache.
+another activation, not float32 on a CPU, another cache, or a model over `MAX_PARAMS` (its joined weights
+would copy most of it every `generate` call, and its matmuls, not per-op costs, fill its step).
 """
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ import torch.nn.functional as F
 
 from agents.hf.cpu_attention import decode_attention, kernel, loop_applies, run_loop
 from agents.hf.kvcache import PreallocLayer
+
+MAX_PARAMS = 16_000_000
+"""Models with more parameters keep transformers' forward (with the attention loop): 64 MB of float32 at most,
+of which the joined q/k/v and gate/up weights copy about two thirds per `generate` call."""
 
 
 class LlamaStep:
@@ -62,6 +67,8 @@ class LlamaStep:
                 not in _STATIC_ROPE:
             return None
         if any(type(m).__name__ not in _PLAIN for m in model.modules()):  # LoRA, quantised or other wrapped layers
+            return None
+        if sum(p.numel() for p in model.parameters()) > MAX_PARAMS:
             return None
         try:
             return cls(model, cache)
