@@ -17,6 +17,20 @@ needs_loop = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc
                                 reason="no C compiler: the loop is not built and sdpa runs (tested below)")
 
 
+def _count_loop_calls(monkeypatch) -> list[int]:
+    """The compiled loop, wrapped so that every call adds to the returned list (wherever it is looked up)."""
+    fn, calls = ca.kernel(), []
+    assert fn is not None  # a C compiler is here, so the loop must build
+
+    def counted(*args):
+        calls.append(1)
+        return fn(*args)
+
+    monkeypatch.setattr(ca, "kernel", lambda: counted)
+    monkeypatch.setattr("agents.hf.decode_step.kernel", lambda: counted)
+    return calls
+
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     saved = torch.get_num_threads()
@@ -98,16 +112,7 @@ def test_the_generator_decodes_the_same_tokens_with_the_loop_and_restores_sdpa(t
     agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
     agent.cpu_decode = False
     ref = agent.act(obs(PROMPTS))
-    calls = []
-    fn = ca.kernel()
-    assert fn is not None  # a C compiler is here, so the loop must build
-
-    def counted(*args):
-        calls.append(1)
-        return fn(*args)
-
-    monkeypatch.setattr(ca, "kernel", lambda: counted)
-    monkeypatch.setattr("agents.hf.decode_step.kernel", lambda: counted)
+    calls = _count_loop_calls(monkeypatch)
     agent.cpu_decode = True
     ours = agent.act(obs(PROMPTS))
     assert ids_of(ours) == ids_of(ref)
@@ -146,13 +151,7 @@ def test_another_architecture_runs_the_loop_through_transformers_attention_inter
     agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
     agent.cpu_decode = False
     ref = agent.act(obs(PROMPTS))
-    calls, fn = [], ca.kernel()
-
-    def counted(*args):
-        calls.append(1)
-        return fn(*args)
-
-    monkeypatch.setattr(ca, "kernel", lambda: counted)
+    calls = _count_loop_calls(monkeypatch)
     agent.cpu_decode = True
     ours = agent.act(obs(PROMPTS))
     assert ids_of(ours) == ids_of(ref)

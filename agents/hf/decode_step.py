@@ -97,7 +97,7 @@ class LlamaStep:
             x = torch.addmm(x, out.view(b, H * D), w_o)
             gu = F.linear(F.rms_norm(x, (hidden,), w_post, self.eps), w_gu)
             x = torch.addmm(x, F.silu(gu[:, :self.inter]) * gu[:, self.inter:], w_down)
-        return F.linear(F.rms_norm(x, (hidden,), self.norm, self.eps), self.head).float()
+        return F.linear(F.rms_norm(x, (hidden,), self.norm, self.eps), self.head)  # float32: `of` checks
 
 
 _STATIC_ROPE = ("default", "linear", "llama3")
