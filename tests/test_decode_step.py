@@ -64,8 +64,10 @@ def test_the_step_is_left_to_transformers_where_it_does_not_apply(tiny, monkeypa
 
     import agents.hf.decode_step as ds
 
-    model, _ = tiny
-    cache = new_kv_cache(model.config, 8, rows=2)
+    model, tok = tiny
+    assert LlamaStep.of(model, new_kv_cache(model.config, 8, rows=2)) is None  # nothing prefilled: no buffers yet
+    with torch.inference_mode():
+        cache = _prefilled(model, tok, PROMPTS[:2])[0]
     assert LlamaStep.of(model, cache) is not None
     monkeypatch.setattr(ds, "MAX_PARAMS", sum(p.numel() for p in model.parameters()) - 1)
     assert LlamaStep.of(model, cache) is None  # a larger model: transformers' forward, the loop inside it
@@ -80,3 +82,35 @@ def test_the_step_is_left_to_transformers_where_it_does_not_apply(tiny, monkeypa
     lora = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     assert LlamaStep.of(lora, cache) is None
     assert LlamaStep.of(lora.get_base_model(), cache) is None  # its layers are LoRA layers now
+
+
+def test_the_step_refuses_a_token_outside_the_vocabulary_and_a_mask_that_is_not_the_cache_and_one():
+    model, tok = new_tiny_causal_lm(seed=1, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                    num_attention_heads=2, num_key_value_heads=2)
+    model.eval()
+    with torch.inference_mode():
+        cache, mask, pos = _prefilled(model, tok, PROMPTS)
+        step = LlamaStep.of(model, cache)
+        wider = torch.cat([mask, mask.new_ones((len(PROMPTS), 1))], dim=1)
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            step(torch.tensor([1, 2, len(tok) + 5, 3]), pos, wider)
+        with pytest.raises(ValueError, match="a mask of"):
+            step(torch.tensor([1, 2, 3, 4]), pos, mask)  # the new token's slot missing
+        assert all(layer.length == mask.shape[1] for layer in cache.layers)  # nothing written
+        assert step(torch.tensor([1, 2, 3, 4]), pos, wider).shape == (len(PROMPTS), model.config.vocab_size)
+
+
+def test_the_c_is_used_only_where_it_computes_what_torch_does():
+    import agents.hf.decode_step as ds
+
+    lib = ds._library()
+    assert lib is not None and ds._checks_out(lib)
+
+    class Wrong:  # the right RMSNorm, a SiLU x up that writes nothing
+        rms_norm = lib.rms_norm
+
+        @staticmethod
+        def silu_mul(*args):
+            return 0
+
+    assert not ds._checks_out(Wrong())

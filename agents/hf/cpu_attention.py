@@ -14,222 +14,98 @@ before this loop: a thread started per call was slower, torch's idle threads spi
 attention is transformers' "sdpa" runs `decode_attention` instead (registered with transformers'
 `AttentionInterface` as `NAME`, its mask made as sdpa's), which runs the loop for a one-token query
 when no gradient is wanted and transformers' sdpa for everything else (prefill, training); a Llama model's
-own decode step (`agents.hf.decode_step`) calls `run_loop` itself. The loop is compiled on first use in a
-process with the system's C compiler (`$CC`, else `cc`; ~0.35 s) into a temporary directory and checked
-against plain torch on a small case; without a compiler, or where that fails, sdpa runs (`kernel()` is None).
+own decode step (`agents.hf.decode_step`) runs `decode_layer` instead: the layer's rotary embedding and KV
+cache write fused into the same pass over each row (`run_layer`). The loop is compiled on first use in a process
+(`agents.hf.native`) and checked against plain torch on a small case; without a compiler, or where that fails,
+sdpa runs (`kernel()` is None).
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import functools
-import os
-import shlex
-import shutil
-import subprocess
-import tempfile
 import warnings
 
 import torch
 
+from agents.hf import native
+from agents.hf.attention_c import SOURCE
+
 NAME = "arena_cpu_decode"
 """The attention implementation's name in transformers' registries."""
 
-MAX_THREADS = 64
 PARALLEL_FLOATS = 65536
 """Rows x cached tokens x head dim from which the loop splits its rows over torch's threads (below it, one thread:
 waking the others costs more than the work)."""
 
-_SOURCE = r"""
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
-/* exp(x) for x <= 0, 0 below -87: Cephes' expf, in a form the compiler vectorises. */
-static inline float exp_nonpos(float x) {
-    float n = x * 1.44269504088896341f;
-    n = (n + 12582912.0f) - 12582912.0f;  /* round to nearest */
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)(x < -87.0f ? 0.0f : n) + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : e * scale;
-}
-
-typedef float v16 __attribute__((vector_size(64)));
-
-/* The K or V row AHEAD slots on, fetched for a read that will not come back (prefetchnta): streamed past without
-   pushing the weights and activations out of the caches; 10% faster alone, and the step's matmuls faster after it. */
-#define AHEAD 8
-#define PREFETCH(p) do { __builtin_prefetch((p), 0, 0); __builtin_prefetch((p) + 16, 0, 0); } while (0)
-
-typedef struct {
-    const float *q, *k, *v; const uint8_t *mask; float *out, *sc;
-    int64_t qsb, qsh, ksb, ksh, kss, vsb, vsh, vss, msb, osb, osh, b0, b1, H, G, n, D;
-    float scale;
-} Job;
-
-/* Rows b0 <= b < b1: out[b, h] = softmax(scale * q[b, h] . K[b, h / G, s] over the slots s < n that mask[b, s]
-   keeps) V[b, h / G]; a row that keeps no slot gets zeros. Each pass over a row's slots runs over its heads at
-   once (four streams from memory, not one), and a score's dot product is kept as 16 lanes until 16 slots are done. */
-static void rows(const Job *j) {
-    const int64_t n = j->n, D = j->D, H = j->H, G = j->G;
-    float *sc = j->sc, *o = sc + H * n, *lanes = o + H * D;  /* H x n scores, H x D outputs, H x 16 x 16 */
-    for (int64_t b = j->b0; b < j->b1; b++) {
-        const uint8_t *mb = j->mask ? j->mask + b * j->msb : 0;
-        const float *qb = j->q + b * j->qsb, *kb = j->k + b * j->ksb, *vb = j->v + b * j->vsb;
-        if (D % 16 == 0) {
-            for (int64_t s0 = 0; s0 < n; s0 += 16) {  /* 16 slots at a time: their lanes stay in the L1 cache */
-                const int64_t s1 = s0 + 16 < n ? s0 + 16 : n;
-                for (int64_t s = s0; s < s1; s++)
-                    for (int64_t h = 0; h < H && !(mb && !mb[s]); h++) {  /* a masked slot is not read */
-                        const float *qp = qb + h * j->qsh, *ks = kb + (h / G) * j->ksh + s * j->kss;
-                        v16 acc = {0}, x, y;
-                        PREFETCH(ks + AHEAD * j->kss);
-                        for (int64_t d = 0; d < D; d += 16) {
-                            memcpy(&x, qp + d, sizeof x);
-                            memcpy(&y, ks + d, sizeof y);
-                            acc += x * y;
-                        }
-                        memcpy(lanes + (h * 16 + s - s0) * 16, &acc, sizeof acc);
-                    }
-                for (int64_t h = 0; h < H; h++)
-                    for (int64_t s = s0; s < s1; s++) {
-                        float acc = 0.0f;
-                        for (int l = 0; l < 16; l++) acc += lanes[(h * 16 + s - s0) * 16 + l];
-                        sc[h * n + s] = acc * j->scale;
-                    }
-            }
-        } else {
-            for (int64_t s = 0; s < n; s++)
-                for (int64_t h = 0; h < H && !(mb && !mb[s]); h++) {
-                    const float *qp = qb + h * j->qsh, *ks = kb + (h / G) * j->ksh + s * j->kss;
-                    float acc = 0.0f;
-                    #pragma omp simd reduction(+:acc)
-                    for (int64_t d = 0; d < D; d++) acc += qp[d] * ks[d];
-                    sc[h * n + s] = acc * j->scale;
-                }
-        }
-        if (mb)
-            for (int64_t s = 0; s < n; s++)
-                if (!mb[s]) for (int64_t h = 0; h < H; h++) sc[h * n + s] = -INFINITY;
-        for (int64_t h = 0; h < H; h++) {
-            float *sh = sc + h * n, mx = -INFINITY, sum = 0.0f;
-            for (int64_t s = 0; s < n; s++) mx = sh[s] > mx ? sh[s] : mx;
-            if (mx == -INFINITY) { for (int64_t s = 0; s < n; s++) sh[s] = 0.0f; continue; }
-            #pragma omp simd reduction(+:sum)
-            for (int64_t s = 0; s < n; s++) { float e = exp_nonpos(sh[s] - mx); sh[s] = e; sum += e; }
-            const float inv = 1.0f / sum;
-            #pragma omp simd
-            for (int64_t s = 0; s < n; s++) sh[s] *= inv;
-        }
-        for (int64_t i = 0; i < H * D; i++) o[i] = 0.0f;
-        for (int64_t s = 0; s < n; s++) {
-            if (mb && !mb[s]) continue;
-            for (int64_t h = 0; h < H; h++) {
-                const float p = sc[h * n + s], *vs = vb + (h / G) * j->vsh + s * j->vss;
-                PREFETCH(vs + AHEAD * j->vss);
-                float *oh = o + h * D;
-                #pragma omp simd
-                for (int64_t d = 0; d < D; d++) oh[d] += p * vs[d];
-            }
-        }
-        for (int64_t h = 0; h < H; h++)
-            memcpy(j->out + b * j->osb + h * j->osh, o + h * D, D * sizeof(float));
-    }
-}
-
-/* The whole batch, its rows split over `threads` threads (OpenMP's: torch's own runtime where it is loaded);
-   every last dimension contiguous, the other strides in floats (the mask's in bytes); sc: `scratch_floats` a
-   thread. */
-int decode_attention(const float *q, int64_t qsb, int64_t qsh,
-                     const float *k, int64_t ksb, int64_t ksh, int64_t kss,
-                     const float *v, int64_t vsb, int64_t vsh, int64_t vss,
-                     const uint8_t *mask, int64_t msb,
-                     float *out, int64_t osb, int64_t osh,
-                     int64_t B, int64_t H, int64_t G, int64_t n, int64_t D, float scale, float *sc, int64_t threads)
-{
-    if (threads > B) threads = B;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads < 1) threads = 1;
-    const int64_t per_thread = H * (n + D + 256);
-    Job jobs[MAX_THREADS];
-    for (int64_t t = 0; t < threads; t++) {
-        Job j = {q, k, v, mask, out, sc + t * per_thread, qsb, qsh, ksb, ksh, kss, vsb, vsh, vss, msb, osb, osh,
-                 B * t / threads, B * (t + 1) / threads, H, G, n, D, scale};
-        jobs[t] = j;
-    }
-    #pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int64_t t = 0; t < threads; t++) rows(&jobs[t]);
-    return 0;
-}
-""".replace("MAX_THREADS", str(MAX_THREADS))
-
-_FLAGS = (["-O3", "-march=native", "-fopenmp", "-fno-math-errno"], ["-O3", "-march=native", "-fno-math-errno"],
-          ["-O3", "-fno-math-errno"], ["-O2"])
-"""Compiler flags, tried in order: this CPU's vector units and OpenMP (which, loaded after torch, is torch's own
-runtime, so its threads are torch's), then without what a compiler lacks (one thread, generic vectors)."""
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+_ARGS = {"decode_attention": [_ptr, _i64, _i64, _i64, _ptr, _i64, _i64, _i64, _ptr, _i64, _i64, _i64, _ptr, _i64,
+                              _i64, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64, ctypes.c_float, _ptr,
+                              _i64, _i64],
+         "decode_layer": [_ptr, _i64, _ptr, _ptr, _i64, _ptr, _i64, _ptr, _ptr, _i64, _i64, _ptr, _i64, _ptr, _i64,
+                          _i64, _i64, _i64, _i64, ctypes.c_float, _ptr, _i64, _i64]}
 
 
 @functools.cache
+def _library():
+    """The compiled loop, or None where no C compiler builds one that passes `_checks_out`. Built once a process."""
+    lib = native.build(SOURCE, _checks_out)
+    if lib is None and native.compiler():
+        warnings.warn(f"agents.hf.cpu_attention: {' '.join(native.compiler())} built no working decode loop; sdpa "
+                      "runs instead", stacklevel=3)
+    return lib
+
+
 def kernel():
-    """The compiled loop (a ctypes function), or None where no C compiler builds one that loads and passes a check
-    against plain torch on a small case. Built once a process."""
-    compiler = shlex.split(os.environ.get("CC", "")) or \
-        next(([c] for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
-    if not compiler:
-        return None
-    with tempfile.TemporaryDirectory(prefix="arena-attention-") as tmp:
-        src = os.path.join(tmp, "attention.c")
-        with open(src, "w") as f:
-            f.write(_SOURCE)
-        for i, flags in enumerate(_FLAGS):
-            lib = os.path.join(tmp, f"attention{i}.so")
-            try:
-                done = subprocess.run([*compiler, *flags, "-shared", "-fPIC", src, "-o", lib, "-lm"],
-                                      capture_output=True, timeout=120)
-                fn = ctypes.CDLL(lib).decode_attention if done.returncode == 0 else None  # loaded: the file can go
-            except (OSError, subprocess.SubprocessError):
-                fn = None
-            if fn is not None:
-                i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                fn.argtypes = [ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, ptr, i64, i64,
-                               i64, i64, i64, i64, i64, ctypes.c_float, ptr, i64]
-                fn.restype = ctypes.c_int
-                if _checks_out(fn):
-                    return fn
-    warnings.warn(f"agents.hf.cpu_attention: {' '.join(compiler)} built no working decode loop; sdpa runs instead",
-                  stacklevel=2)
-    return None
+    """The loop's `decode_attention` (a ctypes function: `run_loop` calls it), or None without a working build."""
+    lib = _library()
+    return None if lib is None else lib.decode_attention
 
 
-def _checks_out(fn) -> bool:
-    """The loop against softmax(q K^T / sqrt(d)) V in plain torch, on a small case with a masked slot."""
+def layer_kernel():
+    """The loop's `decode_layer` (rotary, KV cache write and attention of a Llama layer's decode step: `run_layer`
+    calls it), or None without a working build."""
+    lib = _library()
+    return None if lib is None else lib.decode_layer
+
+
+def _checks_out(lib) -> bool:
+    """The loop against softmax(q K^T / sqrt(d)) V in plain torch, on a small case with a masked slot; the fused
+    layer against the loop on keys and queries rotated in torch."""
+    for name, args in _ARGS.items():
+        getattr(lib, name).argtypes, getattr(lib, name).restype = args, ctypes.c_int
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(shape, generator=g) for shape in ((3, 4, 1, 16), (3, 2, 7, 16), (3, 2, 7, 16)))
     mask = torch.ones(3, 1, 1, 7, dtype=torch.bool)
     mask[1, ..., :2] = False
     with torch.inference_mode():
-        ours = run_loop(fn, q, k, v, mask, 0.25)[:, 0]  # (b, h, d)
+        ours = run_loop(lib.decode_attention, q, k, v, mask, 0.25)[:, 0]  # (b, h, d)
         kk, vv = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)
         p = (q @ kk.transpose(-1, -2) * 0.25).masked_fill(~mask, float("-inf")).softmax(-1)
         ref = (p @ vv)[:, :, 0]
-    return bool(torch.allclose(ours, ref, rtol=1e-4, atol=1e-5))
+        # the layer: new keys at slot 6 (position 4 of row 1, 5 of the others), rotated by tables of 8 positions
+        cos, sin = torch.rand(8, 16, generator=g), torch.rand(8, 16, generator=g)
+        positions = torch.tensor([[5], [4], [5]])
+        qkv = torch.cat([q[:, :, 0], k[:, :, 6], v[:, :, 6]], dim=1)  # (3, 4 + 2 + 2, 16)
+        c, s = cos[positions[:, 0]][:, None], sin[positions[:, 0]][:, None]
+        rotated = qkv[:, :6] * c + torch.cat([qkv[:, :6, 8:], qkv[:, :6, :8]], dim=-1) * s
+        k2, v2, out = k.clone(), v.clone(), torch.empty(3, 4 * 16)
+        k2[:, :, 6] = v2[:, :, 6] = 0
+        run_layer(lib.decode_layer, qkv.reshape(3, -1).clone(), cos, sin, positions, k2, v2, mask[:, 0, 0], out, 4,
+                  0.25)
+        k[:, :, 6] = rotated[:, 4:]
+        layer_ref = run_loop(lib.decode_attention, rotated[:, :4, None], k, v, mask, 0.25).reshape(3, -1)
+    return all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in ((ours, ref), (k2, k), (out, layer_ref))) \
+        and torch.equal(v2, v)
 
 
 def loop_applies(query, key, value, mask, dropout: float, kwargs) -> bool:
-    """Whether the loop computes this call: one query token, float32 CPU tensors without gradients, a bool mask of
-    one row per batch row (or none), no dropout and none of the extras (softcap, sinks, biases) sdpa would see."""
-    if query.shape[2] != 1 or dropout or any(kwargs.get(x) is not None for x in
-                                             ("softcap", "s_aux", "sinks", "position_bias")):
+    """Whether the loop computes this call: float32 CPU tensors without gradients, a bool mask of one row per batch
+    row (or none) for each query (one query token: a decode step; several, a prefill: a mask is needed, none would
+    mean causal), no dropout and none of the extras (softcap, sinks, biases) sdpa would see."""
+    tq = query.shape[2]
+    if (tq > 1 and mask is None) or dropout or any(kwargs.get(x) is not None for x in
+                                                   ("softcap", "s_aux", "sinks", "position_bias")):
         return False
     ts = (query, key, value)
     if any(t.device.type != "cpu" or t.dtype != torch.float32 or t.stride(-1) != 1 for t in ts):
@@ -241,7 +117,7 @@ def loop_applies(query, key, value, mask, dropout: float, kwargs) -> bool:
             or key.shape[-1] != d or value.shape[-1] != d or h % key.shape[1]:
         return False
     return mask is None or (mask.dtype == torch.bool and mask.dim() == 4 and mask.shape[1] == 1
-                            and mask.shape[2] == 1 and mask.shape[-1] == key.shape[2] and mask.shape[0] in (1, b))
+                            and mask.shape[2] == tq and mask.shape[-1] == key.shape[2] and mask.shape[0] in (1, b))
 
 
 def decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
@@ -258,21 +134,50 @@ def decode_attention(module, query, key, value, attention_mask, dropout: float =
     return run_loop(fn, query, key, value, attention_mask, scale), None
 
 
+def scratch_floats(heads: int, n: int, d: int) -> int:
+    """Floats of scratch a thread of the loop needs for `n` slots: a decode step's scores, outputs and 16 slots'
+    lanes a head; a prefill's keys transposed (d x n rounded up to 64, + 64) and 4 queries' scores."""
+    np_ = (n + 63) // 64 * 64
+    return max(heads * (n + d + 256), d * np_ + 64 + 4 * (np_ + 64))
+
+
 def run_loop(fn, query, key, value, mask, scale: float) -> torch.Tensor:
-    """The loop `fn` (`kernel()`) on arguments `loop_applies` to -> (b, 1, h, d)."""
-    b, h, _, d = query.shape
+    """The loop `fn` (`kernel()`) on arguments `loop_applies` to: (b, h, t, d) queries -> (b, t, h, d)."""
+    b, h, tq, d = query.shape
     n = key.shape[2]
-    out = query.new_empty((b, 1, h, d))
-    threads = torch.get_num_threads() if b * n * d >= PARALLEL_FLOATS else 1
-    scratch = query.new_empty(threads * h * (n + d + 256))  # per thread: scores, outputs, 16 slots' lanes
+    out = query.new_empty((b, tq, h, d))
+    threads = torch.get_num_threads() if b * tq * n * d >= PARALLEL_FLOATS else 1
+    per_thread = scratch_floats(h, n, d)
+    scratch = query.new_empty(threads * per_thread)
     if mask is not None and mask.stride(-1) != 1:
         mask = mask.contiguous()
     msb = 0 if mask is None or mask.shape[0] == 1 else mask.stride(0)
-    fn(query.data_ptr(), query.stride(0), query.stride(1), key.data_ptr(), key.stride(0), key.stride(1),
-       key.stride(2), value.data_ptr(), value.stride(0), value.stride(1), value.stride(2),
-       mask.data_ptr() if mask is not None else None, msb, out.data_ptr(), out.stride(0), out.stride(2),
-       b, h, h // key.shape[1], n, d, scale, scratch.data_ptr(), threads)
+    mst = 0 if mask is None or tq == 1 else mask.stride(2)
+    fn(query.data_ptr(), query.stride(0), query.stride(1), query.stride(2), key.data_ptr(), key.stride(0),
+       key.stride(1), key.stride(2), value.data_ptr(), value.stride(0), value.stride(1), value.stride(2),
+       mask.data_ptr() if mask is not None else None, msb, mst, out.data_ptr(), out.stride(0), out.stride(2),
+       out.stride(1), b, tq, h, h // key.shape[1], n, d, scale, scratch.data_ptr(), per_thread, threads)
     return out
+
+
+def run_layer(fn, qkv, cos, sin, positions, k_cache, v_cache, mask, out, heads: int, scale: float) -> None:
+    """The fused layer `fn` (`layer_kernel()`): qkv's (b, (heads + 2 kv) d) q and k heads rotated in place at the
+    (b, 1) int64 `positions` with the (P, d) tables (`sin` with rotate_half's sign), its new keys and values written
+    at slot n - 1 of the (b, kv, capacity, d) caches for the (b, n) bool `mask`, attention into out (b, heads d).
+    Every tensor float32 (the positions int64, the mask bool) on the CPU, last two dimensions contiguous."""
+    b, n = mask.shape
+    kv, capacity, d = k_cache.shape[1:]
+    if n > capacity or k_cache.stride() != v_cache.stride() or qkv.shape != (b, (heads + 2 * kv) * d):
+        raise ValueError(f"decode_layer: {n} slots in caches of {capacity}, or qkv {tuple(qkv.shape)} for {heads} "
+                         f"heads and {kv} of keys and values")
+    threads = torch.get_num_threads() if b * n * d >= PARALLEL_FLOATS else 1
+    per_thread = scratch_floats(heads, n, d)
+    scratch = qkv.new_empty(threads * per_thread)
+    if fn(qkv.data_ptr(), qkv.stride(0), cos.data_ptr(), sin.data_ptr(), cos.shape[0], positions.data_ptr(),
+          positions.stride(0), k_cache.data_ptr(), v_cache.data_ptr(), k_cache.stride(0), k_cache.stride(1),
+          mask.data_ptr(), mask.stride(0), out.data_ptr(), b, heads, kv, n, d, scale, scratch.data_ptr(), per_thread,
+          threads):
+        raise ValueError(f"decode_layer: a row's position is outside the rotary tables' {cos.shape[0]}")
 
 
 def _register() -> bool:
