@@ -1,7 +1,8 @@
 """Measuring: wall time inside model forward calls (`ForwardClock`), CPU time, peak memory.
 
-Forward hooks on every model time each forward pass (synchronised on CUDA), and so does a wrapper around
-`agents.hf.decode_step.LlamaStep` (a decode step that runs without the model's forward) while attached;
+Forward hooks on every model time each forward pass (synchronised on CUDA), and so do wrappers around
+`agents.hf.decode_step.LlamaStep`'s prefill and decode step (which run without the model's forward) while attached
+(`around_own_steps`);
 `measure` runs one mode under them and also takes wall and process CPU time.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ import torch
 
 @dataclass
 class ForwardClock:
-    """Wall time inside the forward calls of the models it is attached to (and inside `LlamaStep` calls, the
-    generator's decode steps of its own)."""
+    """Wall time inside the forward calls of the models it is attached to (and inside `LlamaStep`'s, the
+    generator's prefill and decode steps of its own)."""
 
     seconds: float = 0.0
     calls: int = 0
@@ -27,27 +28,15 @@ class ForwardClock:
 
     @contextmanager
     def attach(self, *models: torch.nn.Module) -> Iterator["ForwardClock"]:
-        from agents.hf.decode_step import LlamaStep
-
         handles = []
         for m in models:
             handles.append(m.register_forward_pre_hook(self._pre))
             handles.append(m.register_forward_hook(self._post))
-        step = LlamaStep.__call__
-
-        def timed_step(inner, *args):
-            t = self._now()
-            try:
-                return step(inner, *args)
-            finally:
-                self.seconds += self._now() - t
-                self.calls += 1
-
-        LlamaStep.__call__ = timed_step
+        own = object()  # the key of the own steps' start times
         try:
-            yield self
+            with around_own_steps(lambda tokens: self._pre(own, ()), lambda: self._post(own, (), None)):
+                yield self
         finally:
-            LlamaStep.__call__ = step
             for h in handles:
                 h.remove()
 
@@ -62,6 +51,35 @@ class ForwardClock:
     def _post(self, module, args, output) -> None:
         self.seconds += self._now() - self._start.pop(id(module))
         self.calls += 1
+
+
+@contextmanager
+def around_own_steps(before: Callable[[int], None], after: Callable[[], None]) -> Iterator[None]:
+    """`before(tokens a row)` and `after()` around every prefill (its prompts' padded length) and decode step (1)
+    the generator runs without the model's forward (`agents.hf.decode_step.LlamaStep`), while inside."""
+    from agents.hf.decode_step import LlamaStep
+
+    call, prefill = LlamaStep.__call__, LlamaStep.prefill
+
+    def timed_call(inner, tokens, *args):
+        before(1)
+        try:
+            return call(inner, tokens, *args)
+        finally:
+            after()
+
+    def timed_prefill(inner, ids, *args):
+        before(ids.shape[1])
+        try:
+            return prefill(inner, ids, *args)
+        finally:
+            after()
+
+    LlamaStep.__call__, LlamaStep.prefill = timed_call, timed_prefill
+    try:
+        yield
+    finally:
+        LlamaStep.__call__, LlamaStep.prefill = call, prefill
 
 
 def peak_rss_mb() -> float:

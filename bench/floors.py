@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from arena.seeding import derive
+from bench.clock import around_own_steps
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,12 @@ def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_to
     if cpu_decode is not None:
         agent.cpu_decode = cpu_decode
     try:
-        sync(device)
-        agent.generate(prompts, seeds)
-        sync(device)
-        end = time.perf_counter()
+        with around_own_steps(lambda tokens: marks.append(["pre", tokens, time.perf_counter()]),
+                              lambda: marks.append(["post", 0, time.perf_counter()])):
+            sync(device)
+            agent.generate(prompts, seeds)
+            sync(device)
+            end = time.perf_counter()
     finally:
         agent.prefill_tokens, agent.cpu_decode = saved, saved_decode
         for h in hooks:
@@ -198,8 +201,8 @@ def timed_generate(agent, prompts: list[list[int]], seeds: list[int], prefill_to
     first_step = next((i for i, m in enumerate(starts) if m[1] == 1), len(starts))  # prefill forwards before it
     pairs = list(zip(marks[::2], marks[1::2]))
     prefill = sum(b[2] - a[2] for a, b in pairs[:first_step])
-    # A decode step may run without the model's forward (agents.hf.decode_step): the decode steps are the time
-    # from the prefill's end to the call's, over the new tokens after the first (which the prefill's logits give).
+    # The decode steps are the time from the prefill's end to the call's, over the new tokens after the first (which
+    # the prefill's logits give): the sampling between steps counts.
     steps = agent.sampling.max_new_tokens - 1
     decode = (end - pairs[first_step - 1][1][2]) / steps if steps and first_step else 0.0
     return {"prefill_s": prefill, "decode_step_s": decode, "prefill_calls": first_step, "decode_steps": steps}

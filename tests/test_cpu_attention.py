@@ -18,8 +18,8 @@ needs_loop = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc
 
 
 def _count_loop_calls(monkeypatch) -> list[str]:
-    """The compiled loop's entries (attention alone; a Llama decode step's fused layer), wrapped so that every call
-    adds its name to the returned list (wherever they are looked up)."""
+    """The compiled loop's entries (attention alone; a Llama model's fused prefill and decode step layers), wrapped so
+    that every call adds its name to the returned list (wherever they are looked up)."""
     calls = []
 
     def counting(name, fn):
@@ -32,6 +32,7 @@ def _count_loop_calls(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(ca, "kernel", counting("attention", ca.kernel()))
     monkeypatch.setattr("agents.hf.decode_step.layer_kernel", counting("layer", ca.layer_kernel()))
+    monkeypatch.setattr("agents.hf.decode_step.prefill_kernel", counting("prefill", ca.prefill_kernel()))
     return calls
 
 
@@ -172,7 +173,7 @@ def test_the_generator_decodes_the_same_tokens_with_the_loop_and_restores_sdpa(t
     assert max(abs(a - b) for x, y in zip(ours, ref) for a, b in
                zip(x.extras["logprobs"], y.extras["logprobs"])) < 1e-4
     layers = model.config.num_hidden_layers
-    assert calls == ["attention"] * layers + ["layer"] * (11 * layers)  # the prefill; then the fused layer every step
+    assert calls == ["prefill"] * layers + ["layer"] * (11 * layers)  # the fused prefill, then every decode step
     assert model.config._attn_implementation == "sdpa"
 
 

@@ -45,6 +45,30 @@ def test_a_step_gives_transformers_logits_and_fills_the_cache_alike(kv_heads):
         torch.testing.assert_close(a.values, b.values, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
+def test_a_prefill_in_two_chunks_gives_transformers_logits_and_fills_the_real_slots_alike(kv_heads):
+    model, tok = new_tiny_causal_lm(seed=2, init_std=0.3, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                                    num_attention_heads=4, num_key_value_heads=kv_heads)
+    model.eval()
+    enc = tok(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    assert not mask.all()  # left padding in some rows
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    twin, cache = new_kv_cache(model.config, 60, rows=4), new_kv_cache(model.config, 60, rows=4)
+    with torch.inference_mode():
+        ref = model(input_ids=ids, attention_mask=mask, position_ids=pos, **{cache_argument(model): twin},
+                    use_cache=True).logits[:, -1].float()
+        step = LlamaStep.of(model, cache)
+        ours = torch.cat([step.prefill(ids[:3], mask[:3], pos[:3], 0), step.prefill(ids[3:], mask[3:], pos[3:], 3)])
+    assert ref.abs().max() > 5  # logits up to ~8: float32 rounding of another order of sums reaches ~3e-5
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-5)
+    real = mask.bool()[:, None, :, None]  # padded slots hold what no real query reads
+    for a, b in zip(cache.layers, twin.layers):
+        assert a.length == b.length == ids.shape[1]
+        torch.testing.assert_close(a.keys * real, b.keys * real, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.values * real, b.values * real, rtol=1e-4, atol=1e-5)
+
+
 def test_sampled_completions_are_the_same_with_the_step_and_without(tiny):
     model, tok = tiny
     agent = GeneratorAgent(model, tok, SamplingConfig(max_new_tokens=10, ignore_eos=False))
@@ -65,9 +89,8 @@ def test_the_step_is_left_to_transformers_where_it_does_not_apply(tiny, monkeypa
     import agents.hf.decode_step as ds
 
     model, tok = tiny
-    assert LlamaStep.of(model, new_kv_cache(model.config, 8, rows=2)) is None  # nothing prefilled: no buffers yet
-    with torch.inference_mode():
-        cache = _prefilled(model, tok, PROMPTS[:2])[0]
+    assert LlamaStep.of(model, new_kv_cache(model.config, 8)) is None  # rows not known: no buffers to write into
+    cache = new_kv_cache(model.config, 8, rows=2)
     assert LlamaStep.of(model, cache) is not None
     monkeypatch.setattr(ds, "MAX_PARAMS", sum(p.numel() for p in model.parameters()) - 1)
     assert LlamaStep.of(model, cache) is None  # a larger model: transformers' forward, the loop inside it

@@ -76,7 +76,10 @@ def test_repeated_prompts_are_prefilled_once_and_decode_as_if_alone(tiny):
     assert len({tuple(c) for c in ids_of(agent.act(obs([PROMPTS[0]] * 4)))}) > 1
 
 
-def test_a_prefill_in_chunks_of_rows_fills_the_one_cache_as_one_pass_does(tiny):
+@pytest.mark.parametrize("own", [False, True], ids=["transformers", "own-step"])
+def test_a_prefill_in_chunks_of_rows_fills_the_one_cache_as_one_pass_does(tiny, own, monkeypatch):
+    from agents.hf.decode_step import LlamaStep
+
     model, tok = tiny
     prompts = PROMPTS * 3  # 12 distinct-enough rows, some repeated: prefilled once each
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=12, ignore_eos=True)
@@ -86,14 +89,21 @@ def test_a_prefill_in_chunks_of_rows_fills_the_one_cache_as_one_pass_does(tiny):
     chunked = GeneratorAgent(model, tok, sampling)
     T = max(len(tok(p)["input_ids"]) for p in PROMPTS)
     chunked.prefill_tokens = T  # one row a pass
-    passes = []
-    hook = model.register_forward_pre_hook(lambda m, args, kw: passes.append(kw["input_ids"].shape), with_kwargs=True)
+    whole.cpu_decode = chunked.cpu_decode = own  # own: agents.hf.decode_step's prefill and decode steps
+    passes, forwards = [], []
+    prefill = LlamaStep.prefill
+    monkeypatch.setattr(LlamaStep, "prefill", lambda step, ids, *args: passes.append(tuple(ids.shape)) or
+                        prefill(step, ids, *args))
+    hook = model.register_forward_pre_hook(lambda m, args, kw: forwards.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)
     try:
         a, b = whole.act(obs(prompts), seeds=seeds), chunked.act(obs(prompts), seeds=seeds)
     finally:
         hook.remove()
-    steps = 0 if whole.cpu_decode else 12 - 1  # decode forwards after the prefill (none: agents.hf.decode_step)
-    assert passes[0] == (4, T) and passes[1 + steps:1 + steps + 4] == [(1, T)] * 4  # 4 distinct prompts
+    if own:
+        assert forwards == [] and passes == [(4, T)] + [(1, T)] * 4  # 4 distinct prompts
+    else:
+        assert passes == [] and forwards[0] == (4, T) and forwards[12:16] == [(1, T)] * 4  # after 11 decode steps
     assert ids_of(a) == ids_of(b)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x.extras["logprobs"], y.extras["logprobs"], atol=1e-5)

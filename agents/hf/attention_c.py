@@ -26,19 +26,19 @@ typedef struct {
     /* decode_layer's: qkv (= q) rows of H query heads, K key heads and K value heads, the caches (= k, v) to
        write the new key and value into at slot n - 1, the rotary tables (sin with rotate_half's sign) and the
        rows' positions; qkv is NULL for decode_attention. */
-    float *qkv, *kw, *vw; const float *cos, *sin; const int64_t *pos; int64_t psb, K;
+    float *qkv, *kw, *vw; const float *cos, *sin; const int64_t *pos; int64_t psb, pst, K;
     /* T queries a batch row (a prefill's tokens; 1 in a decode step): "rows" b0..b1 count (batch row, query) pairs,
        and a query's q, mask row and output are strides qst, mst, ost on. */
     int64_t T, qst, mst, ost;
     int prefill;  /* prefill_rows, not rows: b0..b1 count (batch row, head) pairs */
 } Job;
 
-/* Row b of a decode_layer: its q and k heads rotated in place (x cos + rotate_half(x) sin), then its new key and
-   value written at the caches' slot n - 1. */
-static void rotate_write(const Job *j, int64_t b) {
-    const int64_t D = j->D, half = D / 2, slot = j->n - 1, p = j->pos[b * j->psb];
+/* Token t of row b of a decode_layer or prefill_layer: its q and k heads rotated in place (x cos + rotate_half(x)
+   sin) at its position, then its new key and value written at the caches' slot `slot`. */
+static void rotate_write(const Job *j, int64_t b, int64_t t, int64_t slot) {
+    const int64_t D = j->D, half = D / 2, p = j->pos[b * j->psb + t * j->pst];
     const float *c = j->cos + p * D, *s = j->sin + p * D;
-    float *row = j->qkv + b * j->qsb;
+    float *row = j->qkv + b * j->qsb + t * j->qst;
     for (int64_t h = 0; h < j->H + j->K; h++) {
         float *x = row + h * D;
         for (int64_t d = 0; d < half; d++) {
@@ -60,7 +60,7 @@ static void rows(const Job *j) {
     float *sc = j->sc, *o = sc + H * n, *lanes = o + H * D;  /* H x n scores, H x D outputs, H x 16 x 16 */
     for (int64_t i = j->b0; i < j->b1; i++) {
         const int64_t b = i / j->T, t = i % j->T;
-        if (j->qkv) rotate_write(j, b);
+        if (j->qkv) rotate_write(j, b, 0, j->n - 1);
         const uint8_t *mb = j->mask ? j->mask + b * j->msb + t * j->mst : 0;
         const float *qb = j->q + b * j->qsb + t * j->qst, *kb = j->k + b * j->ksb, *vb = j->v + b * j->vsb;
         if (D % 16 == 0) {
@@ -336,5 +336,30 @@ int decode_layer(float *qkv, int64_t qkvsb, const float *cos, const float *sin, 
     }
     run_jobs(jobs, threads);
     return 0;
+}
+
+/* A Llama layer's attention in a prefill of B rows of T tokens (their cache slots 0..T-1): qkv (B x T tokens of H +
+   2K heads of D floats; strides qkvsb, qkvst) rotated at the tokens' positions (pos[b * psb + t * pst] < npos), the
+   keys and values written into the caches (B, K, capacity, D; strides csb, csh), then decode_attention's prefill
+   over the T slots with mask (B|1, 1, T, T; strides msb, mst) into out (B, T, H * D). -1 (nothing done) for a
+   position outside the tables. */
+int prefill_layer(float *qkv, int64_t qkvsb, int64_t qkvst, const float *cos, const float *sin, int64_t npos,
+                  const int64_t *pos, int64_t psb, int64_t pst, float *kc, float *vc, int64_t csb, int64_t csh,
+                  const uint8_t *mask, int64_t msb, int64_t mst, float *out,
+                  int64_t B, int64_t T, int64_t H, int64_t K, int64_t D, float scale, float *sc, int64_t per_thread,
+                  int64_t threads)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            if (pos[b * psb + t * pst] < 0 || pos[b * psb + t * pst] >= npos) return -1;
+    const Job w = {.qsb = qkvsb, .qst = qkvst, .ksb = csb, .ksh = csh, .kss = D, .vsb = csb, .vsh = csh, .vss = D,
+                   .H = H, .D = D, .qkv = qkv, .kw = kc, .vw = vc, .cos = cos, .sin = sin, .pos = pos, .psb = psb,
+                   .pst = pst, .K = K};
+    const int64_t rows_threads = thread_count(threads, B);
+    #pragma omp parallel for num_threads(rows_threads) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) rotate_write(&w, b, t, t);
+    return decode_attention(qkv, qkvsb, D, qkvst, kc, csb, csh, D, vc, csb, csh, D, mask, msb, mst,
+                            out, T * H * D, D, H * D, B, T, H, H / K, T, D, scale, sc, per_thread, threads);
 }
 """.replace("MAX_THREADS", str(MAX_THREADS))

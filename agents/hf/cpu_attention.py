@@ -43,7 +43,9 @@ _ARGS = {"decode_attention": [_ptr, _i64, _i64, _i64, _ptr, _i64, _i64, _i64, _p
                               _i64, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64, ctypes.c_float, _ptr,
                               _i64, _i64],
          "decode_layer": [_ptr, _i64, _ptr, _ptr, _i64, _ptr, _i64, _ptr, _ptr, _i64, _i64, _ptr, _i64, _ptr, _i64,
-                          _i64, _i64, _i64, _i64, ctypes.c_float, _ptr, _i64, _i64]}
+                          _i64, _i64, _i64, _i64, ctypes.c_float, _ptr, _i64, _i64],
+         "prefill_layer": [_ptr, _i64, _i64, _ptr, _ptr, _i64, _ptr, _i64, _i64, _ptr, _ptr, _i64, _i64, _ptr, _i64,
+                           _i64, _ptr, _i64, _i64, _i64, _i64, _i64, ctypes.c_float, _ptr, _i64, _i64]}
 
 
 @functools.cache
@@ -67,6 +69,13 @@ def layer_kernel():
     calls it), or None without a working build."""
     lib = _library()
     return None if lib is None else lib.decode_layer
+
+
+def prefill_kernel():
+    """The loop's `prefill_layer` (rotary, KV cache writes and attention of a Llama layer's prefill: `run_prefill`
+    calls it), or None without a working build."""
+    lib = _library()
+    return None if lib is None else lib.prefill_layer
 
 
 def _checks_out(lib) -> bool:
@@ -95,8 +104,23 @@ def _checks_out(lib) -> bool:
                   0.25)
         k[:, :, 6] = rotated[:, 4:]
         layer_ref = run_loop(lib.decode_attention, rotated[:, :4, None], k, v, mask, 0.25).reshape(3, -1)
-    return all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in ((ours, ref), (k2, k), (out, layer_ref))) \
-        and torch.equal(v2, v)
+        # the prefill: 2 rows of 5 tokens, the second left-padded by 2, against plain torch on keys rotated in torch
+        qkv = torch.randn(2, 5, 8 * 16, generator=g)
+        positions = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 1, 2]])
+        real = torch.tensor([[True] * 5, [False, False, True, True, True]])
+        pmask = (torch.tril(torch.ones(5, 5, dtype=torch.bool)) & real[:, None])[:, None]  # (2, 1, 5, 5)
+        c, s = cos[positions][:, :, None], sin[positions][:, :, None]  # (2, 5, 1, 16)
+        heads = qkv.view(2, 5, 8, 16)
+        rot = heads[:, :, :6] * c + torch.cat([heads[:, :, :6, 8:], heads[:, :, :6, :8]], dim=-1) * s
+        kc, vc, pout = torch.zeros(2, 2, 7, 16), torch.zeros(2, 2, 7, 16), torch.empty(2, 5, 4 * 16)
+        run_prefill(lib.prefill_layer, qkv.clone(), cos, sin, positions, kc, vc, pmask, pout, 4, 0.25)
+        pk, pv = rot[:, :, 4:].transpose(1, 2), heads[:, :, 6:].transpose(1, 2)  # (2, 2, 5, 16)
+        scores = rot[:, :, :4].transpose(1, 2) @ pk.repeat_interleave(2, dim=1).transpose(-1, -2) * 0.25
+        p = scores.masked_fill(~pmask, float("-inf")).softmax(-1).nan_to_num()  # a padded query: zeros
+        pref = (p @ pv.repeat_interleave(2, dim=1)).transpose(1, 2).reshape(2, 5, -1)
+    return all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in
+               ((ours, ref), (k2, k), (out, layer_ref), (kc[:, :, :5], pk), (pout, pref))) \
+        and torch.equal(v2, v) and torch.equal(vc[:, :, :5], pv) and not kc[:, :, 5:].any()
 
 
 def loop_applies(query, key, value, mask, dropout: float, kwargs) -> bool:
@@ -178,6 +202,28 @@ def run_layer(fn, qkv, cos, sin, positions, k_cache, v_cache, mask, out, heads: 
           mask.data_ptr(), mask.stride(0), out.data_ptr(), b, heads, kv, n, d, scale, scratch.data_ptr(), per_thread,
           threads):
         raise ValueError(f"decode_layer: a row's position is outside the rotary tables' {cos.shape[0]}")
+
+
+def run_prefill(fn, qkv, cos, sin, positions, k_cache, v_cache, mask, out, heads: int, scale: float) -> None:
+    """The fused prefill `fn` (`prefill_kernel()`): qkv's (b, t, (heads + 2 kv) d) q and k heads rotated in place at
+    the (b, t) int64 `positions`, every token's key and value written at slots 0..t-1 of the (b, kv, capacity, d)
+    caches, attention with the (b or 1, 1, t, t) bool `mask` into out (b, t, heads d). Float32 CPU tensors (the
+    positions int64, the mask bool), last dimensions contiguous, as `LlamaStep.prefill` hands them."""
+    b, t, _ = qkv.shape
+    kv, capacity, d = k_cache.shape[1:]
+    if t > capacity or k_cache.stride() != v_cache.stride() or qkv.shape != (b, t, (heads + 2 * kv) * d) \
+            or mask.shape[-2:] != (t, t) or positions.shape != (b, t):
+        raise ValueError(f"prefill_layer: {t} tokens in caches of {capacity}, qkv {tuple(qkv.shape)} for {heads} "
+                         f"heads and {kv} of keys and values, a mask {tuple(mask.shape)}")
+    threads = torch.get_num_threads() if b * t * t * d >= PARALLEL_FLOATS else 1
+    per_thread = scratch_floats(heads, t, d)
+    scratch = qkv.new_empty(threads * per_thread)
+    msb = 0 if mask.shape[0] == 1 else mask.stride(0)
+    if fn(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), cos.data_ptr(), sin.data_ptr(), cos.shape[0],
+          positions.data_ptr(), positions.stride(0), positions.stride(1), k_cache.data_ptr(), v_cache.data_ptr(),
+          k_cache.stride(0), k_cache.stride(1), mask.data_ptr(), msb, mask.stride(2), out.data_ptr(), b, t, heads, kv,
+          d, scale, scratch.data_ptr(), per_thread, threads):
+        raise ValueError(f"prefill_layer: a token's position is outside the rotary tables' {cos.shape[0]}")
 
 
 def _register() -> bool:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.hf import native
-from agents.hf.cpu_attention import layer_kernel, run_layer
+from agents.hf.cpu_attention import layer_kernel, prefill_kernel, run_layer, run_prefill
 from agents.hf.kvcache import PreallocLayer
 
 MAX_PARAMS = 16_000_000
@@ -105,10 +105,10 @@ def _checks_out(lib) -> bool:
 class LlamaStep:
     """One decode step of a `LlamaForCausalLM` (float32, CPU): `step(tokens, positions, mask)` -> (b, V) logits."""
 
-    def __init__(self, model, cache, lib, layer):
+    def __init__(self, model, cache, lib, layer, prefill):
         inner = model.model
         c = model.config
-        self.cache, self.lib, self.layer = cache, lib, layer
+        self.cache, self.lib, self.layer, self.prefill_layer = cache, lib, layer, prefill
         self.embed = inner.embed_tokens.weight
         self.heads, self.kv_heads = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
@@ -140,7 +140,7 @@ class LlamaStep:
                 or getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False) \
                 or getattr(c, "hidden_act", "silu") != "silu" or getattr(c, "pretraining_tp", 1) != 1 \
                 or c.num_attention_heads % c.num_key_value_heads \
-                or not all(isinstance(layer, PreallocLayer) and layer.is_initialized for layer in cache.layers) \
+                or not all(isinstance(layer, PreallocLayer) for layer in cache.layers) \
                 or getattr(getattr(getattr(model, "model", None), "rotary_emb", None), "rope_type", "default") \
                 not in _STATIC_ROPE:
             return None
@@ -148,11 +148,13 @@ class LlamaStep:
             return None
         if sum(p.numel() for p in model.parameters()) > MAX_PARAMS:
             return None
-        lib, layer = _library(), layer_kernel()
-        if lib is None or layer is None:
+        lib, layer, prefill = _library(), layer_kernel(), prefill_kernel()
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        if lib is None or layer is None or prefill is None or head_dim % 2 \
+                or not all(x.allocate(c.num_key_value_heads, head_dim, param) for x in cache.layers):
             return None
         try:
-            return cls(model, cache, lib, layer)
+            return cls(model, cache, lib, layer, prefill)
         except AttributeError:  # a transformers whose Llama names its parts otherwise
             return None
 
@@ -178,8 +180,7 @@ class LlamaStep:
             torch.mm(h, w_qkv, out=qkv)
             layer = self.cache.layers[i]
             run_layer(self.layer, qkv, self.cos, self.sin, positions, layer._k, layer._v, keep, out, H, scale)
-            layer.length = keep.shape[1]
-            layer.keys, layer.values = layer._k.narrow(2, 0, layer.length), layer._v.narrow(2, 0, layer.length)
+            layer.advance(keep.shape[1])
             x.addmm_(out, w_o)
             lib.rms_norm(x.data_ptr(), None, 0, None, w_post.data_ptr(), h.data_ptr(), b, hidden, self.eps)
             torch.mm(h, w_gu, out=gu)
@@ -188,6 +189,40 @@ class LlamaStep:
             w_next = self.layers[i + 1][1] if i + 1 < len(self.layers) else self.norm
             lib.rms_norm(x.data_ptr(), None, 0, None, w_next.data_ptr(), h.data_ptr(), b, hidden, self.eps)
         return F.linear(h, self.head)  # float32: `of` checks
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
+        """Rows `start:start + b` of the cache prefilled with (b, t) left-padded `ids` (`mask` 1 on real tokens, the
+        int64 `positions` of each) -> (b, V) float logits at the last position. Every layer as the decode step's, on
+        b x t tokens, with `run_prefill`'s one C call for the rotary embedding, the cache writes and a causal
+        attention over the row's real tokens (a padded query's output is zeros: it feeds only padded slots, which
+        no real query reads)."""
+        b, t = ids.shape
+        hidden, H, D, N = self.hidden, self.heads, self.head_dim, b * t
+        x, h, qkv, out = (self.embed.new_empty((N, n)) for n in (hidden, hidden, (H + 2 * self.kv_heads) * D, H * D))
+        gu, act = self.embed.new_empty((N, 2 * self.inter)), self.embed.new_empty((N, self.inter))
+        keep = (torch.ones(t, t, dtype=torch.bool).tril_() & mask.bool()[:, None, :])[:, None]  # (b, 1, t, t)
+        ids, positions, lib = ids.to(torch.int64).contiguous(), positions.to(torch.int64).contiguous(), self.lib
+        if lib.rms_norm(self.embed.data_ptr(), ids.data_ptr(), self.embed.shape[0], x.data_ptr(),
+                        self.layers[0][1].data_ptr(), h.data_ptr(), N, hidden, self.eps):
+            raise ValueError(f"a token id outside the vocabulary of {self.embed.shape[0]}")
+        for i, (scale, _, w_qkv, w_o, w_post, w_gu, w_down) in enumerate(self.layers):
+            torch.mm(h, w_qkv, out=qkv)
+            layer = self.cache.layers[i]
+            run_prefill(self.prefill_layer, qkv.view(b, t, -1), self.cos, self.sin, positions,
+                        layer._k[start:start + b], layer._v[start:start + b], keep, out.view(b, t, -1), H, scale)
+            layer.advance(t)
+            x.addmm_(out, w_o)
+            lib.rms_norm(x.data_ptr(), None, 0, None, w_post.data_ptr(), h.data_ptr(), N, hidden, self.eps)
+            torch.mm(h, w_gu, out=gu)
+            lib.silu_mul(gu.data_ptr(), act.data_ptr(), N, self.inter)
+            x.addmm_(act, w_down)
+            if i + 1 < len(self.layers):
+                lib.rms_norm(x.data_ptr(), None, 0, None, self.layers[i + 1][1].data_ptr(), h.data_ptr(), N, hidden,
+                             self.eps)
+        last, final = torch.arange(t - 1, N, t), self.embed.new_empty((b, hidden))  # the last positions alone
+        lib.rms_norm(x.data_ptr(), last.data_ptr(), N, h.data_ptr(), self.norm.data_ptr(), final.data_ptr(), b, hidden,
+                     self.eps)
+        return F.linear(final, self.head)
 
 
 _STATIC_ROPE = ("default", "linear", "llama3")

@@ -286,13 +286,13 @@ class GeneratorAgent:
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (U, T) positions count real tokens only
         cache = new_kv_cache(self.model.config, T + s.max_new_tokens, rows=U, pool=self._buffer_pool(dev))
-        logits = self._prefill(ids, mask, pos, cache)  # (U, V)
+        fast_step = LlamaStep.of(self.model, cache) if self.cpu_decode else None
+        logits = self._prefill(ids, mask, pos, cache, fast_step)  # (U, V)
         if U < B:
             expand = torch.tensor(source, device=dev)
             cache.batch_select_indices(expand)
             logits, mask, pos = logits[expand], mask[expand], pos[expand]
         next_pos = pos[:, -1:] + 1  # (b, 1)
-        fast_step = LlamaStep.of(self.model, cache) if self.cpu_decode else None
         rows = list(range(B))  # original index of each batch row
         gens = [torch.Generator(device=dev).manual_seed(x) for x in seeds] if s.temperature else []
         vocab = logits.shape[-1]
@@ -346,15 +346,19 @@ class GeneratorAgent:
         return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
                 for i in range(B)]
 
-    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache) -> torch.Tensor:
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache,
+                 own: LlamaStep | None = None) -> torch.Tensor:
         """(U, V) float logits at the last prompt position of each row; `cache` filled for all U rows,
         in chunks of rows of about `prefill_tokens` tokens (every row keeps the batch's padded length,
-        so each row's figures are those of one pass)."""
+        so each row's figures are those of one pass); through `own`'s prefill where given."""
         U, T = ids.shape
         budget = self.prefill_tokens
         if budget is None:
             budget = CPU_PREFILL_TOKENS if self.device.type == "cpu" else 0
         step = max(1, budget // T) if budget else U
+        if own is not None:
+            logits = [own.prefill(ids[i:i + step], mask[i:i + step], pos[i:i + step], i) for i in range(0, U, step)]
+            return logits[0] if len(logits) == 1 else torch.cat(logits)
         if step >= U or not all(isinstance(layer, PreallocLayer) for layer in cache.layers):
             parts = [(slice(0, U), cache)]
         else:

@@ -67,6 +67,21 @@ class PreallocLayer(DynamicLayer):
             self._k = self.pool.empty((self.index, "k"), k_shape, key_states)
             self._v = self.pool.empty((self.index, "v"), v_shape, value_states)
 
+    def allocate(self, heads: int, head_dim: int, like: torch.Tensor) -> bool:
+        """The buffers for `rows` rows of `heads` x `head_dim` (`like`'s dtype and device) before any update, for a
+        caller that writes them itself (`agents.hf.decode_step`); False when the rows are not known yet."""
+        if not self.is_initialized:
+            if not self.rows:
+                return False
+            empty = like.new_empty((self.rows, heads, 0, head_dim))
+            self.lazy_initialization(empty, empty)
+        return True
+
+    def advance(self, length: int) -> None:
+        """`length` slots filled (by a caller that wrote them into the buffers itself)."""
+        self.length = length
+        self.keys, self.values = self._k.narrow(2, 0, length), self._v.narrow(2, 0, length)
+
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
