@@ -29,12 +29,13 @@ plus `arena_agent.json` holding the sampling settings, which `build` reads back
 before applying the spec's own options) and `load` weights in place, so an
 optimizer that holds the parameters stays valid.
 
-Modules, one job each: `config` (the options and the spec string), `loading` (models, tokenizers, GGUF,
-adapter checkpoints, agent dirs), `generator` (`GeneratorAgent`), `kvcache` (its KV cache), `decode_step` (a
-Llama model's prefill and decode step of their own on a CPU), `cpu_attention` (attention against the KV cache on
-a CPU: a C loop, its C in `attention_c`), `native` (compiling and loading the project's C on first use), `scorer` (`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (`build`, the
-`hf:` entry point) and `quiet` (`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the
-base-policy view, saving an adapter; below `loading`, which uses it). Everything public is importable from here.
+Modules, one job each: `config` (the options and the spec string), `loading` (models, tokenizers, GGUF, adapter
+checkpoints, agent dirs), `generator` (`GeneratorAgent`), `kvcache` (its KV cache), `decode_step` (a Llama
+model's prefill and decode step of their own on a CPU), `cpu_attention` (attention against the KV cache on a CPU:
+a C loop, its C in `attention_c`), `native` (compiling and loading the project's C on first use), `scorer`
+(`ScorerAgent`), `likelihood` (`LikelihoodScorer`), `factory` (`build`, the `hf:` entry point) and `quiet`
+(`quiet_transformers`), `lora` (LoRA adapters through peft: wrapping, the base-policy view, saving an adapter;
+below `loading`, which uses it). Everything public is importable from here.
 """
 from agents.hf.config import (LoadConfig, SamplingConfig, parse_hf_arg, resolve_device, resolve_dtype,
                               sampling_from_meta, split_options)

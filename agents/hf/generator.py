@@ -228,7 +228,8 @@ class GeneratorAgent:
         s = self.sampling
         if s.temperature == 0:
             return logits.argmax(-1)
-        logits = logits / s.temperature
+        if s.temperature != 1.0:  # x / 1.0 is x: one op fewer a step
+            logits = logits / s.temperature
         if s.top_k and s.top_k < logits.shape[-1]:
             kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (b, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -292,7 +293,11 @@ class GeneratorAgent:
             expand = torch.tensor(source, device=dev)
             cache.batch_select_indices(expand)
             logits, mask, pos = logits[expand], mask[expand], pos[expand]
-        next_pos = pos[:, -1:] + 1  # (b, 1)
+        # every step's positions and attention mask made once: step k's are views of them (b, 1) and
+        # (b, T + k + 1); the step of its own reads a bool mask, transformers' forward the model's long one
+        positions = pos[:, -1:] + torch.arange(1, s.max_new_tokens + 1, device=dev)  # (b, max_new_tokens)
+        full_mask = torch.ones((B, T + s.max_new_tokens), dtype=torch.bool if fast_step else mask.dtype, device=dev)
+        full_mask[:, :T] = mask
         rows = list(range(B))  # original index of each batch row
         gens = [torch.Generator(device=dev).manual_seed(x) for x in seeds] if s.temperature else []
         vocab = logits.shape[-1]
@@ -333,16 +338,15 @@ class GeneratorAgent:
             if 4 * (len(rows) - len(keep)) >= len(rows):
                 sel = torch.tensor(keep, device=dev)
                 cache.batch_select_indices(sel)
-                tok, mask, next_pos = tok[sel], mask[sel], next_pos[sel]
+                tok, full_mask, positions = tok[sel], full_mask[sel], positions[sel]
                 race = race[sel] if race is not None else None
                 rows = [rows[r] for r in keep]
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)  # (b, T + step + 1)
+            mask, next_pos = full_mask[:, :T + step + 1], positions[:, step:step + 1]
             if fast_step is not None:
                 logits = fast_step(tok, next_pos, mask)
             else:
                 logits = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
                                     **self._cache_kw(cache), use_cache=True).logits[:, -1, :].float()
-            next_pos = next_pos + 1
         return [Completion(self._final_text(tokens[i]), prompts[i], tokens[i], logps[i], finish[i])
                 for i in range(B)]
 
