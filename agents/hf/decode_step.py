@@ -172,22 +172,15 @@ class LlamaStep:
         if self.cache.layers[0].length != keep.shape[1] - 1:
             raise ValueError(f"a mask of {keep.shape[1]} slots for a cache of {self.cache.layers[0].length} and the "
                              "new token")
-        lib = self.lib
-        if lib.rms_norm(self.embed.data_ptr(), tokens.data_ptr(), self.embed.shape[0], x.data_ptr(),
-                        self.layers[0][1].data_ptr(), h.data_ptr(), b, hidden, self.eps):
-            raise ValueError(f"a token id outside the vocabulary of {self.embed.shape[0]}")
-        for i, (scale, _, w_qkv, w_o, w_post, w_gu, w_down) in enumerate(self.layers):
-            torch.mm(h, w_qkv, out=qkv)
+        self._embed(tokens, x, h)
+
+        def attend(i: int, scale: float) -> None:
             layer = self.cache.layers[i]
             run_layer(self.layer, qkv, self.cos, self.sin, positions, layer._k, layer._v, keep, out, H, scale)
             layer.advance(keep.shape[1])
-            x.addmm_(out, w_o)
-            lib.rms_norm(x.data_ptr(), None, 0, None, w_post.data_ptr(), h.data_ptr(), b, hidden, self.eps)
-            torch.mm(h, w_gu, out=gu)
-            lib.silu_mul(gu.data_ptr(), act.data_ptr(), b, self.inter)
-            x.addmm_(act, w_down)
-            w_next = self.layers[i + 1][1] if i + 1 < len(self.layers) else self.norm
-            lib.rms_norm(x.data_ptr(), None, 0, None, w_next.data_ptr(), h.data_ptr(), b, hidden, self.eps)
+
+        self._layers(x, h, qkv, out, gu, act, attend)
+        self.lib.rms_norm(x.data_ptr(), None, 0, None, self.norm.data_ptr(), h.data_ptr(), b, hidden, self.eps)
         return F.linear(h, self.head)  # float32: `of` checks
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
@@ -201,28 +194,44 @@ class LlamaStep:
         x, h, qkv, out = (self.embed.new_empty((N, n)) for n in (hidden, hidden, (H + 2 * self.kv_heads) * D, H * D))
         gu, act = self.embed.new_empty((N, 2 * self.inter)), self.embed.new_empty((N, self.inter))
         keep = (torch.ones(t, t, dtype=torch.bool).tril_() & mask.bool()[:, None, :])[:, None]  # (b, 1, t, t)
-        ids, positions, lib = ids.to(torch.int64).contiguous(), positions.to(torch.int64).contiguous(), self.lib
-        if lib.rms_norm(self.embed.data_ptr(), ids.data_ptr(), self.embed.shape[0], x.data_ptr(),
-                        self.layers[0][1].data_ptr(), h.data_ptr(), N, hidden, self.eps):
-            raise ValueError(f"a token id outside the vocabulary of {self.embed.shape[0]}")
-        for i, (scale, _, w_qkv, w_o, w_post, w_gu, w_down) in enumerate(self.layers):
-            torch.mm(h, w_qkv, out=qkv)
+        ids, positions = ids.to(torch.int64).contiguous(), positions.to(torch.int64).contiguous()
+        self._embed(ids, x, h)
+
+        def attend(i: int, scale: float) -> None:
             layer = self.cache.layers[i]
             run_prefill(self.prefill_layer, qkv.view(b, t, -1), self.cos, self.sin, positions,
                         layer._k[start:start + b], layer._v[start:start + b], keep, out.view(b, t, -1), H, scale)
             layer.advance(t)
+
+        self._layers(x, h, qkv, out, gu, act, attend)
+        last, final = torch.arange(t - 1, N, t), self.embed.new_empty((b, hidden))  # the last positions alone
+        self.lib.rms_norm(x.data_ptr(), last.data_ptr(), N, h.data_ptr(), self.norm.data_ptr(), final.data_ptr(), b,
+                          hidden, self.eps)
+        return F.linear(final, self.head)
+
+    def _embed(self, ids: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> None:
+        """x = the embeddings of the int64 `ids`, h = their first RMSNorm (one C call)."""
+        if self.lib.rms_norm(self.embed.data_ptr(), ids.data_ptr(), self.embed.shape[0], x.data_ptr(),
+                             self.layers[0][1].data_ptr(), h.data_ptr(), x.shape[0], self.hidden, self.eps):
+            raise ValueError(f"a token id outside the vocabulary of {self.embed.shape[0]}")
+
+    def _layers(self, x, h, qkv, out, gu, act, attend) -> None:
+        """Every layer on the rows of x (h: their first RMSNorm), in place: the joined q/k/v matmul into `qkv`,
+        `attend(layer index, scale)` (attention from `qkv` into `out`, the cache written), the output projection
+        added, RMSNorm, the joined gate/up matmul, SiLU x up, the down projection added, the next layer's RMSNorm
+        (not after the last: the caller norms what it needs)."""
+        n, lib = x.shape[0], self.lib
+        for i, (scale, _, w_qkv, w_o, w_post, w_gu, w_down) in enumerate(self.layers):
+            torch.mm(h, w_qkv, out=qkv)
+            attend(i, scale)
             x.addmm_(out, w_o)
-            lib.rms_norm(x.data_ptr(), None, 0, None, w_post.data_ptr(), h.data_ptr(), N, hidden, self.eps)
+            lib.rms_norm(x.data_ptr(), None, 0, None, w_post.data_ptr(), h.data_ptr(), n, self.hidden, self.eps)
             torch.mm(h, w_gu, out=gu)
-            lib.silu_mul(gu.data_ptr(), act.data_ptr(), N, self.inter)
+            lib.silu_mul(gu.data_ptr(), act.data_ptr(), n, self.inter)
             x.addmm_(act, w_down)
             if i + 1 < len(self.layers):
-                lib.rms_norm(x.data_ptr(), None, 0, None, self.layers[i + 1][1].data_ptr(), h.data_ptr(), N, hidden,
-                             self.eps)
-        last, final = torch.arange(t - 1, N, t), self.embed.new_empty((b, hidden))  # the last positions alone
-        lib.rms_norm(x.data_ptr(), last.data_ptr(), N, h.data_ptr(), self.norm.data_ptr(), final.data_ptr(), b, hidden,
-                     self.eps)
-        return F.linear(final, self.head)
+                lib.rms_norm(x.data_ptr(), None, 0, None, self.layers[i + 1][1].data_ptr(), h.data_ptr(), n,
+                             self.hidden, self.eps)
 
 
 _STATIC_ROPE = ("default", "linear", "llama3")
