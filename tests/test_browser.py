@@ -208,9 +208,15 @@ def test_a_study_killed_mid_way_restarts_without_losing_a_judgement(toy_runs, br
     items, js = stored(toy_runs / "toy", "main")
     assert len(items) == 24 and len(js) == 10
     assert sorted((j.rater, j.item, j.verdict) for j in js) == sorted((r, i, v) for r, i, _, v in logs[0] + logs[1])
-    wait_for(lambda: "Connection lost" in ann.find_element("id", "status").text or
-             "Connection lost" in ann.find_element("id", "error").text, 15, "the page to notice")
+    for d in (ann, bob):
+        wait_for(lambda d=d: "Connection lost" in d.find_element("id", "status").text or
+                 "Connection lost" in d.find_element("id", "error").text, 15, "the page to notice")
     s = Served(args, toy_runs)  # the same command; the raters' pages were never reloaded
+    # as a rater would, each waits for "Connection lost" to clear: its page's next poll re-announces the item it
+    # shows, which the new server then keeps for it (clicking before both had done so raced the other page: the
+    # new server could hand it the item this page still showed, and refuse this page's answer)
+    for d in (ann, bob):
+        wait_for(lambda d=d: "Connection lost" not in d.find_element("id", "status").text, 15, "the page to reconnect")
     in_parallel((take, (ann, "", careful, logs[0]), {}), (take, (bob, "", credulous, logs[1]), {}))
     assert s.wait() == 0, s.log
     clicks = logs[0] + logs[1]
