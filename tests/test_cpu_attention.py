@@ -36,6 +36,17 @@ def _count_loop_calls(monkeypatch) -> list[str]:
     return calls
 
 
+def _greedy_without_and_with_the_loop(model, tok, monkeypatch):
+    """The same greedy moves decoded with `cpu_decode` off (transformers' forward, sdpa), then on: (on, off, the
+    loop's calls while on, by entry)."""
+    agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
+    agent.cpu_decode = False
+    ref = agent.act(obs(PROMPTS))
+    calls = _count_loop_calls(monkeypatch)
+    agent.cpu_decode = True
+    return agent.act(obs(PROMPTS)), ref, calls
+
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     saved = torch.get_num_threads()
@@ -163,12 +174,7 @@ def test_sdpa_runs_where_the_loop_does_not_apply():
 @needs_loop
 def test_the_generator_decodes_the_same_tokens_with_the_loop_and_restores_sdpa(tiny, monkeypatch):
     model, tok = tiny
-    agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
-    agent.cpu_decode = False
-    ref = agent.act(obs(PROMPTS))
-    calls = _count_loop_calls(monkeypatch)
-    agent.cpu_decode = True
-    ours = agent.act(obs(PROMPTS))
+    ours, ref, calls = _greedy_without_and_with_the_loop(model, tok, monkeypatch)
     assert ids_of(ours) == ids_of(ref)
     assert max(abs(a - b) for x, y in zip(ours, ref) for a, b in
                zip(x.extras["logprobs"], y.extras["logprobs"])) < 1e-4
@@ -203,12 +209,7 @@ def test_another_architecture_runs_the_loop_through_transformers_attention_inter
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2)).eval()
-    agent = GeneratorAgent(model, tok, dataclass_replace(GREEDY, ignore_eos=True))
-    agent.cpu_decode = False
-    ref = agent.act(obs(PROMPTS))
-    calls = _count_loop_calls(monkeypatch)
-    agent.cpu_decode = True
-    ours = agent.act(obs(PROMPTS))
+    ours, ref, calls = _greedy_without_and_with_the_loop(model, tok, monkeypatch)
     assert ids_of(ours) == ids_of(ref)
     assert calls == ["attention"] * (2 + 11 * 2)  # the prefill's and every decode step's, both layers
     assert model.config._attn_implementation == "sdpa"

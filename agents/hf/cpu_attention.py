@@ -1,23 +1,27 @@
-"""The decode step's attention on a CPU: one query a row against the KV cache, in a C loop.
+"""Attention against the KV cache on a CPU, in a C loop (its C: `agents.hf.attention_c`).
 
 torch's CPU attention kernels (sdpa's flash kernel, or matmul, softmax, matmul) run a small matrix
 product per row and head and read the tiny model's KV cache at ~6-7 GB/s where one thread sums the same
 buffer at 15-25 GB/s; attention was over half of the batch-64 decode step (docs/benchmarks.md, "Steps
-against their floors"). This loop reads each row's K and V once, every head's K in one pass and then every
-head's V (four streams from memory, not one), skipping padded slots and fetching ahead with `prefetchnta`
-(the stream passes without pushing the weights out of the caches): the scores, a softmax (its exp Cephes'
-expf polynomial, in a form the compiler vectorises, 0 below -87), the weighted sum of V. Each row's output
-depends on that row alone; the rows split over torch's threads through OpenMP (torch's own runtime, loaded
-before this loop: a thread started per call was slower, torch's idle threads spinning beside it).
+against their floors"). For a decode step's one query a row, this loop reads each row's K and V once, every
+head's K in one pass and then every head's V (four streams from memory, not one), skipping padded slots and
+fetching ahead with `prefetchnta` (the stream passes without pushing the weights out of the caches): the
+scores, a softmax (its exp Cephes' expf polynomial, in a form the compiler vectorises, 0 below -87), the
+weighted sum of V. For a prefill's queries (several a row, with a mask) it transposes each head's keys once
+and computes 4 queries' scores and outputs at a time over only the slots their masks keep (1.8x sdpa on the
+tiny model's chunks). Each row's output depends on that row alone; the rows split over torch's threads
+through OpenMP (torch's own runtime, loaded before this loop: a thread started per call was slower, torch's
+idle threads spinning beside it).
 
 `decode_attention_for(model)` is a context manager: inside it, a float32 model on a CPU whose
 attention is transformers' "sdpa" runs `decode_attention` instead (registered with transformers'
-`AttentionInterface` as `NAME`, its mask made as sdpa's), which runs the loop for a one-token query
-when no gradient is wanted and transformers' sdpa for everything else (prefill, training); a Llama model's
-own decode step (`agents.hf.decode_step`) runs `decode_layer` instead: the layer's rotary embedding and KV
-cache write fused into the same pass over each row (`run_layer`). The loop is compiled on first use in a process
-(`agents.hf.native`) and checked against plain torch on a small case; without a compiler, or where that fails,
-sdpa runs (`kernel()` is None).
+`AttentionInterface` as `NAME`, its mask made as sdpa's), which runs the loop where no gradient is wanted
+and a mask says what each query sees (or one query a row needs none), and transformers' sdpa for everything
+else (training; a causal prefill sdpa was given no mask for); a Llama model's own prefill and decode step
+(`agents.hf.decode_step`) run `prefill_layer` and `decode_layer` instead: the layer's rotary embedding and
+KV cache writes fused into the same call (`run_prefill`, `run_layer`). The loop is compiled on first use in
+a process (`agents.hf.native`) and checked against plain torch on small cases; without a compiler, or where
+that fails, sdpa runs (`kernel()` is None).
 """
 from __future__ import annotations
 
