@@ -145,17 +145,7 @@ static const vi16 LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 /* exp_nonpos of 16 lanes (0 below -87, so for -inf too). */
 static inline v16 exp_nonpos16(v16 x) {
-    v16 n = x * 1.44269504088896341f;
-    n = (n + 12582912.0f) - 12582912.0f;
-    v16 r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    v16 p = (v16){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const v16 e = p * r * r + r + 1.0f;
+    EXP_CORE(v16, x, n, r, p, e)
     const vi16 low = x < -87.0f;
     const vi16 bits = (__builtin_convertvector(n, vi16) + 127) << 23;
     return (v16)((vi16)(e * (v16)(bits & ~low)) & ~low);

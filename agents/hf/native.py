@@ -25,19 +25,23 @@ EXP_NONPOS = r"""
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for x <= 0, 0 below -87: Cephes' expf, in a form the compiler vectorises. */
+/* Cephes' expf for T = float or a vector of floats: n = x / ln 2 rounded, r = x - n ln 2, and e = exp(r) by its
+   polynomial (exp(x) = e 2^n); the one home of its constants and order of operations. */
+#define EXP_CORE(T, x, n, r, p, e) \
+    T n = (x) * 1.44269504088896341f; \
+    n = (n + 12582912.0f) - 12582912.0f;  /* round to nearest */ \
+    T r = (x) - n * 0.693359375f; \
+    r = r + n * 2.12194440e-4f; \
+    T p = r * 1.9875691500e-4f + 1.3981999507e-3f; \
+    p = p * r + 8.3334519073e-3f; \
+    p = p * r + 4.1665795894e-2f; \
+    p = p * r + 1.6666665459e-1f; \
+    p = p * r + 5.0000001201e-1f; \
+    T e = p * r * r + r + 1.0f;
+
+/* exp(x) for x <= 0, 0 below -87, in a form the compiler vectorises. */
 static inline float exp_nonpos(float x) {
-    float n = x * 1.44269504088896341f;
-    n = (n + 12582912.0f) - 12582912.0f;  /* round to nearest */
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
+    EXP_CORE(float, x, n, r, p, e)
     int32_t bits = ((int32_t)(x < -87.0f ? 0.0f : n) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
